@@ -1,0 +1,78 @@
+# Copyright (c) torchgeo-gfm contributors.
+# Licensed under the MIT License.
+
+"""The ``torchgeo-gfm`` console script.
+
+Training itself is ``torchgeo fit --config ...``; this script holds the small tools around
+it. Each sub-command lives next to the code it drives, in a module that defines
+``add_arguments(parser)`` and ``run(args) -> int``; they are imported only when called, so
+``torchgeo-gfm --help`` stays fast.
+
+.. versionadded:: 0.1
+"""
+
+import argparse
+import importlib
+from collections.abc import Sequence
+
+#: sub-command -> (module implementing it, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    'convert': (
+        'torchgeo_gfm.models.convert',
+        "convert the authors' gfm.pth into backbone weights (safetensors, timm names)",
+    ),
+    'export': (
+        'torchgeo_gfm.tasks.export',
+        'export the student of a GFM training checkpoint as backbone weights',
+    ),
+    'naip-chips': (
+        'torchgeo_gfm.datasets.naip_chips',
+        'cut reproducible NAIP chips into the GeoPile folder layout',
+    ),
+    'arp': (
+        'torchgeo_gfm.arp',
+        'average relative performance of downstream runs against the IN-22k baseline',
+    ),
+}
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """Build the argument parser, importing only the sub-command being run.
+
+    Args:
+        argv: command-line arguments (used to pick the sub-command to import).
+
+    Returns:
+        The parser.
+    """
+    parser = argparse.ArgumentParser(
+        prog='torchgeo-gfm', description=__doc__.split('\n')[0]
+    )
+    sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+    chosen = next((a for a in (argv or []) if a in COMMANDS), None)
+    for name, (module, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        if name == chosen:
+            importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the console script.
+
+    Args:
+        argv: command-line arguments, ``sys.argv[1:]`` if None.
+
+    Returns:
+        The exit status.
+    """
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
+    module = importlib.import_module(COMMANDS[args.command][0])
+    return int(module.run(args) or 0)
+
+
+if __name__ == '__main__':  # pragma: no cover
+    raise SystemExit(main())
