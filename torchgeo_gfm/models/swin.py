@@ -46,15 +46,15 @@ def gfm_swin_base(pretrained: bool = False, **kwargs: Any) -> SwinTransformer:
 
     .. versionadded:: 0.1
     """
-    args: dict[str, Any] = dict(
-        img_size=192,
-        patch_size=4,
-        window_size=6,
-        embed_dim=128,
-        depths=(2, 2, 18, 2),
-        num_heads=(4, 8, 16, 32),
-        strict_img_size=False,
-    )
+    args: dict[str, Any] = {
+        'img_size': 192,
+        'patch_size': 4,
+        'window_size': 6,
+        'embed_dim': 128,
+        'depths': (2, 2, 18, 2),
+        'num_heads': (4, 8, 16, 32),
+        'strict_img_size': False,
+    }
     args.update(kwargs)
     out_indices = args.pop('out_indices', (0, 1, 2, 3))
     return build_model_with_cfg(
@@ -62,6 +62,6 @@ def gfm_swin_base(pretrained: bool = False, **kwargs: Any) -> SwinTransformer:
         'gfm_swin_base',
         pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(flatten_sequential=True, out_indices=out_indices),
+        feature_cfg={'flatten_sequential': True, 'out_indices': out_indices},
         **args,
     )
