@@ -1,0 +1,94 @@
+# Copyright (c) torchgeo-gfm contributors.
+# Licensed under the MIT License.
+
+from pathlib import Path
+
+import pytest
+
+from torchgeo_gfm import arp
+from torchgeo_gfm.cli import main
+
+
+def test_paper_arp() -> None:
+    value = arp.average_relative_performance(
+        arp.paper_scores('gfm'), arp.paper_scores('in22k')
+    )
+    assert value == pytest.approx(3.31, abs=0.02)
+
+
+def test_relative_performance() -> None:
+    assert arp.relative_performance(110, 100) == pytest.approx(10)
+    # BigEarthNet 10%/1% count as one dataset: (10 + 30) / 2, then mean with OSCD's 0
+    terms = arp.dataset_terms(
+        {'bigearthnet10': 1.1, 'bigearthnet1': 1.3, 'oscd': 2},
+        {'bigearthnet10': 1, 'bigearthnet1': 1, 'oscd': 2},
+    )
+    assert terms == pytest.approx({'BigEarthNet': 20, 'OSCD': 0})
+    assert arp.average_relative_performance(
+        {'bigearthnet10': 1.1, 'bigearthnet1': 1.3, 'oscd': 2},
+        {'bigearthnet10': 1, 'bigearthnet1': 1, 'oscd': 2},
+    ) == pytest.approx(10)
+
+
+def test_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match='unknown entries'):
+        arp.average_relative_performance({'mnist': 1}, {'mnist': 1})
+    with pytest.raises(ValueError, match='no scores'):
+        arp.average_relative_performance({}, {})
+    with pytest.raises(ValueError, match="'gfm' or 'in22k'"):
+        arp.paper_scores('resnet')
+    with pytest.raises(FileNotFoundError, match='no metrics.csv'):
+        arp.find_metrics_csv(tmp_path)
+    with pytest.raises(ValueError, match='unknown run name'):
+        arp.collect({'mnist': tmp_path})
+
+
+def _log(path: Path, column: str, value: float) -> Path:
+    path.mkdir(parents=True)
+    csv = path / 'metrics.csv'
+    csv.write_text(f'epoch,step,{column},train_loss\n0,1,,0.5\n0,1,{value},\n')
+    return csv
+
+
+def test_collect_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _log(tmp_path / 'oscd' / 'version_0', 'test_OverallF1Score', 0.6)
+    _log(tmp_path / 'sr' / 'version_0', 'test_PSNR', 22.599)
+    scores = arp.collect({'oscd': tmp_path / 'oscd', 'spacenet2_psnr': tmp_path / 'sr'})
+    assert scores == pytest.approx({'oscd': 60.0, 'spacenet2_psnr': 22.599})
+    with pytest.raises(KeyError, match='test_SSIM'):
+        arp.read_metric(tmp_path / 'sr', 'test_SSIM')
+
+    png = tmp_path / 'radar.png'
+    argv = ['arp', '--run', f'oscd={tmp_path / "oscd"}', '--plot', str(png)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert '| OSCD | F1 | 52.35 | 59.82 | 60.00 |' in out
+    expected = arp.relative_performance(60, 52.35)
+    assert f'| ARP vs IN-22k | % | 0.00 | 3.30 | {expected:.2f} |' in out
+    assert png.stat().st_size > 0
+
+    assert main(['arp', '--run', 'oscd']) == 2
+    assert 'NAME=PATH' in capsys.readouterr().out
+
+
+def test_cli_baseline_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _log(tmp_path / 'g', 'test_OverallF1Score', 0.66)
+    _log(tmp_path / 'b', 'test_OverallF1Score', 0.6)
+    argv = [
+        'arp',
+        '--run',
+        f'dsifn={tmp_path / "g"}',
+        '--baseline',
+        f'dsifn={tmp_path / "b"}',
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert '| DSIFN | F1 | 69.62 | 71.24 | 60.00 | 66.00 |' in out
+    assert out.strip().endswith('| 0.00 | 10.00 |')
+
+
+def test_paper_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(['arp']) == 0
+    out = capsys.readouterr().out
+    assert out.count('\n') == len(arp.PAPER) + 3
+    assert '| SpaceNet2 | SSIM | 0.612 | 0.638 |' in out

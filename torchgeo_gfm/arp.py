@@ -1,0 +1,384 @@
+# Copyright (c) torchgeo-gfm contributors.
+# Licensed under the MIT License.
+
+"""Average relative performance (ARP) of downstream runs, the paper's summary number.
+
+``torchgeo-gfm arp`` reads the test metrics that ``torchgeo test`` (Lightning's CSV logger)
+wrote for each dataset, compares them with the ImageNet-22k Swin-B baseline, prints the
+paper's table next to ours and draws the radar chart.
+
+.. versionadded:: 0.1
+"""
+
+import argparse
+import csv
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One metric of one downstream dataset, with the paper's scores.
+
+    Args:
+        dataset: dataset group; entries of the same group are averaged into one ARP term.
+        name: entry name, used on the command line (``--run NAME=PATH``).
+        metric: metric as the paper names it.
+        column: the metric's column in the run's ``metrics.csv``.
+        scale: factor from the logged value to the paper's unit (100 for percentages).
+        gfm: the paper's GFM score.
+        in22k: the paper's ImageNet-22k Swin-B score (the ARP baseline).
+
+    .. versionadded:: 0.1
+    """
+
+    dataset: str
+    name: str
+    metric: str
+    column: str
+    scale: float
+    gfm: float
+    in22k: float
+
+
+#: The paper's downstream results (GFM, ICCV 2023), one entry per reported metric.
+PAPER: tuple[Entry, ...] = (
+    Entry('OSCD', 'oscd', 'F1', 'test_OverallF1Score', 100, 59.82, 52.35),
+    Entry('DSIFN', 'dsifn', 'F1', 'test_OverallF1Score', 100, 71.24, 69.62),
+    Entry('UC Merced', 'ucmerced', 'top-1', 'test_OverallAccuracy', 100, 99.0, 99.0),
+    Entry('BigEarthNet', 'bigearthnet10', 'mAP 10%', 'test_mAP', 100, 86.3, 85.7),
+    Entry('BigEarthNet', 'bigearthnet1', 'mAP 1%', 'test_mAP', 100, 80.7, 79.5),
+    Entry('WHU Aerial', 'whu', 'IoU', 'test_OverallJaccardIndex', 100, 90.7, 90.4),
+    Entry(
+        'Vaihingen', 'vaihingen', 'mIoU', 'test_AverageJaccardIndex', 100, 75.3, 74.7
+    ),
+    Entry('SpaceNet2', 'spacenet2_psnr', 'PSNR', 'test_PSNR', 1, 22.599, 21.665),
+    Entry('SpaceNet2', 'spacenet2_ssim', 'SSIM', 'test_SSIM', 1, 0.638, 0.612),
+)
+_BY_NAME = {e.name: e for e in PAPER}
+
+
+def relative_performance(score: float, baseline: float) -> float:
+    """Relative improvement over the baseline, in percent.
+
+    Args:
+        score: the model's score (higher is better).
+        baseline: the baseline's score on the same metric.
+
+    Returns:
+        ``100 * (score - baseline) / baseline``.
+
+    .. versionadded:: 0.1
+    """
+    return 100 * (score - baseline) / baseline
+
+
+def dataset_terms(
+    scores: Mapping[str, float], baseline: Mapping[str, float]
+) -> dict[str, float]:
+    """Relative performance per dataset, averaging the metrics of one dataset.
+
+    Args:
+        scores: entry name -> score (paper units); entries missing here are skipped.
+        baseline: entry name -> baseline score for every entry in *scores*.
+
+    Returns:
+        Dataset -> mean relative performance (percent) of its entries.
+
+    .. versionadded:: 0.1
+    """
+    groups: dict[str, list[float]] = {}
+    for e in PAPER:
+        if e.name in scores:
+            rp = relative_performance(scores[e.name], baseline[e.name])
+            groups.setdefault(e.dataset, []).append(rp)
+    return {d: sum(v) / len(v) for d, v in groups.items()}
+
+
+def average_relative_performance(
+    scores: Mapping[str, float], baseline: Mapping[str, float]
+) -> float:
+    """The paper's ARP: mean over datasets of the relative performance to the baseline.
+
+    BigEarthNet 10%/1% and SpaceNet2 PSNR/SSIM are each averaged into one dataset term
+    first, so the paper's 7 datasets weigh equally.
+
+    Args:
+        scores: entry name -> score (paper units).
+        baseline: entry name -> baseline score.
+
+    Returns:
+        ARP in percent.
+
+    Raises:
+        ValueError: if *scores* holds no known entry.
+
+    .. versionadded:: 0.1
+    """
+    unknown = set(scores) - set(_BY_NAME)
+    if unknown:
+        raise ValueError(
+            f'unknown entries {sorted(unknown)}; known: {sorted(_BY_NAME)}'
+        )
+    terms = dataset_terms(scores, baseline)
+    if not terms:
+        raise ValueError('no scores given: nothing to average')
+    return sum(terms.values()) / len(terms)
+
+
+def paper_scores(model: str = 'gfm') -> dict[str, float]:
+    """The paper's scores of one model.
+
+    Args:
+        model: ``'gfm'`` or ``'in22k'``.
+
+    Returns:
+        Entry name -> score.
+
+    .. versionadded:: 0.1
+    """
+    if model not in ('gfm', 'in22k'):
+        raise ValueError(f"model must be 'gfm' or 'in22k', got {model!r}")
+    return {e.name: getattr(e, model) for e in PAPER}
+
+
+def find_metrics_csv(path: Path) -> Path:
+    """The ``metrics.csv`` of a run: the file itself, or the newest one under a folder.
+
+    Args:
+        path: a ``metrics.csv`` file or a log folder (e.g. ``lightning_logs/``).
+
+    Returns:
+        Path of the CSV file.
+
+    Raises:
+        FileNotFoundError: if none exists.
+
+    .. versionadded:: 0.1
+    """
+    if path.is_file():
+        return path
+    found = sorted(path.rglob('metrics.csv'), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise FileNotFoundError(
+            f'no metrics.csv in {path}: run `torchgeo test --config ... '
+            '--trainer.logger=CSVLogger` for that dataset first, or pass the file itself'
+        )
+    return found[-1]
+
+
+def read_metric(path: Path, column: str) -> float:
+    """Last logged value of a metric in a Lightning CSV log.
+
+    Args:
+        path: a ``metrics.csv`` file or a folder holding one.
+        column: metric name (e.g. ``test_OverallF1Score``).
+
+    Returns:
+        The value.
+
+    Raises:
+        KeyError: if the log has no value for *column*.
+
+    .. versionadded:: 0.1
+    """
+    csv_path = find_metrics_csv(path)
+    with csv_path.open(newline='') as f:
+        values = [row[column] for row in csv.DictReader(f) if row.get(column)]
+    if not values:
+        raise KeyError(
+            f'{csv_path} has no value for {column!r}: was the test stage run?'
+        )
+    return float(values[-1])
+
+
+def collect(runs: Mapping[str, Path]) -> dict[str, float]:
+    """Read each run's test metric, in the paper's units.
+
+    Args:
+        runs: entry name (see :data:`PAPER`) -> run log (file or folder).
+
+    Returns:
+        Entry name -> score.
+
+    Raises:
+        ValueError: for an unknown entry name.
+
+    .. versionadded:: 0.1
+    """
+    scores = {}
+    for name, path in runs.items():
+        if name not in _BY_NAME:
+            raise ValueError(
+                f'unknown run name {name!r}; use one of {sorted(_BY_NAME)}'
+            )
+        e = _BY_NAME[name]
+        scores[name] = e.scale * read_metric(Path(path), e.column)
+    return scores
+
+
+def format_table(
+    ours: Mapping[str, float] | None = None, baseline: Mapping[str, float] | None = None
+) -> str:
+    """Side-by-side table of the paper's numbers and ours, with ARP rows.
+
+    Args:
+        ours: our scores (entry name -> score), or None for the paper's table only.
+        baseline: our baseline scores; the paper's IN-22k scores where missing.
+
+    Returns:
+        The table as Markdown text.
+
+    .. versionadded:: 0.1
+    """
+    in22k, gfm = paper_scores('in22k'), paper_scores('gfm')
+    base = {**in22k, **(baseline or {})}
+    head = ['dataset', 'metric', 'IN-22k (paper)', 'GFM (paper)']
+    if baseline:
+        head.append('IN-22k (ours)')
+    if ours is not None:
+        head.append('GFM (ours)')
+    rows = [head, ['---'] * len(head)]
+    for e in PAPER:
+        row = [e.dataset, e.metric, _fmt(e.in22k), _fmt(e.gfm)]
+        if baseline:
+            row.append(_fmt(baseline.get(e.name)))
+        if ours is not None:
+            row.append(_fmt(ours.get(e.name)))
+        rows.append(row)
+    arp = [
+        'ARP vs IN-22k',
+        '%',
+        '0.00',
+        f'{average_relative_performance(gfm, in22k):.2f}',
+    ]
+    if baseline:
+        arp.append('0.00')
+    if ours is not None:
+        arp.append(f'{average_relative_performance(ours, base):.2f}' if ours else '-')
+    rows.append(arp)
+    return '\n'.join('| ' + ' | '.join(r) + ' |' for r in rows)
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return '-'
+    return f'{value:.3f}' if abs(value) < 1 or 10 < abs(value) < 50 else f'{value:.2f}'
+
+
+def radar_chart(
+    models: Mapping[str, Mapping[str, float]], baseline: Mapping[str, float]
+) -> Figure:
+    """Radar chart of each model's per-dataset score relative to the baseline (= 100).
+
+    Args:
+        models: label -> scores (entry name -> score).
+        baseline: entry name -> baseline score.
+
+    Returns:
+        The figure (save it with ``fig.savefig``).
+
+    .. versionadded:: 0.1
+    """
+    datasets = list(dict.fromkeys(e.dataset for e in PAPER))
+    angles = [2 * math.pi * i / len(datasets) for i in range(len(datasets))]
+    fig = Figure(figsize=(6, 6))
+    ax = fig.add_subplot(projection='polar')
+    for label, scores in models.items():
+        terms = dataset_terms(scores, baseline)
+        radii = [100 + terms.get(d, math.nan) for d in datasets]
+        ax.plot([*angles, angles[0]], [*radii, radii[0]], marker='o', label=label)
+    ax.set_xticks(angles, datasets)
+    ax.set_title('Score relative to the IN-22k baseline (= 100)')
+    ax.legend(loc='lower right', bbox_to_anchor=(1.15, -0.1))
+    return fig
+
+
+def _parse_runs(items: Iterable[str]) -> dict[str, Path]:
+    runs = {}
+    for item in items:
+        name, sep, path = item.partition('=')
+        if not sep or not path:
+            raise ValueError(f'expected NAME=PATH, got {item!r}')
+        runs[name] = Path(path)
+    return runs
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``arp`` sub-command's arguments.
+
+    Args:
+        parser: the sub-command's parser.
+
+    .. versionadded:: 0.1
+    """
+    names = ', '.join(e.name for e in PAPER)
+    parser.add_argument(
+        '--run',
+        action='append',
+        default=[],
+        metavar='NAME=PATH',
+        help=f'a finished GFM run: NAME is one of {names}; PATH its metrics.csv or log folder',
+    )
+    parser.add_argument(
+        '--baseline',
+        action='append',
+        default=[],
+        metavar='NAME=PATH',
+        help="a finished IN-22k baseline run (default: the paper's IN-22k numbers)",
+    )
+    parser.add_argument('--plot', type=Path, help='save the radar chart to this PNG')
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the table (and draw the chart) for the given runs.
+
+    Args:
+        args: parsed arguments.
+
+    Returns:
+        The exit status.
+
+    .. versionadded:: 0.1
+    """
+    try:
+        ours = collect(_parse_runs(args.run)) if args.run else None
+        baseline = collect(_parse_runs(args.baseline)) if args.baseline else None
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        print(f'error: {err}')
+        return 2
+    print(format_table(ours, baseline))
+    if args.plot:
+        in22k = paper_scores('in22k')
+        models: dict[str, Mapping[str, float]] = {
+            'IN-22k (paper)': in22k,
+            'GFM (paper)': paper_scores('gfm'),
+        }
+        base = {**in22k, **(baseline or {})}
+        if ours:
+            models['GFM (ours)'] = ours
+        radar_chart(models, base).savefig(args.plot, dpi=150, bbox_inches='tight')
+        print(f'radar chart: {args.plot}')
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover
+    """Run as ``python -m torchgeo_gfm.arp``.
+
+    Args:
+        argv: command-line arguments.
+
+    Returns:
+        The exit status.
+    """
+    parser = argparse.ArgumentParser(prog='torchgeo-gfm arp')
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == '__main__':  # pragma: no cover
+    raise SystemExit(main())
