@@ -37,7 +37,7 @@ def test_errors(tmp_path: Path) -> None:
         arp.average_relative_performance({}, {})
     with pytest.raises(ValueError, match="'gfm' or 'in22k'"):
         arp.paper_scores('resnet')
-    with pytest.raises(FileNotFoundError, match='no metrics.csv'):
+    with pytest.raises(FileNotFoundError, match=r'no metrics\.csv'):
         arp.find_metrics_csv(tmp_path)
     with pytest.raises(ValueError, match='unknown run name'):
         arp.collect({'mnist': tmp_path})
