@@ -3,4 +3,6 @@
 
 """Lightning tasks: GFM continual pretraining, and downstream tasks TorchGeo lacks."""
 
-__all__: tuple[str, ...] = ()
+from .gfm import GFM
+
+__all__: tuple[str, ...] = ('GFM',)

@@ -1,0 +1,598 @@
+# Copyright (c) torchgeo-gfm contributors.
+# Licensed under the MIT License.
+
+"""GFM continual pretraining: SimMIM masked image modelling + feature distillation.
+
+.. versionadded:: 0.1
+"""
+
+import math
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import timm
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.utilities.types import OptimizerLRScheduler
+from matplotlib.figure import Figure
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.scheduler import CosineLRScheduler
+from torch import Tensor, nn
+from torchgeo.tasks import BaseTask
+
+from .gfm_utils import (
+    check_swin,
+    param_groups,
+    run_blocks,
+    simmim_mask,
+    stage_dim,
+    truncate_swin,
+)
+
+#: The teacher of the paper: Swin-B, ImageNet-22k supervised (timm / Hugging Face Hub).
+DEFAULT_TEACHER = 'swin_base_patch4_window7_224.ms_in22k'
+
+
+def _create(
+    name: str, weights: str | bool | None, kwargs: dict[str, Any] | None
+) -> nn.Module:
+    """Create a timm model; *weights* True = timm's own, a path = that file, else random."""
+    args = dict(kwargs or {})
+    args.setdefault('num_classes', 0)
+    if isinstance(weights, str | os.PathLike):
+        path = Path(weights)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f'Weights file {path} does not exist: pass an existing file, True for '
+                "timm's pretrained weights, or None for random initialisation."
+            )
+        overlay = {'file': str(path)}
+        return timm.create_model(
+            name, pretrained=True, pretrained_cfg_overlay=overlay, **args
+        )
+    return timm.create_model(name, pretrained=bool(weights), **args)
+
+
+class GFM(BaseTask):
+    """GFM: continual pretraining with masked image modelling and distillation.
+
+    A student Swin (random init, as in the paper) sees the SimMIM-masked image (a learned
+    mask token replaces masked patch embeddings) and reconstructs it with a linear decoder
+    from its last stage; at the same time, its pooled output of stage ``distill_stage``
+    (Microsoft's numbering: the stage *and* its trailing patch merging) is projected and
+    pulled towards the same feature of a frozen teacher that sees the unmasked image::
+
+        L = L_mim + alpha * L_distill
+        L_mim = sum(|x - x_rec| * M) / (sum(M) + 1e-5) / C
+        L_distill = -mean(cos(P(f_student), stopgrad(f_teacher)))
+
+    Optimisation follows the paper: AdamW without decay on 1-D parameters, biases, mask
+    token and relative position tables; ``lr``, ``warmup_lr`` and ``min_lr`` scaled by the
+    global batch (batch x devices x nodes x accumulation) / ``lr_batch_ref``; linear warmup
+    for ``warmup_epochs`` then cosine, updated every optimizer step.
+
+    Checkpoints leave out the frozen teacher: it is rebuilt from its source.
+
+    If you use this task in your research, please cite:
+
+    * https://arxiv.org/abs/2302.04476
+
+    .. versionadded:: 0.1
+    """
+
+    ignore = ('weights', 'teacher_weights')
+
+    def __init__(
+        self,
+        model: str = 'gfm_swin_base',
+        weights: str | bool | None = None,
+        in_channels: int = 3,
+        model_kwargs: dict[str, Any] | None = None,
+        teacher: str = DEFAULT_TEACHER,
+        teacher_weights: str | bool | None = True,
+        teacher_kwargs: dict[str, Any] | None = None,
+        teacher_size: int | None = None,
+        distill_stage: int = 3,
+        alpha: float = 1.0,
+        mask_patch_size: int = 32,
+        mask_ratio: float = 0.6,
+        lr: float = 2e-4,
+        warmup_lr: float = 1e-6,
+        min_lr: float = 1e-5,
+        weight_decay: float = 0.05,
+        betas: Sequence[float] = (0.9, 0.999),
+        warmup_epochs: float = 10,
+        lr_batch_ref: int = 512,
+        mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
+        std: Sequence[float] = IMAGENET_DEFAULT_STD,
+        grad_checkpointing: bool = False,
+        compile: bool = False,
+        plot_every_n_steps: int = 500,
+        plot_dir: str | None = None,
+    ) -> None:
+        """Initialize a new GFM task.
+
+        Args:
+            model: timm name of the student (a Swin; random init unless *weights*).
+            weights: student init: None (random, as the paper), True (timm's pretrained
+                weights of *model*) or a path (authors' ``gfm.pth``, exported backbone or
+                any file timm can load for *model*).
+            in_channels: channels of the images; student and teacher must take them.
+            model_kwargs: extra arguments of ``timm.create_model`` for the student.
+            teacher: timm name of the teacher (a Swin).
+            teacher_weights: True (timm's pretrained weights, downloaded from the Hub),
+                a path to a weights file (timm or Microsoft key names), or None/False for a
+                random teacher (only useful for demos and tests).
+            teacher_kwargs: extra arguments of ``timm.create_model`` for the teacher.
+            teacher_size: input size of the teacher; None = its pretrained config's.
+            distill_stage: stage whose pooled output is distilled, Microsoft numbering
+                (1-based, including the patch merging that ends it); 3 as in the paper.
+            alpha: weight of the distillation loss.
+            mask_patch_size: side of the square masked blocks, in pixels.
+            mask_ratio: fraction of blocks masked in each image.
+            lr: base learning rate at a global batch of *lr_batch_ref*.
+            warmup_lr: learning rate at the first step, scaled the same way.
+            min_lr: final learning rate of the cosine, scaled the same way.
+            weight_decay: AdamW weight decay.
+            betas: AdamW betas.
+            warmup_epochs: epochs of linear warmup (fractions allowed).
+            lr_batch_ref: reference global batch of the linear lr scaling rule.
+            mean: per-channel mean of the normalised images (figures only).
+            std: per-channel std of the normalised images (figures only).
+            grad_checkpointing: activation checkpointing of the student's stages.
+            compile: ``torch.compile`` the student's stages and the teacher.
+            plot_every_n_steps: steps between reconstruction figures (0 = never).
+            plot_dir: where figure PNGs go; default ``<log_dir>/reconstructions``.
+        """
+        self.weights = weights
+        self.teacher_weights = teacher_weights
+        super().__init__()
+        self._last_step_time: float | None = None
+
+    # ----------------------------------------------------------------- models
+    def configure_models(self) -> None:
+        """Build student, mask token, decoder, projector and the frozen teacher."""
+        hp = self.hparams
+        if hp['mask_ratio'] <= 0 or hp['mask_ratio'] >= 1:
+            raise ValueError(f'mask_ratio={hp["mask_ratio"]} must be in (0, 1).')
+        # SimMIM/GFM pretraining uses no stochastic depth (timm's Swin default is 0.1)
+        student_kwargs = {
+            'in_chans': hp['in_channels'],
+            'drop_path_rate': 0.0,
+            **(hp['model_kwargs'] or {}),
+        }
+        self.student = _create(hp['model'], self.weights, student_kwargs)
+        check_swin(self.student, hp['distill_stage'], 'student')
+        self.patch_size = int(self.student.patch_embed.patch_size[0])
+        self.stride = self.patch_size * 2 ** (len(self.student.layers) - 1)
+        if hp['mask_patch_size'] % self.patch_size:
+            raise ValueError(
+                f'mask_patch_size={hp["mask_patch_size"]} must be a multiple of the '
+                f'student patch size {self.patch_size}.'
+            )
+        embed = int(self.student.patch_embed.proj.out_channels)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, embed))
+        nn.init.trunc_normal_(self.mask_token, mean=0.0, std=0.02)
+        chans = hp['in_channels']
+        self.decoder = nn.Sequential(
+            nn.Conv2d(self.student.num_features, self.stride**2 * chans, 1),
+            nn.PixelShuffle(self.stride),
+        )
+        self._configure_teacher()
+        width_s = stage_dim(self.student, hp['distill_stage'])
+        width_t = stage_dim(self.teacher, hp['distill_stage'])
+        self.projector = nn.Linear(width_s, width_t)
+        truncate_swin(self.teacher, hp['distill_stage'])
+        self._configure_speed()
+
+    def _configure_teacher(self) -> None:
+        """Create the teacher with its weights, freeze it and check its input."""
+        hp = self.hparams
+        kwargs = dict(hp['teacher_kwargs'] or {})
+        if hp['teacher_size']:
+            kwargs.setdefault('img_size', hp['teacher_size'])
+        self.teacher = _create(hp['teacher'], self.teacher_weights, kwargs).eval()
+        self.teacher.requires_grad_(False)
+        check_swin(self.teacher, hp['distill_stage'], 'teacher')
+        chans = int(self.teacher.patch_embed.proj.in_channels)
+        if chans != hp['in_channels']:
+            raise ValueError(
+                f'The teacher {hp["teacher"]} takes {chans} channels but in_channels='
+                f'{hp["in_channels"]}: pass teacher_kwargs={{"in_chans": '
+                f'{hp["in_channels"]}}} to let timm adapt its first layer, or fix in_channels.'
+            )
+        self.teacher_size = int(self.teacher.patch_embed.img_size[-1])
+
+    def _configure_speed(self) -> None:
+        """Optional activation checkpointing and torch.compile."""
+        if self.hparams['grad_checkpointing']:
+            self.student.set_grad_checkpointing(True)
+        if self.hparams['compile']:
+            for stage in self.student.layers:
+                stage.compile()
+            self.teacher.compile()
+
+    def train(self, mode: bool = True) -> 'GFM':
+        """Set training mode; the teacher always stays in eval mode.
+
+        Args:
+            mode: training (True) or evaluation (False).
+
+        Returns:
+            This task.
+        """
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    # ---------------------------------------------------------------- forward
+    def forward_student(self, images: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Student forward on the masked image.
+
+        Args:
+            images: normalised ``[B, C, H, W]``.
+            mask: ``[B, H/p, W/p]`` at the student's patch resolution, 1 = masked.
+
+        Returns:
+            The pooled feature of ``distill_stage`` ``[B, D]`` and the normalised last
+            stage ``[B, C_last, H/32, W/32]``.
+        """
+        x = self.student.patch_embed(images)  # NHWC
+        w = mask.unsqueeze(-1).type_as(x)
+        x = x * (1.0 - w) + self.mask_token.view(1, 1, 1, -1).type_as(x) * w
+        stage = self.hparams['distill_stage']
+        feature = x
+        for i, layer in enumerate(self.student.layers):
+            x = layer.downsample(x)
+            if i == stage:  # MS stage `stage` ends with this patch merging
+                feature = x
+            x = run_blocks(layer, x)
+        if stage == len(self.student.layers):
+            feature = x
+        x = self.student.norm(x)
+        return feature.mean(dim=(1, 2)), x.permute(0, 3, 1, 2)
+
+    @torch.no_grad()
+    def forward_teacher(self, images: Tensor) -> Tensor:
+        """Pooled teacher feature of the unmasked image resized to the teacher's size.
+
+        Args:
+            images: normalised ``[B, C, H, W]``.
+
+        Returns:
+            ``[B, D_teacher]``.
+        """
+        size = self.teacher_size
+        if images.shape[-2:] != (size, size):
+            images = F.interpolate(
+                images, (size, size), mode='bilinear', align_corners=True
+            )
+        return self.teacher.forward_features(images).mean(dim=(1, 2))
+
+    def _losses(self, images: Tensor, mask: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        """Losses and the reconstruction."""
+        feature, last = self.forward_student(images, mask)
+        target = self.forward_teacher(images)
+        x_rec = self.decoder(last)
+        pixels = mask.repeat_interleave(self.patch_size, 1)
+        pixels = pixels.repeat_interleave(self.patch_size, 2).unsqueeze(1)
+        pixels = pixels.type_as(x_rec)
+        error = F.l1_loss(images, x_rec, reduction='none')
+        chans = images.shape[1]
+        loss_mim = (error * pixels).sum() / (pixels.sum() + 1e-5) / chans
+        cos = F.cosine_similarity(self.projector(feature), target.detach(), dim=1)
+        loss_distill = -cos.mean()
+        loss = loss_mim + self.hparams['alpha'] * loss_distill
+        out = {'loss': loss, 'loss_mim': loss_mim, 'loss_distill': loss_distill}
+        return out, x_rec
+
+    def compute_loss(self, images: Tensor, mask: Tensor) -> dict[str, Tensor]:
+        """Compute the GFM loss exactly as the paper (and the authors' code) defines it.
+
+        Args:
+            images: normalised float ``[B, C, H, W]``.
+            mask: ``[B, H/p, W/p]`` at the student's patch resolution ``p``, 1 = masked.
+
+        Returns:
+            ``loss``, ``loss_mim`` and ``loss_distill`` (scalars);
+            ``loss = loss_mim + alpha * loss_distill``.
+        """
+        return self._losses(images, mask)[0]
+
+    def draw_mask(self, images: Tensor) -> Tensor:
+        """Draw SimMIM masks for a batch, on its device.
+
+        Args:
+            images: ``[B, C, H, W]``.
+
+        Returns:
+            ``[B, H/p, W/p]`` float mask, 1 = masked.
+        """
+        self.check_size(images.shape[-2:])
+        block = self.hparams['mask_patch_size']
+        grid = (images.shape[-2] // block, images.shape[-1] // block)
+        return simmim_mask(
+            images.shape[0],
+            grid,
+            self.hparams['mask_ratio'],
+            block // self.patch_size,
+            images.device,
+        )
+
+    def check_size(self, size: Sequence[int]) -> None:
+        """Check that masking and the student can take images of *size*.
+
+        Args:
+            size: (height, width).
+
+        Raises:
+            ValueError: if not.
+        """
+        block = self.hparams['mask_patch_size']
+        multiple = block * self.stride // math.gcd(block, self.stride)
+        if any(int(s) % multiple for s in size):
+            raise ValueError(
+                f'Image size {tuple(int(s) for s in size)} cannot be masked in '
+                f'{block}-pixel blocks and reconstructed at the student stride '
+                f'{self.stride}: use a multiple of {multiple} (the paper uses 192).'
+            )
+
+    # --------------------------------------------------------------- training
+    def setup(self, stage: str) -> None:
+        """Check the datamodule's image size and channels before training starts.
+
+        Args:
+            stage: 'fit', 'validate', 'test' or 'predict'.
+        """
+        datamodule = getattr(self.trainer, 'datamodule', None) if self._trainer else None
+        size = getattr(datamodule, 'size', None)
+        if isinstance(size, int):
+            self.check_size((size, size))
+        elif isinstance(size, Sequence) and len(size) == 2:
+            self.check_size(size)
+        for attr in ('in_channels', 'num_channels', 'channels'):
+            chans = getattr(datamodule, attr, None)
+            if isinstance(chans, int):
+                self._check_channels(chans, f'the datamodule ({attr})')
+
+    def _check_channels(self, chans: int, source: str) -> None:
+        if chans != self.hparams['in_channels']:
+            raise ValueError(
+                f'{source} gives {chans}-channel images but the task has in_channels='
+                f'{self.hparams["in_channels"]}: set model.init_args.in_channels (and the '
+                'teacher) to match the data.'
+            )
+
+    def training_step(
+        self, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> Tensor:
+        """Mask, compute and log the losses.
+
+        Args:
+            batch: a dict with ``image``, normalised float ``[B, C, H, W]``.
+            batch_idx: index of the batch.
+            dataloader_idx: index of the dataloader.
+
+        Returns:
+            The loss.
+        """
+        images = batch['image']
+        self._check_channels(images.shape[1], 'The batch')
+        mask = self.draw_mask(images)
+        losses, x_rec = self._losses(images, mask)
+        batch_size = images.shape[0]
+        for key, value in losses.items():
+            self.log(f'train_{key}', value, batch_size=batch_size, prog_bar=key == 'loss')
+        self._log_speed(batch_size)
+        every = self.hparams['plot_every_n_steps']
+        if every and self.global_step % every == 0 and self.trainer.is_global_zero:
+            self._plot(images, mask, x_rec)
+        return losses['loss']
+
+    def _log_speed(self, batch_size: int) -> None:
+        """Log the learning rate and global images per second."""
+        now = time.perf_counter()
+        if self._last_step_time is not None:
+            images = batch_size * self.trainer.world_size
+            self.log('images_per_sec', images / (now - self._last_step_time))
+        self._last_step_time = now
+        optimizer = self.optimizers()
+        if isinstance(optimizer, list):
+            optimizer = optimizer[0]
+        self.log('lr', optimizer.param_groups[0]['lr'], prog_bar=True)
+
+    def on_train_epoch_start(self) -> None:
+        """Do not count the data-loader restart into images per second."""
+        self._last_step_time = None
+
+    # -------------------------------------------------------------- figures
+    def _plot(self, images: Tensor, mask: Tensor, x_rec: Tensor) -> None:
+        """Log a reconstruction figure and save it as PNG."""
+        fig = plot_reconstruction(
+            images, mask, x_rec, self.hparams['mean'], self.hparams['std']
+        )
+        step = self.global_step
+        experiment = getattr(self.logger, 'experiment', None)
+        if hasattr(experiment, 'add_figure'):
+            experiment.add_figure('reconstruction', fig, global_step=step)
+        elif hasattr(self.logger, 'log_image'):
+            fig.canvas.draw()
+            self.logger.log_image('reconstruction', [fig], step=step)
+        directory = Path(self.hparams['plot_dir'] or self._default_plot_dir())
+        directory.mkdir(parents=True, exist_ok=True)
+        fig.savefig(directory / f'step_{step:07d}.png', dpi=80)
+        plt.close(fig)
+
+    def _default_plot_dir(self) -> str:
+        log_dir = self.trainer.log_dir or self.trainer.default_root_dir
+        return os.path.join(log_dir, 'reconstructions')
+
+    # ------------------------------------------------------------- optimiser
+    def global_batch_size(self) -> int:
+        """Global batch: batch x devices x nodes x gradient accumulation.
+
+        Returns:
+            The number of images per optimizer step.
+        """
+        trainer = self.trainer
+        batch = getattr(getattr(trainer, 'datamodule', None), 'batch_size', None)
+        if not isinstance(batch, int):
+            loader = trainer.train_dataloader
+            batch = getattr(loader, 'batch_size', None)
+        if not isinstance(batch, int):
+            raise ValueError(
+                'Cannot find the batch size to scale the learning rate: give the '
+                'datamodule a batch_size attribute or the DataLoader a batch_size.'
+            )
+        return batch * trainer.world_size * trainer.accumulate_grad_batches
+
+    def configure_optimizers(self) -> OptimizerLRScheduler:
+        """AdamW with the paper's groups and a per-step warmup + cosine schedule.
+
+        Returns:
+            Optimizer and learning rate scheduler.
+        """
+        hp = self.hparams
+        total = int(self.trainer.estimated_stepping_batches)
+        scale = self.global_batch_size() / hp['lr_batch_ref']
+        skip = {'mask_token', *self.student.no_weight_decay()}
+        groups = param_groups(self._trainable(), skip, hp['weight_decay'])
+        optimizer = torch.optim.AdamW(
+            groups, lr=hp['lr'] * scale, betas=tuple(hp['betas']), eps=1e-8
+        )
+        per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
+        if math.isfinite(self.trainer.num_training_batches):
+            batches = int(self.trainer.num_training_batches)
+            per_epoch = max(1, batches // self.trainer.accumulate_grad_batches)
+        scheduler = CosineLRScheduler(
+            optimizer,
+            t_initial=total,
+            lr_min=hp['min_lr'] * scale,
+            warmup_lr_init=hp['warmup_lr'] * scale,
+            warmup_t=int(hp['warmup_epochs'] * per_epoch),
+            cycle_limit=1,
+            t_in_epochs=False,
+        )
+        return {
+            'optimizer': optimizer,
+            'lr_scheduler': {'scheduler': scheduler, 'interval': 'step'},
+        }
+
+    def _trainable(self) -> list[tuple[str, nn.Parameter]]:
+        return [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+
+    def lr_scheduler_step(self, scheduler: Any, metric: Any | None) -> None:
+        """Step timm's scheduler by optimizer updates.
+
+        Args:
+            scheduler: the :class:`timm.scheduler.CosineLRScheduler`.
+            metric: unused.
+        """
+        scheduler.step_update(num_updates=self.global_step)
+
+    # ----------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Leave the frozen teacher out of checkpoints.
+
+        Args:
+            checkpoint: the checkpoint being saved.
+        """
+        state = checkpoint['state_dict']
+        for key in [k for k in state if k.startswith('teacher.')]:
+            del state[key]
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Put the rebuilt teacher's weights back so that loading stays strict.
+
+        Args:
+            checkpoint: the checkpoint being loaded.
+        """
+        state = checkpoint['state_dict']
+        for key, value in self.teacher.state_dict().items():
+            state.setdefault(f'teacher.{key}', value)
+
+    def load_upstream_checkpoint(self, path: str | os.PathLike[str]) -> None:
+        """Load the authors' full pretraining checkpoint to continue pretraining.
+
+        Loads the student, mask token, decoder and projector, and the teacher when the file
+        has one (``teacher.*``).
+
+        Args:
+            path: the authors' ``gfm.pth`` (or a file in the same format).
+
+        Raises:
+            ValueError: if the file does not fit this task's architecture.
+        """
+        from .gfm_upstream import load_into
+
+        load_into(self, path)
+
+    def export_backbone(self, path: str | os.PathLike[str]) -> Path:
+        """Save the student as backbone weights (safetensors, timm names).
+
+        Args:
+            path: output file.
+
+        Returns:
+            The written path.
+        """
+        from ..models.checkpoint import save_backbone
+
+        state = {k: v.detach().cpu() for k, v in self.student.state_dict().items()}
+        save_backbone(state, path)
+        return Path(path)
+
+
+def plot_reconstruction(
+    images: Tensor,
+    mask: Tensor,
+    x_rec: Tensor,
+    mean: Sequence[float],
+    std: Sequence[float],
+    max_images: int = 4,
+) -> Figure:
+    """Figure of input, masked input and reconstruction (masked areas filled in).
+
+    Args:
+        images: normalised ``[B, C, H, W]``.
+        mask: ``[B, h, w]``, 1 = masked, at any resolution dividing the image.
+        x_rec: the decoder output ``[B, C, H, W]``.
+        mean: channel means used to normalise (first three channels shown as RGB).
+        std: channel stds used to normalise.
+        max_images: rows of the figure.
+
+    Returns:
+        The matplotlib figure.
+
+    .. versionadded:: 0.1
+    """
+    n = min(max_images, images.shape[0])
+    images, x_rec = images[:n].detach().float().cpu(), x_rec[:n].detach().float().cpu()
+    factor = images.shape[-1] // mask.shape[-1]
+    pixels = mask[:n].detach().float().cpu()
+    pixels = pixels.repeat_interleave(factor, 1).repeat_interleave(factor, 2)[:, None]
+    chans = min(3, images.shape[1])
+    m = torch.tensor(list(mean)[:chans]).view(1, -1, 1, 1)
+    s = torch.tensor(list(std)[:chans]).view(1, -1, 1, 1)
+
+    def show(x: Tensor) -> Tensor:
+        return (x[:, :chans] * s + m).clamp(0, 1).permute(0, 2, 3, 1)
+
+    panels = {
+        'input': show(images),
+        'masked input': show(images) * (1 - pixels.permute(0, 2, 3, 1)),
+        'reconstruction': show(images * (1 - pixels) + x_rec * pixels),
+    }
+    fig, axes = plt.subplots(n, 3, figsize=(9, 3 * n), squeeze=False)
+    for row in range(n):
+        for col, (title, panel) in enumerate(panels.items()):
+            axes[row, col].imshow(panel[row].squeeze(-1).numpy())
+            axes[row, col].set_axis_off()
+            if row == 0:
+                axes[row, col].set_title(title)
+    fig.tight_layout()
+    return fig
