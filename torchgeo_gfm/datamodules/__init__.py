@@ -3,4 +3,10 @@
 
 """Lightning datamodules for the datasets of this package."""
 
+from .dsifn import DSIFNDataModule
+from .geopile import GeoPileDataModule
+from .whu_building import WHUBuildingDataModule
+
 __all__: tuple[str, ...] = ()
+__all__ += ('GeoPileDataModule',)
+__all__ += ('DSIFNDataModule', 'WHUBuildingDataModule')

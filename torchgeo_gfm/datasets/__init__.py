@@ -3,4 +3,11 @@
 
 """TorchGeo datasets: GeoPile, its sources TorchGeo lacks, and missing downstream datasets."""
 
+from .dsifn import DSIFN
+from .geopile import GeoPile, GeoPileLayoutError
+from .synthetic import write_synthetic_geopile
+from .whu_building import WHUBuilding
+
 __all__: tuple[str, ...] = ()
+__all__ += ('GeoPile', 'GeoPileLayoutError', 'write_synthetic_geopile')
+__all__ += ('DSIFN', 'WHUBuilding')

@@ -1,0 +1,201 @@
+# Copyright (c) torchgeo-gfm contributors.
+# Licensed under the MIT License.
+
+"""GeoPile datamodule: uint8 batches from CPU workers, GFM augmentation on the device."""
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import kornia.augmentation as K
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from torchgeo.datamodules import NonGeoDataModule
+from torchgeo.datasets.utils import Sample
+
+from ..datasets.geopile import GeoPile
+
+logger = logging.getLogger(__name__)
+
+#: ImageNet mean and std (timm's IMAGENET_DEFAULT_*), on the 0-255 scale of the batches.
+IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
+
+class GeoPileDataModule(NonGeoDataModule):
+    """LightningDataModule for GeoPile, with GFM's pretraining augmentation.
+
+    CPU workers only read and decode: each image becomes a ``load_size`` x ``load_size``
+    uint8 tensor (a random square of its shorter side, resized with antialiasing; a
+    no-op for the 256 px images that make up most of GeoPile, and large JPEGs are decoded
+    at reduced scale). That is where mixed sizes become one size, so any mix of sizes and
+    formats batches. Batches stay uint8 until they reach the device (4x less to copy than
+    float), where :meth:`on_after_batch_transfer` applies the paper's augmentation per
+    sample with Kornia: RandomResizedCrop(``size``, ``scale``, ``ratio``), horizontal flip
+    and ImageNet mean/std. Validation (a held-out ``val_fraction``, optional) is resized
+    to ``size`` and normalized, without randomness.
+
+    Output batches: ``{'image': float [B, 3, size, size], 'source': int64 [B]}``.
+
+    Unreadable files are replaced (see :class:`~torchgeo_gfm.datasets.GeoPile`); the
+    number skipped so far is logged as a warning whenever it grows, and is
+    :attr:`num_skipped`.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] = 'data',
+        batch_size: int = 64,
+        num_workers: int = 0,
+        size: int = 192,
+        load_size: int = 256,
+        scale: tuple[float, float] = (0.67, 1.0),
+        ratio: tuple[float, float] = (3 / 4, 4 / 3),
+        flip: float = 0.5,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        val_fraction: float = 0.0,
+        sources: Sequence[str] | None = None,
+        seed: int = 0,
+        pin_memory: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        """Initialize a new GeoPileDataModule instance.
+
+        Args:
+            root: GeoPile folder (``root/<source>/<class>/<image>``).
+            batch_size: size of each mini-batch (per device).
+            num_workers: number of workers for parallel data loading.
+            size: side of the augmented crops fed to the model.
+            load_size: side every image has after loading on the CPU (>= ``size``).
+            scale: RandomResizedCrop area range, relative to the loaded image.
+            ratio: RandomResizedCrop aspect-ratio range.
+            flip: probability of a horizontal flip.
+            mean: per-channel mean, 0-255 scale.
+            std: per-channel standard deviation, 0-255 scale.
+            val_fraction: fraction of files held out for validation; 0 disables it.
+            sources: source folders to use (None: all).
+            seed: seed of the train/val assignment.
+            pin_memory: pin batches in page-locked memory (when CUDA is available).
+            **kwargs: additional keyword arguments passed to
+                :class:`~torchgeo_gfm.datasets.GeoPile`.
+
+        Raises:
+            ValueError: if ``load_size`` < ``size``.
+        """
+        if load_size < size:
+            raise ValueError(f'load_size ({load_size}) must be >= size ({size})')
+        super().__init__(
+            GeoPile,
+            batch_size,
+            num_workers,
+            root=root,
+            sources=sources,
+            size=load_size,
+            seed=seed,
+            **kwargs,
+        )
+        self.val_fraction = val_fraction
+        self.pin_memory = pin_memory
+        normalize = K.Normalize(mean=torch.tensor(mean), std=torch.tensor(std))
+        self.train_aug = K.AugmentationSequential(
+            K.RandomResizedCrop((size, size), scale=scale, ratio=ratio),
+            K.RandomHorizontalFlip(p=flip),
+            normalize,
+            data_keys=None,
+            keepdim=True,
+        )
+        self.aug = K.AugmentationSequential(
+            K.Resize((size, size)), normalize, data_keys=None, keepdim=True
+        )
+        self._reported_skips = 0
+
+    def setup(self, stage: str) -> None:
+        """Set up the train (and, with ``val_fraction``, validation) datasets.
+
+        Args:
+            stage: either 'fit', 'validate', 'test' or 'predict'.
+        """
+        held_out = self.val_fraction > 0
+        args = {**self.kwargs, 'val_fraction': self.val_fraction}
+        if stage == 'fit':
+            self.train_dataset = GeoPile(split='train' if held_out else 'all', **args)
+            logger.info('GeoPile train: %s', self.train_dataset)
+        if stage in ('fit', 'validate') and held_out:
+            self.val_dataset = GeoPile(split='val', **args)
+        if stage in ('test', 'predict'):
+            self.dataset = GeoPile(split='val' if held_out else 'all', **args)
+
+    def _dataloader_factory(self, split: str) -> DataLoader[Sample]:
+        """Build a DataLoader; unlike the base class, it can pin memory.
+
+        Args:
+            split: either 'train', 'val', 'test' or 'predict'.
+
+        Returns:
+            The data loader.
+        """
+        dataset = self._valid_attribute(f'{split}_dataset', 'dataset')
+        return DataLoader(
+            dataset,
+            batch_size=self._valid_attribute(f'{split}_batch_size', 'batch_size'),
+            shuffle=split == 'train',
+            num_workers=self.num_workers,
+            collate_fn=self.collate_fn,
+            drop_last=split == 'train',
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def val_dataloader(self) -> DataLoader[Sample]:
+        """Validation loader, or none (an empty list) when ``val_fraction`` is 0.
+
+        Returns:
+            The data loader(s).
+        """
+        if self.val_fraction <= 0 and self.val_dataset is None:
+            return []  # type: ignore[return-value]  # Lightning: no validation
+        return self._dataloader_factory('val')
+
+    def on_after_batch_transfer(self, batch: Sample, dataloader_idx: int) -> Sample:
+        """Augment and normalize the uint8 images on the device.
+
+        Args:
+            batch: a batch from a GeoPile data loader.
+            dataloader_idx: index of the data loader.
+
+        Returns:
+            The batch, ``image`` now float ``[B, 3, size, size]``.
+        """
+        trainer = self.trainer
+        training = trainer is not None and trainer.training
+        aug: nn.Module = self.train_aug if training else self.aug  # type: ignore[assignment]
+        images = batch['image'].float()
+        batch['image'] = aug({'image': images})['image']
+        if training:
+            self._report_skips()
+        return batch
+
+    @property
+    def num_skipped(self) -> int:
+        """Unreadable training files skipped so far (all workers).
+
+        .. versionadded:: 0.1
+        """
+        dataset = self.train_dataset
+        return dataset.num_skipped if isinstance(dataset, GeoPile) else 0
+
+    def _report_skips(self) -> None:
+        """Log the count of skipped files whenever it grows (cheap: one tensor sum)."""
+        skipped = self.num_skipped
+        if skipped > self._reported_skips:
+            self._reported_skips = skipped
+            logger.warning(
+                'GeoPile: %d unreadable file(s) skipped so far (replaced by readable '
+                'ones); their names were warned about once each',
+                skipped,
+            )

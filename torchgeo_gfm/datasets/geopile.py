@@ -1,0 +1,373 @@
+# Copyright (c) torchgeo-gfm contributors.
+# Licensed under the MIT License.
+
+"""GeoPile, the pretraining corpus of GFM, as a TorchGeo dataset."""
+
+import logging
+import os
+import warnings
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import matplotlib.pyplot as plt
+import numpy as np
+import numpy.typing as npt
+import torch
+from matplotlib.figure import Figure
+from torch.utils.data import Dataset
+from torchgeo.datasets import DatasetNotFoundError, NonGeoDataset
+from torchgeo.datasets.utils import Sample
+
+from .utils import IMG_EXTENSIONS, read_rgb
+
+logger = logging.getLogger(__name__)
+
+#: What a source may be given as to :meth:`GeoPile.from_datasets`.
+SourceSpec = str | os.PathLike[str] | Dataset[Any] | Sequence[Dataset[Any]]
+
+_LAYOUT = (
+    'expected the GeoPile layout: <root>/<source>/<class>/<image> (one folder per '
+    'source, e.g. naip, rsd46whu, mlrsnet, resisc45, patternnet, each holding class '
+    "sub-folders of JPEG/PNG/TIFF images), as in the authors' GeoPileV0 release. "
+    'torchgeo_gfm.datasets.write_synthetic_geopile(root) writes a small synthetic '
+    'example of it.'
+)
+
+
+class GeoPileLayoutError(DatasetNotFoundError):
+    """Raised when a GeoPile root is missing, empty or laid out differently.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, message: str) -> None:
+        """Initialize a new GeoPileLayoutError.
+
+        Args:
+            message: what was found, followed by the expected layout.
+        """
+        FileNotFoundError.__init__(self, f'{message}; {_LAYOUT}')
+
+
+def _is_image(name: str) -> bool:
+    return name.lower().endswith(IMG_EXTENSIONS) and not name.startswith('.')
+
+
+def find_images(folder: str | os.PathLike[str]) -> list[str]:
+    """All image files under ``folder`` (any depth, hidden files skipped), sorted.
+
+    Args:
+        folder: folder to search.
+
+    Returns:
+        Sorted file paths.
+
+    .. versionadded:: 0.1
+    """
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = [d for d in dirnames if not d.startswith('.')]
+        found.extend(os.path.join(dirpath, f) for f in filenames if _is_image(f))
+    return sorted(found)
+
+
+def _dataset_files(source: str, spec: SourceSpec) -> list[str]:
+    """Image files of one source given as a folder, a dataset or a list of datasets."""
+    if isinstance(spec, str | os.PathLike):
+        return find_images(spec)
+    if isinstance(spec, Sequence) and not isinstance(spec, Dataset):
+        return [f for ds in spec for f in _dataset_files(source, ds)]
+    samples = getattr(spec, 'samples', None)  # ImageFolder and its TorchGeo subclasses
+    if samples is None and isinstance(spec, GeoPile):
+        return [p.decode() for p in spec._paths]
+    if samples is None:
+        raise TypeError(
+            f'GeoPile.from_datasets: source {source!r} is a {type(spec).__name__}, '
+            'which lists no image files; give a folder path, an ImageFolder-style '
+            'dataset with `.samples` (RESISC45, PatternNet, MLRSNet, RSD46WHU) or a '
+            'GeoPile'
+        )
+    return [str(s[0]) for s in samples]
+
+
+class GeoPile(NonGeoDataset):
+    """GeoPile: the ~600k-image RGB pretraining corpus of GFM.
+
+    GeoPile gathers five remote-sensing sources (paper Table 2): NAIP chips (300k, 1 m),
+    RSD46-WHU (116,893), MLRSNet (109,161), RESISC45 (31,500) and PatternNet (30,400).
+    Labels are not used for pretraining; each sample carries only the index of its source.
+
+    Dataset format (the authors' release, GeoPileV0): ``root/<source>/<class>/<image>``;
+    images at any depth under a source folder are used. JPEG, PNG, TIFF/GeoTIFF, BMP and
+    WebP are read; grayscale, RGBA, 16-bit and multi-band images become RGB uint8 by the rule
+    in :mod:`torchgeo_gfm.datasets.utils`. :meth:`from_datasets` composes the same corpus
+    from per-source TorchGeo datasets or folders instead.
+
+    Robustness: a file that cannot be read (corrupt, truncated, vanished) does not stop a
+    run. A warning names it once, it is remembered (across DataLoader workers, in shared
+    memory) and the next readable image takes its place; :attr:`num_skipped` counts them.
+
+    Validation: ``split='train'``/``'val'`` hold out ``val_fraction`` of the files, chosen
+    by a hash of each file's path under root and ``seed``, so the split is stable when files
+    are added or removed.
+
+    If you use this dataset in your research, please cite the following paper:
+
+    * https://arxiv.org/abs/2302.04476
+
+    .. versionadded:: 0.1
+    """
+
+    splits: ClassVar[tuple[str, ...]] = ('all', 'train', 'val')
+    max_retries: ClassVar[int] = 16
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] = 'data',
+        sources: Sequence[str] | None = None,
+        split: Literal['all', 'train', 'val'] = 'all',
+        val_fraction: float = 0.0,
+        size: int | None = None,
+        transforms: Callable[[Sample], Sample] | None = None,
+        seed: int = 0,
+    ) -> None:
+        """Initialize a new GeoPile instance.
+
+        Args:
+            root: folder holding one sub-folder per source.
+            sources: source folder names to use, in this order (their indices are the
+                ``source`` of each sample); None uses every source folder, sorted.
+            split: 'all', or 'train'/'val' to hold out ``val_fraction`` of the files.
+            val_fraction: fraction of files in the 'val' split, in [0, 1).
+            size: if given, each image becomes ``size`` x ``size`` when loaded (a random
+                square of its shorter side, resized; JPEGs are decoded at reduced scale when
+                large), so images of mixed sizes can be batched; None keeps native sizes.
+            transforms: a function/transform that takes a sample and returns a
+                transformed version.
+            seed: seed of the train/val assignment.
+
+        Raises:
+            GeoPileLayoutError: if root is missing, empty, or a source is not found.
+            ValueError: if split, val_fraction or size is invalid.
+        """
+        self.root: str | os.PathLike[str] | None = root
+        if not os.path.isdir(root):
+            raise GeoPileLayoutError(
+                f'GeoPile root {os.fspath(root)!r} is not a folder'
+            )
+        found = sorted(
+            d.name
+            for d in os.scandir(root)
+            if d.is_dir() and not d.name.startswith('.')
+        )
+        if not found:
+            loose = len([f for f in os.listdir(root) if _is_image(f)])
+            raise GeoPileLayoutError(
+                f'GeoPile root {os.fspath(root)!r} has no source sub-folders'
+                + (f' ({loose} images lie directly in it)' if loose else '')
+            )
+        missing = [s for s in sources or () if s not in found]
+        if missing:
+            raise GeoPileLayoutError(
+                f'GeoPile sources {missing} not found in {os.fspath(root)!r} '
+                f'(found source folders: {found})'
+            )
+        names = list(sources) if sources is not None else found
+        files = {s: find_images(os.path.join(root, s)) for s in names}
+        self._setup(files, split, val_fraction, size, transforms, seed)
+
+    @classmethod
+    def from_datasets(
+        cls,
+        sources: Mapping[str, SourceSpec],
+        split: Literal['all', 'train', 'val'] = 'all',
+        val_fraction: float = 0.0,
+        size: int | None = None,
+        transforms: Callable[[Sample], Sample] | None = None,
+        seed: int = 0,
+    ) -> 'GeoPile':
+        """Compose GeoPile from per-source datasets or folders.
+
+        For example ``{'resisc45': [RESISC45(r, split=s) for s in ('train', 'val',
+        'test')], 'patternnet': PatternNet(r), 'mlrsnet': MLRSNet(r), 'rsd46whu':
+        RSD46WHU(r), 'naip': 'data/geopile/naip'}``. Only the image files of each dataset
+        are taken (their ``.samples``); images are read by GeoPile, with its format
+        conversion and robustness.
+
+        Args:
+            sources: source name -> folder, ImageFolder-style dataset, GeoPile or a list
+                of these; source indices follow the mapping's order.
+            split: 'all', 'train' or 'val' (see the class docstring).
+            val_fraction: fraction of files in the 'val' split, in [0, 1).
+            size: see :class:`GeoPile`.
+            transforms: a function/transform that takes a sample and returns a
+                transformed version.
+            seed: seed of the train/val assignment.
+
+        Returns:
+            The composed dataset.
+
+        Raises:
+            TypeError: if a source lists no image files.
+            GeoPileLayoutError: if no source holds any image.
+        """
+        self = cls.__new__(cls)
+        self.root = None
+        files = {name: _dataset_files(name, spec) for name, spec in sources.items()}
+        self._setup(files, split, val_fraction, size, transforms, seed)
+        return self
+
+    def _setup(
+        self,
+        files: Mapping[str, list[str]],
+        split: str,
+        val_fraction: float,
+        size: int | None,
+        transforms: Callable[[Sample], Sample] | None,
+        seed: int,
+    ) -> None:
+        """Validate arguments, split the files and allocate the shared skip record."""
+        if split not in self.splits:
+            raise ValueError(f'split must be one of {self.splits}, got {split!r}')
+        if not 0 <= val_fraction < 1:
+            raise ValueError(f'val_fraction must be in [0, 1), got {val_fraction}')
+        if size is not None and size < 1:
+            raise ValueError(f'size must be a positive int or None, got {size}')
+        if not any(files.values()):
+            where = f'under {os.fspath(self.root)!r}' if self.root is not None else ''
+            raise GeoPileLayoutError(
+                f'no images found {where} in sources {list(files)}'
+            )
+        self.sources: tuple[str, ...] = tuple(files)
+        self.split, self.val_fraction, self.seed = split, val_fraction, seed
+        self.size, self.transforms = size, transforms
+        paths, source_ids = [], []
+        for i, name in enumerate(self.sources):
+            kept = [f for f in files[name] if self._in_split(f)]
+            paths.extend(kept)
+            source_ids.extend([i] * len(kept))
+        # numpy buffers, not Python lists: workers do not copy them on access (refcounts)
+        self._paths: npt.NDArray[np.bytes_] = np.array(
+            [p.encode() for p in paths], dtype=np.bytes_
+        )
+        self._source_ids = np.array(source_ids, dtype=np.int16)
+        self._bad = torch.zeros(len(paths), dtype=torch.bool).share_memory_()
+
+    def _in_split(self, path: str) -> bool:
+        """Whether a file belongs to this split (hash of its last three path parts)."""
+        if self.split == 'all':
+            return True
+        key = '/'.join(Path(path).parts[-3:])
+        held_out = zlib.crc32(f'{self.seed}/{key}'.encode()) < self.val_fraction * 2**32
+        return held_out == (self.split == 'val')
+
+    def __len__(self) -> int:
+        """Return the number of images in this split.
+
+        Returns:
+            length of the dataset
+        """
+        return len(self._paths)
+
+    def __getitem__(self, index: int) -> Sample:
+        """Return an image and its source; an unreadable file is replaced by the next.
+
+        Args:
+            index: index to return
+
+        Returns:
+            ``{'image': uint8 [3, H, W], 'source': int64 scalar}``
+
+        Raises:
+            IndexError: if index is out of range.
+            RuntimeError: if ``max_retries`` files in a row are unreadable.
+        """
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f'index {index} out of range for GeoPile of length {n}')
+        for attempt in range(self.max_retries):
+            i = (index + attempt) % n
+            if self._bad[i]:
+                continue
+            try:
+                image = read_rgb(self._paths[i].decode(), self.size)
+            except Exception as error:  # noqa: BLE001 (any decoder error: bad data, not a bug)
+                self._skip(i, error)
+                continue
+            sample = {'image': image, 'source': torch.tensor(int(self._source_ids[i]))}
+            return self.transforms(sample) if self.transforms is not None else sample
+        raise RuntimeError(
+            f'GeoPile: {self.max_retries} unreadable files in a row from index {index} '
+            f'({self.num_skipped} skipped so far); check the disk and the files under '
+            f'{os.fspath(self.root) if self.root is not None else "the sources"}'
+        )
+
+    def _skip(self, i: int, error: Exception) -> None:
+        """Record an unreadable file and warn about it once."""
+        if self._bad[i]:
+            return
+        self._bad[i] = True
+        path = self._paths[i].decode()
+        warnings.warn(
+            f'GeoPile: skipping unreadable image {path} ({type(error).__name__}: '
+            f'{error}); the next readable image replaces it. Fix or delete the file.',
+            UserWarning,
+            stacklevel=2,
+        )
+
+    @property
+    def num_skipped(self) -> int:
+        """Number of distinct unreadable files met so far (in all workers).
+
+        .. versionadded:: 0.1
+        """
+        return int(self._bad.sum())
+
+    @property
+    def skipped_files(self) -> list[str]:
+        """Paths of the unreadable files met so far (in all workers).
+
+        .. versionadded:: 0.1
+        """
+        return [self._paths[i].decode() for i in torch.nonzero(self._bad).flatten()]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Number of images of each source in this split.
+
+        .. versionadded:: 0.1
+        """
+        per = np.bincount(self._source_ids, minlength=len(self.sources))
+        return {s: int(c) for s, c in zip(self.sources, per, strict=True)}
+
+    def __str__(self) -> str:
+        """Per-source counts, for logs."""
+        counts = ', '.join(f'{s}: {c}' for s, c in self.counts.items())
+        return f'GeoPile(split={self.split!r}, {len(self)} images; {counts})'
+
+    def plot(
+        self, sample: Sample, show_titles: bool = True, suptitle: str | None = None
+    ) -> Figure:
+        """Plot a sample from the dataset.
+
+        Args:
+            sample: a sample returned by :meth:`__getitem__` (uint8 or float image).
+            show_titles: flag indicating whether to show the source as title.
+            suptitle: optional string to use as a suptitle.
+
+        Returns:
+            a matplotlib Figure with the rendered sample
+        """
+        image = sample['image'].permute(1, 2, 0).float()
+        if image.max() > 1:
+            image = image / 255
+        fig, ax = plt.subplots(figsize=(4, 4))
+        ax.imshow(image.clamp(0, 1).numpy())
+        ax.axis('off')
+        if show_titles and 'source' in sample:
+            ax.set_title(self.sources[int(sample['source'])])
+        if suptitle is not None:
+            plt.suptitle(suptitle)
+        return fig
