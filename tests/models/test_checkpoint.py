@@ -1,0 +1,154 @@
+# Copyright (c) torchgeo-gfm contributors.
+# Licensed under the MIT License.
+
+import os
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import safetensors.torch
+import timm
+import torch
+
+from tests.data.gfm.data import write_upstream_checkpoint
+from torchgeo_gfm.models import checkpoint as ck
+
+
+class _Exploit:
+    """Pickles as a call to os.system: what a tampered checkpoint would contain."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f'touch {self.marker}',))
+
+
+def test_load_upstream(tiny_gfm: Path, tiny_arch: dict[str, Any]) -> None:
+    up = ck.load_upstream_checkpoint(tiny_gfm)
+    assert set(up) == {
+        'model',
+        'optimizer',
+        'lr_scheduler',
+        'max_accuracy',
+        'epoch',
+        'config',
+        'amp',
+    }
+    assert type(up['config']) is dict
+    assert up['config']['MODEL']['SWIN']['EMBED_DIM'] == tiny_arch['embed_dim']
+    assert up['config']['TRAIN']['OPTIMIZER']['BETAS'] == (0.9, 0.999)
+    assert ck.upstream_mask_token(up).shape == (1, 1, tiny_arch['embed_dim'])
+
+
+def test_student_matches_timm_swin(tiny_gfm: Path, tiny_arch: dict[str, Any]) -> None:
+    up = ck.load_upstream_checkpoint(tiny_gfm)
+    student = ck.student_state_dict(up)
+    assert 'mask_token' not in student
+    assert 'layers.0.downsample.reduction.weight' not in student
+    assert 'layers.1.downsample.reduction.weight' in student
+    assert not any(
+        k.endswith(('relative_position_index', 'attn_mask')) for k in student
+    )
+    model = timm.create_model('gfm_swin_base', **tiny_arch)
+    model.load_state_dict(student, strict=True)
+    # same tensors as timm's own Microsoft->timm converter produces
+    enc = {
+        k[len('encoder.') :]: v
+        for k, v in up['model'].items()
+        if k.startswith('encoder.')
+    }
+    enc.pop('mask_token')
+    reference = timm.models.swin_transformer.checkpoint_filter_fn(enc, model)
+    assert reference.keys() == student.keys()
+    assert all(torch.equal(reference[k], student[k]) for k in student)
+
+
+def test_teacher_matches_timm_swin(tiny_gfm: Path, tiny_arch: dict[str, Any]) -> None:
+    teacher = ck.teacher_state_dict(ck.load_upstream_checkpoint(tiny_gfm))
+    arch = {k: v for k, v in tiny_arch.items() if k != 'window_size'}
+    model = timm.create_model('swin_base_patch4_window7_224', num_classes=0, **arch)
+    model.load_state_dict(teacher, strict=True)
+
+
+def test_ms_swin_to_timm_head_and_prefix() -> None:
+    w = torch.zeros(1)
+    out = ck.ms_swin_to_timm(
+        {'x.head.weight': w, 'x.layers.2.downsample.norm.bias': w, 'y.norm.weight': w},
+        prefix='x.',
+    )
+    assert set(out) == {'head.fc.weight', 'layers.3.downsample.norm.bias'}
+
+
+def test_tampered_pickle_does_not_run(tmp_path: Path) -> None:
+    marker = tmp_path / 'pwned'
+    path = tmp_path / 'evil.pth'
+    torch.save({'model': {}, 'config': _Exploit(marker)}, path)
+    with pytest.raises(ck.GFMCheckpointError, match='refused to unpickle'):
+        ck.load_upstream_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_tampered_raw_pickle(tmp_path: Path) -> None:
+    marker = tmp_path / 'pwned'
+    path = tmp_path / 'evil.pkl'
+    path.write_bytes(pickle.dumps({'model': _Exploit(marker)}, protocol=2))
+    with pytest.raises(ck.GFMCheckpointError, match=re.escape(str(path))):
+        ck.load_student_weights(path)
+    assert not marker.exists()
+
+
+def test_truncated(tiny_gfm: Path, tmp_path: Path) -> None:
+    path = tmp_path / 'gfm.pth'
+    path.write_bytes(tiny_gfm.read_bytes()[:100_000])
+    with pytest.raises(ck.GFMCheckpointError, match='truncated'):
+        ck.load_upstream_checkpoint(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r'nope\.pth'):
+        ck.load_upstream_checkpoint(tmp_path / 'nope.pth')
+
+
+@pytest.mark.parametrize(
+    'obj',
+    [
+        {'state_dict': {}},
+        {'model': {'conv1.weight': torch.zeros(1)}, 'config': {}},
+        [1],
+    ],
+)
+def test_foreign_checkpoint(obj: Any, tmp_path: Path) -> None:
+    path = tmp_path / 'resnet.pth'
+    torch.save(obj, path)
+    with pytest.raises(ck.GFMCheckpointError, match=r'resnet\.pth.*expected'):
+        ck.load_upstream_checkpoint(path)
+
+
+def test_backbone_roundtrip(tiny_gfm: Path, tmp_path: Path) -> None:
+    student = ck.student_state_dict(ck.load_upstream_checkpoint(tiny_gfm))
+    path = tmp_path / 'gfm.safetensors'
+    ck.save_backbone(student, path, metadata={'source': 'test'})
+    loaded = ck.load_student_weights(path)
+    assert loaded.keys() == student.keys()
+    assert all(torch.equal(loaded[k], student[k]) for k in student)
+
+
+def test_foreign_safetensors(tmp_path: Path) -> None:
+    path = tmp_path / 'other.safetensors'
+    safetensors.torch.save_file({'a': torch.zeros(1)}, path)
+    with pytest.raises(ck.GFMCheckpointError, match=r'other\.safetensors.*format'):
+        ck.load_backbone(path)
+    junk = tmp_path / 'junk.bin'
+    junk.write_bytes(b'hello world, not a checkpoint')
+    with pytest.raises(ck.GFMCheckpointError, match=r'junk\.bin'):
+        ck.load_student_weights(junk)
+
+
+def test_no_teacher(tmp_path: Path, tiny_arch: dict[str, Any]) -> None:
+    path = tmp_path / 'gfm.pth'
+    model = write_upstream_checkpoint(path, teacher=False, **tiny_arch)
+    assert not any(k.startswith('teacher.') for k in model)
+    assert ck.teacher_state_dict(ck.load_upstream_checkpoint(path)) == {}
