@@ -1,0 +1,83 @@
+# Copyright (c) torchgeo-gfm contributors.
+# Licensed under the MIT License.
+
+"""Load the authors' full GFM pretraining checkpoint into a :class:`~torchgeo_gfm.tasks.GFM`.
+
+.. versionadded:: 0.1
+"""
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..models.checkpoint import (
+    GFMCheckpointError,
+    load_upstream_checkpoint,
+    student_state_dict,
+    teacher_state_dict,
+    upstream_mask_token,
+)
+
+
+def _load_strict(
+    module: nn.Module, state: Mapping[str, Tensor], what: str, path: str
+) -> None:
+    """Load *state* into *module*, every key of the module required."""
+    try:
+        missing, unexpected = module.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatch
+        raise GFMCheckpointError(
+            f'{path}: the {what} does not fit this task ({e}); build the task with the '
+            "checkpoint's architecture (e.g. model='gfm_swin_base')."
+        ) from None
+    if missing:
+        raise GFMCheckpointError(
+            f'{path}: the {what} lacks {len(missing)} weights of this task '
+            f'(e.g. {missing[:3]}); build the task with the checkpoint\'s architecture.'
+        )
+    del unexpected  # the teacher file holds stages the truncated teacher does not keep
+
+
+def _subset(model: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    return {k[len(prefix) :]: v for k, v in model.items() if k.startswith(prefix)}
+
+
+def load_into(task: Any, path: str | os.PathLike[str]) -> None:
+    """Load student, mask token, decoder, projector and (if present) teacher.
+
+    Args:
+        task: a :class:`~torchgeo_gfm.tasks.GFM`.
+        path: the authors' ``gfm.pth`` (or a file in its format).
+
+    Raises:
+        GFMCheckpointError: if the file or its parts do not fit the task.
+
+    .. versionadded:: 0.1
+    """
+    name = os.fspath(path)
+    upstream = load_upstream_checkpoint(name)
+    model = upstream['model']
+    student = student_state_dict(upstream)
+    unexpected = set(student) - set(task.student.state_dict())
+    if unexpected:
+        raise GFMCheckpointError(
+            f'{name}: the student has weights this task lacks (e.g. '
+            f'{sorted(unexpected)[:3]}); build the task with its architecture.'
+        )
+    _load_strict(task.student, student, 'student (encoder.*)', name)
+    token = upstream_mask_token(upstream)
+    if token.numel() != task.mask_token.numel():
+        raise GFMCheckpointError(
+            f'{name}: mask token of {token.numel()} values, this task has '
+            f'{task.mask_token.numel()}.'
+        )
+    with torch.no_grad():
+        task.mask_token.copy_(token.reshape(task.mask_token.shape))
+    _load_strict(task.decoder, _subset(model, 'decoder.'), 'decoder', name)
+    _load_strict(task.projector, _subset(model, 'projector.'), 'projector', name)
+    teacher = teacher_state_dict(upstream)
+    if teacher:
+        _load_strict(task.teacher, teacher, 'teacher (teacher.*)', name)
