@@ -1,0 +1,52 @@
+# Copyright (c) torchgeo-gfm contributors.
+# Licensed under the MIT License.
+
+"""WHU Aerial building datamodule."""
+
+from typing import Any
+
+import kornia.augmentation as K
+from torchgeo.datamodules import NonGeoDataModule
+from torchgeo.samplers.utils import _to_tuple
+
+from ..datasets.whu_building import WHUBuilding
+from .dsifn import IMAGENET_MEAN, IMAGENET_STD
+
+
+class WHUBuildingDataModule(NonGeoDataModule):
+    """LightningDataModule for :class:`~torchgeo_gfm.datasets.WHUBuilding`.
+
+    Uses the dataset's train/val/test splits. Training takes random crops with flips
+    (on the device); validation and test see whole 512x512 tiles.
+
+    .. versionadded:: 0.1
+    """
+
+    mean = IMAGENET_MEAN
+    std = IMAGENET_STD
+
+    def __init__(
+        self,
+        batch_size: int = 8,
+        patch_size: tuple[int, int] | int = 512,
+        num_workers: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        """Initialize a new WHUBuildingDataModule instance.
+
+        Args:
+            batch_size: size of each mini-batch.
+            patch_size: size of training crops, ``size`` or ``(height, width)``.
+            num_workers: number of workers for parallel data loading.
+            **kwargs: passed to :class:`~torchgeo_gfm.datasets.WHUBuilding`.
+        """
+        super().__init__(WHUBuilding, batch_size, num_workers, **kwargs)
+        self.patch_size = _to_tuple(patch_size)
+        self.train_aug = K.AugmentationSequential(
+            K.Normalize(mean=self.mean, std=self.std),
+            K.RandomCrop(self.patch_size, pad_if_needed=True),
+            K.RandomHorizontalFlip(),
+            K.RandomVerticalFlip(),
+            data_keys=None,
+            keepdim=True,
+        )
