@@ -335,3 +335,60 @@ def test_export_cli(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture
     torch.save({'state_dict': {'x': torch.zeros(1)}}, bad)
     with pytest.raises(GFMCheckpointError, match='no student'):
         export_checkpoint(bad, out)
+
+
+@pytest.fixture(scope='module')
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Tensor]]:
+    from tests.data.gfm.data import TINY, write_upstream_checkpoint
+
+    path = tmp_path_factory.mktemp('upstream') / 'gfm.pth'
+    return path, write_upstream_checkpoint(path, **TINY)
+
+
+def upstream_task(**kwargs: Any) -> GFM:
+    from tests.data.gfm.data import TINY
+
+    arch = {k: TINY[k] for k in ('embed_dim', 'depths', 'num_heads')}
+    args: dict[str, Any] = {
+        'model_kwargs': TINY,
+        'teacher': 'swin_base_patch4_window7_224',
+        'teacher_weights': None,
+        'teacher_kwargs': arch,
+    }
+    args.update(kwargs)
+    return GFM(**args)
+
+
+def test_load_upstream_checkpoint(upstream: tuple[Path, dict[str, Tensor]]) -> None:
+    path, model = upstream
+    task = upstream_task()
+    task.load_upstream_checkpoint(path)
+    student = task.student.state_dict()
+    # Microsoft's patch merging ends stage i, timm's starts stage i + 1
+    torch.testing.assert_close(
+        student['layers.3.downsample.reduction.weight'],
+        model['encoder.layers.2.downsample.reduction.weight'],
+    )
+    torch.testing.assert_close(student['norm.weight'], model['encoder.norm.weight'])
+    torch.testing.assert_close(task.mask_token, model['encoder.mask_token'])
+    torch.testing.assert_close(task.decoder[0].weight, model['decoder.0.weight'])
+    torch.testing.assert_close(task.projector.bias, model['projector.bias'])
+    torch.testing.assert_close(
+        task.teacher.layers[3].downsample.norm.weight,
+        model['teacher.layers.2.downsample.norm.weight'],
+    )
+    torch.testing.assert_close(
+        task.teacher.layers[2].blocks[1].attn.relative_position_bias_table,
+        model['teacher.layers.2.blocks.1.attn.relative_position_bias_table'],
+    )
+    images = torch.randn(1, 3, 192, 192)
+    out = task.compute_loss(images, task.draw_mask(images))
+    assert torch.isfinite(out['loss'])
+
+
+def test_load_upstream_checkpoint_wrong_architecture(
+    upstream: tuple[Path, dict[str, Tensor]],
+) -> None:
+    task = make_task()
+    with pytest.raises(GFMCheckpointError, match='architecture'):
+        task.load_upstream_checkpoint(upstream[0])
