@@ -20,6 +20,7 @@ Conversion rule (applied to every image, so one batch can mix formats):
 """
 
 import os
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -109,9 +110,12 @@ def _needs_rasterio(image: Image.Image, path: str) -> bool:
 
 def _read_rasterio(path: str) -> Image.Image:
     import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
 
-    with rasterio.open(path) as src:
-        bands = src.read(indexes=list(range(1, min(src.count, 3) + 1)))
+    with warnings.catch_warnings():  # plain TIFFs have no georeference; pixels suffice
+        warnings.simplefilter('ignore', NotGeoreferencedWarning)
+        with rasterio.open(path) as src:
+            bands = src.read(indexes=list(range(1, min(src.count, 3) + 1)))
     return Image.fromarray(array_to_rgb(np.moveaxis(bands, 0, -1)))
 
 
