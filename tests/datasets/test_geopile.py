@@ -87,7 +87,7 @@ class TestGeoPile:
 
     def test_missing_root(self, tmp_path: Path) -> None:
         with pytest.raises(
-            DatasetNotFoundError, match='is not a folder.*<root>/<source>'
+            DatasetNotFoundError, match=r'is not a folder.*<root>/<source>'
         ):
             GeoPile(tmp_path / 'nowhere')
 

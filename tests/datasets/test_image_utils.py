@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from rasterio.errors import NotGeoreferencedWarning
 import torch
 from PIL import Image
+from rasterio.errors import NotGeoreferencedWarning
 
 from torchgeo_gfm.datasets.utils import array_to_rgb, read_rgb, stretch_to_uint8
 
