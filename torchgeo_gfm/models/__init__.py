@@ -3,6 +3,46 @@
 
 """GFM backbone: timm registration, TorchGeo weights, builder and checkpoint I/O."""
 
-from .swin import gfm_swin_base
+from .adapt import SENTINEL2_RGB_INDICES, adapt_patch_embed, rgb_input_indices
+from .checkpoint import (
+    GFMCheckpointError,
+    load_backbone,
+    load_student_weights,
+    load_upstream_checkpoint,
+    ms_swin_to_timm,
+    save_backbone,
+    student_state_dict,
+    teacher_state_dict,
+    upstream_mask_token,
+)
+from .registry import register as _register
+from .swin import (
+    GFMSwinTransformer,
+    gfm_swin_base,
+    load_gfm_weights,
+    loadable_state_dict,
+)
+from .weights import GFM_Weights, gfm_swin_b
 
-__all__ = ('gfm_swin_base',)
+_register()
+
+__all__ = (
+    'SENTINEL2_RGB_INDICES',
+    'GFMCheckpointError',
+    'GFMSwinTransformer',
+    'GFM_Weights',
+    'adapt_patch_embed',
+    'gfm_swin_b',
+    'gfm_swin_base',
+    'load_backbone',
+    'load_gfm_weights',
+    'load_student_weights',
+    'load_upstream_checkpoint',
+    'loadable_state_dict',
+    'ms_swin_to_timm',
+    'rgb_input_indices',
+    'save_backbone',
+    'student_state_dict',
+    'teacher_state_dict',
+    'upstream_mask_token',
+)
