@@ -1,6 +1,7 @@
 # One command sets up and runs each job; every target builds its own virtualenv first.
 #   make test   create .venv (Python >= 3.12), install the package with its test extras, run pytest
 #   make lint   ruff (lint + format check) and mypy
+#   make demo   pretrain a small GFM on a generated GeoPile sample on CPU (a few minutes)
 SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -12,7 +13,7 @@ PYTHON ?= $(shell for p in python3.14 python3.13 python3.12 python3 python \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' \
 	2>/dev/null && { command -v $$p; break; }; done)
 
-.PHONY: venv test lint format clean
+.PHONY: venv test lint format demo clean
 
 venv: $(STAMP)
 
@@ -28,6 +29,9 @@ $(STAMP): pyproject.toml
 
 test: venv
 	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered
+
+demo: venv
+	$(BIN)/python -m torchgeo_gfm.demo --config configs/gfm_demo.yaml --output output/demo
 
 lint: venv
 	$(BIN)/ruff check .

@@ -392,3 +392,16 @@ def test_load_upstream_checkpoint_wrong_architecture(
     task = make_task()
     with pytest.raises(GFMCheckpointError, match='architecture'):
         task.load_upstream_checkpoint(upstream[0])
+
+
+class ValDataModule(RandomDataModule):
+    def val_dataloader(self) -> DataLoader[dict[str, Tensor]]:
+        return DataLoader(RandomImages(n=4), batch_size=2)
+
+
+def test_validation_is_deterministic(tmp_path: Path) -> None:
+    task = make_task()
+    t = trainer(tmp_path, max_steps=1)
+    first = t.validate(task, ValDataModule(), verbose=False)[0]
+    second = t.validate(task, ValDataModule(), verbose=False)[0]
+    assert first == second and set(first) == {'val_loss', 'val_loss_mim', 'val_loss_distill'}

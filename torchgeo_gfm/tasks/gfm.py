@@ -393,6 +393,34 @@ class GFM(BaseTask):
             self._plot(images, mask, x_rec)
         return losses['loss']
 
+    def validation_step(
+        self, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        """Log the losses with masks fixed by *batch_idx* (comparable across epochs).
+
+        Args:
+            batch: a dict with ``image``, normalised float ``[B, C, H, W]``.
+            batch_idx: index of the batch (seeds its masks).
+            dataloader_idx: index of the dataloader.
+        """
+        images = batch['image']
+        self._check_channels(images.shape[1], 'The batch')
+        self.check_size(images.shape[-2:])
+        block = self.hparams['mask_patch_size']
+        grid = (images.shape[-2] // block, images.shape[-1] // block)
+        gen = torch.Generator(images.device).manual_seed(batch_idx)
+        mask = simmim_mask(
+            images.shape[0],
+            grid,
+            self.hparams['mask_ratio'],
+            block // self.patch_size,
+            images.device,
+            generator=gen,
+        )
+        losses = self.compute_loss(images, mask)
+        for key, value in losses.items():
+            self.log(f'val_{key}', value, batch_size=images.shape[0])
+
     def _log_speed(self, batch_size: int) -> None:
         """Log the learning rate and global images per second."""
         now = time.perf_counter()
