@@ -5,8 +5,10 @@
 
 from .dsifn import DSIFNDataModule
 from .geopile import GeoPileDataModule
+from .spacenet2_sr import SpaceNet2SRDataModule, SpaceNet2SuperResolution
 from .whu_building import WHUBuildingDataModule
 
 __all__: tuple[str, ...] = ()
 __all__ += ('GeoPileDataModule',)
 __all__ += ('DSIFNDataModule', 'WHUBuildingDataModule')
+__all__ += ('SpaceNet2SRDataModule', 'SpaceNet2SuperResolution')

@@ -4,5 +4,7 @@
 """Lightning tasks: GFM continual pretraining, and downstream tasks TorchGeo lacks."""
 
 from .gfm import GFM
+from .super_resolution import SuperResolution
 
 __all__: tuple[str, ...] = ('GFM',)
+__all__ += ('SuperResolution',)
