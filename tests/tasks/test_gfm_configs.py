@@ -1,0 +1,86 @@
+# Copyright (c) torchgeo-gfm contributors.
+# Licensed under the MIT License.
+
+"""The GFM configs run with `torchgeo fit`, and the demo runs end to end (tiny, offline)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from torchgeo.main import main as torchgeo_main
+
+from torchgeo_gfm import demo
+from torchgeo_gfm.datasets import write_synthetic_geopile
+
+CONFIGS = Path(__file__).parents[2] / 'configs'
+TINY_STUDENT = {'embed_dim': 8, 'depths': [1, 1, 1, 1], 'num_heads': [1, 1, 1, 1]}
+TINY = [
+    f'--model.init_args.model_kwargs={json.dumps(TINY_STUDENT)}',
+    '--model.init_args.teacher=swin_tiny_patch4_window7_224',
+    '--model.init_args.teacher_weights=null',
+    f'--model.init_args.teacher_kwargs={json.dumps(TINY_STUDENT)}',
+    '--model.init_args.teacher_size=64',
+    '--data.init_args.batch_size=2',
+    '--data.init_args.num_workers=0',
+    '--data.init_args.size=64',
+    '--data.init_args.load_size=64',
+]
+
+
+@pytest.fixture(scope='module')
+def geopile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp('geopile')
+    return write_synthetic_geopile(
+        root, images_per_class=1, sources=('naip', 'resisc45'), sizes=(64, 96), seed=0
+    )
+
+
+def test_paper_config_recipe() -> None:
+    config = yaml.safe_load((CONFIGS / 'gfm.yaml').read_text())
+    trainer, model = config['trainer'], config['model']['init_args']
+    assert trainer['devices'] * trainer['num_nodes'] == 8
+    assert config['data']['init_args']['batch_size'] == 128
+    assert trainer['precision'] == 'bf16-mixed' and trainer['gradient_clip_val'] == 5.0
+    assert trainer['max_epochs'] == 100 and model['warmup_epochs'] == 10
+    assert model['teacher'] == 'swin_base_patch4_window7_224.ms_in22k'
+    assert (model['lr'], model['warmup_lr'], model['min_lr']) == (2e-4, 1e-6, 1e-5)
+
+
+def test_paper_config_fits(geopile: Path, tmp_path: Path) -> None:
+    torchgeo_main([
+        'fit',
+        f'--config={CONFIGS / "gfm.yaml"}',
+        *TINY,
+        f'--data.init_args.root={geopile}',
+        '--trainer.accelerator=cpu',
+        '--trainer.devices=1',
+        '--trainer.strategy=auto',
+        '--trainer.precision=32',
+        '--trainer.max_steps=1',
+        f'--trainer.default_root_dir={tmp_path}',
+    ])
+    assert list(tmp_path.rglob('last.ckpt'))
+
+
+def test_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = demo.main([
+        f'--config={CONFIGS / "gfm_demo.yaml"}',
+        f'--output={tmp_path}',
+        '--images-per-class=1',
+        *TINY,
+        '--trainer.max_epochs=2',
+        '--trainer.enable_progress_bar=false',
+        '--model.init_args.plot_every_n_steps=2',
+    ])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert 'RANDOM weights' in out
+    assert (tmp_path / 'gfm_demo_backbone.safetensors').is_file()
+    assert list((tmp_path / 'reconstructions').glob('*.png'))
+    assert 'mean loss' in out and 'last.ckpt' in out
+
+
+def test_demo_missing_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert demo.main([f'--config={tmp_path / "nope.yaml"}']) == 1
+    assert 'not found' in capsys.readouterr().out
