@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+
+# Copyright (c) torchgeo-gfm contributors.
+# Licensed under the MIT License.
+
+"""Images/second per CPU worker: GeoPile loading vs the authors' GFM pipeline.
+
+Both pipelines run in this process with one thread (what one DataLoader worker gets),
+over the same GeoPile-layout folder of JPEGs, including read, decode, per-sample work and
+collate:
+
+* authors: torchvision ``ImageFolder`` per source + ``ConcatDataset``; per sample PIL
+  ``RandomResizedCrop(192, scale=(0.67, 1), ratio=(3/4, 4/3))``, ``RandomHorizontalFlip``,
+  ``ToTensor``, ``Normalize`` (ImageNet), as in ``data/data_simmim.py`` of the GFM
+  release (its SimMIM mask generator, also run per sample there, is left out: the baseline
+  is, if anything, flattered).
+* ours: :class:`~torchgeo_gfm.datasets.GeoPile` with ``size=256`` (decode, random square
+  crop + resize only when an image is not already 256 px, uint8 collate). The
+  augmentation then runs batched on the device (``GeoPileDataModule.on_after_batch_
+  transfer``); its throughput is printed separately, on the device found.
+
+Usage: ``python benchmarks/data_throughput.py [--root GEOPILE] [--images 500]``. Without
+``--root``, realistic JPEGs (procedural aerial-like scenes, quality 90, ~21 kB at 256 px)
+are generated in a temporary folder at 256 px and at larger sizes.
+"""
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torchvision.transforms as T
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from torchvision.datasets import ImageFolder
+
+from torchgeo_gfm.datamodules import GeoPileDataModule
+from torchgeo_gfm.datasets import GeoPile, write_synthetic_geopile
+from torchgeo_gfm.datasets.synthetic import SCENES, SYNTHETIC_SOURCES
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def authors_dataset(root: Path) -> Dataset[object]:
+    """The GFM release's pretraining dataset: ImageFolder per source, concatenated."""
+    transform = T.Compose(
+        [
+            T.Lambda(lambda img: img.convert('RGB') if img.mode != 'RGB' else img),
+            T.RandomResizedCrop(192, scale=(0.67, 1.0), ratio=(3 / 4, 4 / 3)),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            T.Normalize(
+                mean=torch.tensor(IMAGENET_MEAN), std=torch.tensor(IMAGENET_STD)
+            ),
+        ]
+    )
+    sources = sorted(p for p in root.iterdir() if p.is_dir())
+    return ConcatDataset([ImageFolder(str(s), transform) for s in sources])
+
+
+def ours_dataset(root: Path) -> Dataset[object]:
+    """GeoPile as GeoPileDataModule builds it (load_size 256)."""
+    return GeoPile(root, size=256)
+
+
+def images_per_second(dataset: Dataset[object], batch_size: int) -> float:
+    """Iterate once over ``dataset`` in this process; images per second."""
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=0)
+    start, count = time.perf_counter(), 0
+    for batch in loader:
+        images = batch['image'] if isinstance(batch, dict) else batch[0]
+        count += len(images)
+    return count / (time.perf_counter() - start)
+
+
+def device_augmentation(batch_size: int, repeats: int) -> tuple[str, float]:
+    """Images/second of GeoPileDataModule's training augmentation on the device."""
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    dm = GeoPileDataModule(batch_size=batch_size)
+    aug = dm.train_aug.to(device)
+    batch = torch.randint(0, 256, (batch_size, 3, 256, 256), dtype=torch.uint8)
+    batch = batch.to(device)
+    times = []
+    for _ in range(repeats + 1):
+        if device == 'cuda':
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        aug({'image': batch.float()})
+        if device == 'cuda':
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    name = torch.cuda.get_device_name() if device == 'cuda' else 'CPU, 1 thread'
+    return name, batch_size / statistics.median(times[1:])
+
+
+def generate(root: Path, size: int, images: int, seed: int) -> Path:
+    """Write ``images`` JPEGs of ``size`` px in the GeoPile layout."""
+    per_class = max(1, images // (len(SYNTHETIC_SOURCES) * len(SCENES)))
+    return write_synthetic_geopile(
+        root / f'jpeg{size}',
+        images_per_class=per_class,
+        sizes=(size,),
+        formats=False,
+        seed=seed,
+    )
+
+
+def measure(root: Path, batch_size: int, repeats: int) -> tuple[int, float, float]:
+    """Median images/s of both pipelines, interleaved to share the machine's noise."""
+    pipelines: dict[str, Callable[[Path], Dataset[object]]] = {
+        'authors': authors_dataset,
+        'ours': ours_dataset,
+    }
+    rates: dict[str, list[float]] = {name: [] for name in pipelines}
+    datasets = {name: make(root) for name, make in pipelines.items()}
+    for _ in range(repeats):
+        for name, dataset in datasets.items():
+            rates[name].append(images_per_second(dataset, batch_size))
+    n = len(datasets['ours'])  # type: ignore[arg-type]
+    return n, statistics.median(rates['authors']), statistics.median(rates['ours'])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--root', type=Path, help='existing GeoPile folder to read')
+    parser.add_argument('--images', type=int, default=500, help='generated per size')
+    parser.add_argument('--sizes', type=int, nargs='+', default=[256, 512, 800])
+    parser.add_argument('--batch-size', type=int, default=64)
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--seed', type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # one DataLoader worker = one process, one thread
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        roots = (
+            [(str(args.root), args.root)]
+            if args.root
+            else [
+                (f'{s}x{s} JPEG', generate(Path(tmp), s, args.images, args.seed))
+                for s in args.sizes
+            ]
+        )
+        for label, root in roots:
+            n, authors, ours = measure(root, args.batch_size, args.repeats)
+            rows.append((label, n, authors, ours))
+
+    print(
+        f'\nimages/second per CPU worker (1 thread, batch {args.batch_size}, median of '
+        f'{args.repeats})\n'
+    )
+    print(
+        '| images | n | authors (PIL RRC+ToTensor+Normalize) | ours (GeoPile, uint8) | ratio |'
+    )
+    print('|---|---|---|---|---|')
+    for label, n, authors, ours in rows:
+        print(f'| {label} | {n} | {authors:.0f} | {ours:.0f} | {ours / authors:.2f}x |')
+    device, rate = device_augmentation(args.batch_size, args.repeats)
+    print(
+        f'\nours, device side: Kornia RRC(192)+flip+normalize on {device}: '
+        f'{rate:.0f} images/s (one process, batched)'
+    )
+
+
+if __name__ == '__main__':
+    main()
