@@ -125,7 +125,7 @@ def load_upstream_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
             f'truncated or corrupt download? Expected {expected}.'
         ) from None
     if not isinstance(ckpt, dict) or not all(k in ckpt for k in _UPSTREAM_KEYS):
-        found = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
+        found = sorted(ckpt)[:4] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise GFMCheckpointError(f'{path}: found {found}; expected {expected}.')
     model = ckpt['model']
     if not isinstance(model, Mapping) or _STUDENT_PROBE not in model:
