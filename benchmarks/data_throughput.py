@@ -14,7 +14,7 @@ collate:
   ``ToTensor``, ``Normalize`` (ImageNet), as in ``data/data_simmim.py`` of the GFM
   release (its SimMIM mask generator, also run per sample there, is left out: the baseline
   is, if anything, flattered).
-* ours: :class:`~torchgeo_gfm.datasets.GeoPile` with ``size=256`` (decode, random square
+* ours: :class:`~torchgeo_gfm.datasets.GeoPile` with ``size=256`` (PIL decode, JPEGs at reduced DCT scale when large, random square
   crop + resize only when an image is not already 256 px, uint8 collate). The
   augmentation then runs batched on the device (``GeoPileDataModule.on_after_batch_
   transfer``); its throughput is printed separately, on the device found.
