@@ -3,8 +3,10 @@
 
 """Lightning datamodules for the datasets of this package."""
 
+from .bigearthnet import BigEarthNetRGBDataModule
 from .dsifn import DSIFNDataModule
 from .geopile import GeoPileDataModule
+from .oscd import OSCDDataModule
 from .spacenet2_sr import SpaceNet2SRDataModule, SpaceNet2SuperResolution
 from .whu_building import WHUBuildingDataModule
 
@@ -12,3 +14,4 @@ __all__: tuple[str, ...] = ()
 __all__ += ('GeoPileDataModule',)
 __all__ += ('DSIFNDataModule', 'WHUBuildingDataModule')
 __all__ += ('SpaceNet2SRDataModule', 'SpaceNet2SuperResolution')
+__all__ += ('BigEarthNetRGBDataModule', 'OSCDDataModule')

@@ -4,6 +4,7 @@
 """GFM backbone: timm registration, TorchGeo weights, builder and checkpoint I/O."""
 
 from .adapt import SENTINEL2_RGB_INDICES, adapt_patch_embed, rgb_input_indices
+from .baseline import swin_base_in22k  # noqa: F401  (registers the IN-22k baseline with timm)
 from .checkpoint import (
     GFMCheckpointError,
     load_backbone,

@@ -4,7 +4,9 @@
 """Lightning tasks: GFM continual pretraining, and downstream tasks TorchGeo lacks."""
 
 from .gfm import GFM
+from .multilabel import MultiLabelClassification
 from .super_resolution import SuperResolution
 
 __all__: tuple[str, ...] = ('GFM',)
 __all__ += ('SuperResolution',)
+__all__ += ('MultiLabelClassification',)

@@ -1,0 +1,71 @@
+# Copyright (c) torchgeo-gfm contributors.
+# Licensed under the MIT License.
+
+"""The paper's baseline as a timm architecture: ImageNet-22k Swin-B at any input size.
+
+timm's ``swin_base_patch4_window7_224`` rejects inputs other than 224 px, and TorchGeo's
+tasks pass no model arguments, so the fine-tuning configs could not swap it in for
+``gfm_swin_base`` by name. ``swin_base_in22k`` is the same network and weights
+(``timm/swin_base_patch4_window7_224.ms_in22k``, GFM's teacher) with
+``strict_img_size=False``.
+
+.. versionadded:: 0.1
+"""
+
+from typing import Any
+
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models.swin_transformer import SwinTransformer, checkpoint_filter_fn
+
+default_cfgs = generate_default_cfgs(
+    {
+        'swin_base_in22k.ms_in22k': {
+            'hf_hub_id': 'timm/swin_base_patch4_window7_224.ms_in22k',
+            'num_classes': 21841,
+            'input_size': (3, 224, 224),
+            'pool_size': (7, 7),
+            'crop_pct': 0.9,
+            'interpolation': 'bicubic',
+            'fixed_input_size': False,
+            'mean': IMAGENET_DEFAULT_MEAN,
+            'std': IMAGENET_DEFAULT_STD,
+            'first_conv': 'patch_embed.proj',
+            'classifier': 'head.fc',
+            'license': 'mit',
+        }
+    }
+)
+
+
+@register_model
+def swin_base_in22k(pretrained: bool = False, **kwargs: Any) -> SwinTransformer:
+    """Swin-B (patch 4, window 7) with ImageNet-22k weights, any input size.
+
+    Args:
+        pretrained: load timm's ``swin_base_patch4_window7_224.ms_in22k`` weights.
+        **kwargs: passed to :class:`timm.models.swin_transformer.SwinTransformer`.
+
+    Returns:
+        The model.
+
+    .. versionadded:: 0.1
+    """
+    args: dict[str, Any] = {
+        'patch_size': 4,
+        'window_size': 7,
+        'embed_dim': 128,
+        'depths': (2, 2, 18, 2),
+        'num_heads': (4, 8, 16, 32),
+        'strict_img_size': False,
+    }
+    args.update(kwargs)
+    out_indices = args.pop('out_indices', (0, 1, 2, 3))
+    return build_model_with_cfg(
+        SwinTransformer,
+        'swin_base_in22k',
+        pretrained,
+        pretrained_filter_fn=checkpoint_filter_fn,
+        feature_cfg={'flatten_sequential': True, 'out_indices': out_indices},
+        **args,
+    )
