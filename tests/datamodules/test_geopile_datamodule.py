@@ -119,7 +119,7 @@ def test_fit_with_lightning(tmp_path: Path, caplog: pytest.LogCaptureFixture) ->
     bad = Path(train._paths[0].decode())
     bad.write_bytes(b'corrupt')
     dm = GeoPileDataModule(
-        root, batch_size=2, size=32, load_size=48, val_fraction=0.2, sources=['naip']
+        root, batch_size=1, size=32, load_size=48, val_fraction=0.2, sources=['naip']
     )
     model = _Mean()
     trainer = Trainer(
@@ -137,7 +137,7 @@ def test_fit_with_lightning(tmp_path: Path, caplog: pytest.LogCaptureFixture) ->
     ):
         trainer.fit(model, datamodule=dm)
     assert model.shapes
-    assert set(model.shapes) <= {(b, 3, 32, 32) for b in range(1, 9)}
+    assert set(model.shapes) == {(1, 3, 32, 32)}  # every training image drawn
     assert dm.num_skipped == 1
     assert '1 unreadable file(s) skipped' in caplog.text
 

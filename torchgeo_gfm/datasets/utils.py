@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 import torch
+import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
@@ -160,31 +161,32 @@ def open_rgb(path: str, min_size: int | None = None) -> Image.Image:
         return _pil_to_rgb(image)
 
 
-def fit_square(image: Image.Image, size: int) -> Image.Image:
+def fit_square(image: Tensor, size: int) -> Tensor:
     """Cut a random square of the shorter side and resize it to ``size`` x ``size``.
 
-    One antialiased PIL resize of a box (no copy for the crop); an image already
-    ``size`` x ``size`` is returned untouched. The crop offset uses torch's RNG, which
-    DataLoader seeds differently per worker.
+    The crop is a view; the resize is torch's antialiased bilinear kernel for uint8
+    (matches PIL's to +-1 level, about twice as fast). An image already ``size`` x
+    ``size`` is returned untouched. The crop offset uses torch's RNG, which DataLoader
+    seeds differently per worker.
 
     Args:
-        image: RGB image.
+        image: uint8 ``[3, H, W]``.
         size: output side in pixels.
 
     Returns:
-        The square image.
+        The uint8 ``[3, size, size]`` image.
 
     .. versionadded:: 0.1
     """
-    w, h = image.size
-    if w == h == size:
+    h, w = image.shape[-2:]
+    if h == w == size:
         return image
-    side = min(w, h)
-    x = int(torch.randint(w - side + 1, ()).item())
+    side = min(h, w)
     y = int(torch.randint(h - side + 1, ()).item())
-    return image.resize(
-        (size, size), Image.Resampling.BILINEAR, box=(x, y, x + side, y + side)
-    )
+    x = int(torch.randint(w - side + 1, ()).item())
+    crop = image[None, :, y : y + side, x : x + side]
+    out = F.interpolate(crop, size=(size, size), mode='bilinear', antialias=True)
+    return out[0]
 
 
 def pil_to_tensor(image: Image.Image) -> Tensor:
@@ -217,7 +219,5 @@ def read_rgb(path: str | os.PathLike[str], size: int | None = None) -> Tensor:
 
     .. versionadded:: 0.1
     """
-    image = open_rgb(os.fspath(path), min_size=size)
-    if size is not None:
-        image = fit_square(image, size)
-    return pil_to_tensor(image)
+    image = pil_to_tensor(open_rgb(os.fspath(path), min_size=size))
+    return fit_square(image, size) if size is not None else image
