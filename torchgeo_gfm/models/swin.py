@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import ClassifierHead
+from timm.layers import ClassifierHead, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models.swin_transformer import SwinTransformer
 from torch import Tensor, nn
@@ -326,6 +326,9 @@ def gfm_swin_base(pretrained: bool = False, **kwargs: Any) -> nn.Module:
     }
     args.update(kwargs)
     out_indices = args.pop('out_indices', (0, 1, 2, 3))
+    if pretrained:
+        # every weight but the classifier is overwritten: skip timm's slow random init
+        args.setdefault('weight_init', 'skip')
     overlay = args.get('pretrained_cfg_overlay') or {}
     if any(overlay.get(k) for k in _SOURCE_KEYS) and 'custom_load' not in overlay:
         # timm resets custom_load for a new source; ours (gfm.pth or exported) needs our loader
@@ -338,10 +341,13 @@ def gfm_swin_base(pretrained: bool = False, **kwargs: Any) -> nn.Module:
         feature_cfg={'flatten_sequential': True, 'out_indices': out_indices},
         **args,
     )
-    if not isinstance(
-        model, GFMSwinTransformer
-    ):  # feature extractor: a new root module
-        install_load_hooks(
-            model, rgb_input_indices(_in_chans(model), args.get('rgb_indices'))
-        )
+    if isinstance(model, GFMSwinTransformer):
+        if args.get('weight_init') == 'skip' and isinstance(model.head.fc, nn.Linear):
+            trunc_normal_(
+                model.head.fc.weight, std=0.02
+            )  # timm's init of a new classifier
+            nn.init.zeros_(model.head.fc.bias)
+    else:  # a feature extractor is a new root module
+        in_chans = _in_chans(model)
+        install_load_hooks(model, rgb_input_indices(in_chans, args.get('rgb_indices')))
     return model
