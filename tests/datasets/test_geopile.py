@@ -184,3 +184,48 @@ class TestGeoPile:
         sample = {'image': ds[0]['image'].float() / 255}
         fig = ds.plot(sample, show_titles=False)
         plt.close(fig)
+
+
+def _fake_torchgeo_sources(root: Path) -> None:
+    """RESISC45/PatternNet in TorchGeo's layouts, ours from tests/data, NAIP chips."""
+    data = Path('tests', 'data')
+    images = sorted(ROOT.rglob('*.jpg'))[:6]
+    for i, image in enumerate(images):
+        cls = f'class{i % 2}'
+        for folder in (
+            root / 'resisc45' / 'NWPU-RESISC45' / cls,
+            root / 'patternnet' / 'PatternNet' / 'images' / cls,
+        ):
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copy(image, folder / f'{cls}_{i}.jpg')
+    for k, split in enumerate(('train', 'val', 'test')):  # both classes in each split
+        part = [f'class0_{2 * k}.jpg', f'class1_{2 * k + 1}.jpg']
+        (root / 'resisc45' / f'resisc45-{split}.txt').write_text('\n'.join(part) + '\n')
+    shutil.copytree(data / 'mlrsnet' / 'MLRSNet', root / 'mlrsnet' / 'MLRSNet')
+    shutil.copytree(data / 'rsd46whu' / 'RSD46-WHU', root / 'rsd46whu' / 'RSD46-WHU')
+    shutil.copytree(ROOT / 'naip', root / 'naip')
+
+
+def test_from_torchgeo(tmp_path: Path) -> None:
+    _fake_torchgeo_sources(tmp_path)
+    pile = GeoPile.from_torchgeo(tmp_path, size=24)
+    assert pile.counts == {
+        'naip': 6,
+        'rsd46whu': 18,
+        'mlrsnet': 15,
+        'resisc45': 6,  # train + val + test lists
+        'patternnet': 6,
+    }
+    assert pile[len(pile) - 1]['image'].shape == (3, 24, 24)
+    subset = GeoPile.from_torchgeo(tmp_path, sources=['patternnet'], split='all')
+    assert subset.sources == ('patternnet',)
+
+
+def test_from_torchgeo_unknown_source(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown sources \\['millionaid'\\]"):
+        GeoPile.from_torchgeo(tmp_path, sources=['millionaid'])
+
+
+def test_from_torchgeo_missing_source(tmp_path: Path) -> None:
+    with pytest.raises(DatasetNotFoundError, match='MLRSNet not found'):
+        GeoPile.from_torchgeo(tmp_path, sources=['mlrsnet'])

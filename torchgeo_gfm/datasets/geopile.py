@@ -20,12 +20,21 @@ from torch.utils.data import Dataset
 from torchgeo.datasets import DatasetNotFoundError, NonGeoDataset
 from torchgeo.datasets.utils import Sample
 
-from .utils import IMG_EXTENSIONS, read_rgb
+from .utils import find_images, is_image, read_rgb
 
 logger = logging.getLogger(__name__)
 
 #: What a source may be given as to :meth:`GeoPile.from_datasets`.
 SourceSpec = str | os.PathLike[str] | Dataset[Any] | Sequence[Dataset[Any]]
+
+#: Source folder names of :meth:`GeoPile.from_torchgeo` (paper Table 2 order).
+TORCHGEO_SOURCES: tuple[str, ...] = (
+    'naip',
+    'rsd46whu',
+    'mlrsnet',
+    'resisc45',
+    'patternnet',
+)
 
 _LAYOUT = (
     'expected the GeoPile layout: <root>/<source>/<class>/<image> (one folder per '
@@ -49,28 +58,6 @@ class GeoPileLayoutError(DatasetNotFoundError):
             message: what was found, followed by the expected layout.
         """
         FileNotFoundError.__init__(self, f'{message}; {_LAYOUT}')
-
-
-def _is_image(name: str) -> bool:
-    return name.lower().endswith(IMG_EXTENSIONS) and not name.startswith('.')
-
-
-def find_images(folder: str | os.PathLike[str]) -> list[str]:
-    """All image files under ``folder`` (any depth, hidden files skipped), sorted.
-
-    Args:
-        folder: folder to search.
-
-    Returns:
-        Sorted file paths.
-
-    .. versionadded:: 0.1
-    """
-    found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith('.')]
-        found.extend(os.path.join(dirpath, f) for f in filenames if _is_image(f))
-    return sorted(found)
 
 
 def _dataset_files(source: str, spec: SourceSpec) -> list[str]:
@@ -163,7 +150,7 @@ class GeoPile(NonGeoDataset):
             if d.is_dir() and not d.name.startswith('.')
         )
         if not found:
-            loose = len([f for f in os.listdir(root) if _is_image(f)])
+            loose = len([f for f in os.listdir(root) if is_image(f)])
             raise GeoPileLayoutError(
                 f'GeoPile root {os.fspath(root)!r} has no source sub-folders'
                 + (f' ({loose} images lie directly in it)' if loose else '')
@@ -218,6 +205,65 @@ class GeoPile(NonGeoDataset):
         files = {name: _dataset_files(name, spec) for name, spec in sources.items()}
         self._setup(files, split, val_fraction, size, transforms, seed)
         return self
+
+    @classmethod
+    def from_torchgeo(
+        cls,
+        root: str | os.PathLike[str] = 'data',
+        sources: Sequence[str] = TORCHGEO_SOURCES,
+        download: bool = False,
+        checksum: bool = False,
+        **kwargs: Any,
+    ) -> 'GeoPile':
+        """Compose GeoPile from the per-source TorchGeo datasets under ``root``.
+
+        Each source lives in its own sub-folder, as its dataset class lays it out:
+        ``root/resisc45`` (:class:`~torchgeo.datasets.RESISC45`, all three splits),
+        ``root/patternnet`` (:class:`~torchgeo.datasets.PatternNet`), ``root/mlrsnet``
+        (:class:`~torchgeo_gfm.datasets.MLRSNet`), ``root/rsd46whu``
+        (:class:`~torchgeo_gfm.datasets.RSD46WHU`) and ``root/naip`` (chips written by
+        ``torchgeo-gfm naip-chips --out root``).
+
+        Args:
+            root: parent folder of the source folders.
+            sources: sources to include, in this order.
+            download: download the sources that can be (RESISC45, PatternNet); the
+                others explain what to fetch.
+            checksum: verify downloads / dataset completeness (see each dataset).
+            **kwargs: split, val_fraction, size, transforms, seed (see
+                :meth:`from_datasets`).
+
+        Returns:
+            The composed dataset.
+
+        Raises:
+            ValueError: if a source name is unknown.
+
+        .. versionadded:: 0.1
+        """
+        from torchgeo.datasets import RESISC45, PatternNet
+
+        from .mlrsnet import MLRSNet
+        from .rsd46whu import RSD46WHU
+
+        unknown = sorted(set(sources) - set(TORCHGEO_SOURCES))
+        if unknown:
+            raise ValueError(
+                f'unknown sources {unknown}; choose from {TORCHGEO_SOURCES}'
+            )
+        d, c = download, checksum
+        builders: dict[str, Callable[[str], SourceSpec]] = {
+            'naip': lambda r: r,
+            'rsd46whu': lambda r: RSD46WHU(r, download=d, checksum=c),
+            'mlrsnet': lambda r: MLRSNet(r, download=d, checksum=c),
+            'resisc45': lambda r: [
+                RESISC45(r, split, download=d, checksum=c)
+                for split in ('train', 'val', 'test')
+            ],
+            'patternnet': lambda r: PatternNet(r, download=d, checksum=c),
+        }
+        specs = {s: builders[s](os.path.join(root, s)) for s in sources}
+        return cls.from_datasets(specs, **kwargs)
 
     def _setup(
         self,

@@ -9,8 +9,8 @@ from typing import ClassVar, Literal
 
 from torchgeo.datasets.utils import Path, Sample
 
-from .geopile import find_images
 from .scene import ManualDownloadError, SceneClassificationDataset
+from .utils import find_images
 
 
 class RSD46WHU(SceneClassificationDataset):

@@ -48,6 +48,38 @@ _TIFF = ('.tif', '.tiff')
 _BITS, _SAMPLES = 258, 277
 
 
+def is_image(name: str) -> bool:
+    """Whether a file name is a (non-hidden) image of a supported format.
+
+    Args:
+        name: file name.
+
+    Returns:
+        True for a supported image suffix.
+
+    .. versionadded:: 0.1
+    """
+    return name.lower().endswith(IMG_EXTENSIONS) and not name.startswith('.')
+
+
+def find_images(folder: str | os.PathLike[str]) -> list[str]:
+    """All image files under ``folder`` (any depth, hidden files skipped), sorted.
+
+    Args:
+        folder: folder to search.
+
+    Returns:
+        Sorted file paths.
+
+    .. versionadded:: 0.1
+    """
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = [d for d in dirnames if not d.startswith('.')]
+        found.extend(os.path.join(dirpath, f) for f in filenames if is_image(f))
+    return sorted(found)
+
+
 def stretch_to_uint8(
     array: npt.NDArray[np.generic], lower: float = 2, upper: float = 98
 ) -> npt.NDArray[np.uint8]:
