@@ -116,7 +116,7 @@ def test_fit_with_lightning(tmp_path: Path, caplog: pytest.LogCaptureFixture) ->
     root = tmp_path / 'geopile'
     shutil.copytree(ROOT, root, ignore=shutil.ignore_patterns('*.py'))
     train = GeoPile(root, sources=['naip'], split='train', val_fraction=0.2)
-    bad = Path(train._paths[0].decode())
+    bad = Path(train.file(0))
     bad.write_bytes(b'corrupt')
     dm = GeoPileDataModule(
         root, batch_size=1, size=32, load_size=48, val_fraction=0.2, sources=['naip']

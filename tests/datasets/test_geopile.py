@@ -67,11 +67,11 @@ class TestGeoPile:
         val = GeoPile(ROOT, split='val', val_fraction=0.3)
         assert len(train) + len(val) == 30
         assert 0 < len(val) < 30
-        assert not set(train._paths) & set(val._paths)
+        assert not set(train.files) & set(val.files)
         again = GeoPile(ROOT, split='val', val_fraction=0.3)
-        assert list(again._paths) == list(val._paths)
+        assert again.files == val.files
         other = GeoPile(ROOT, split='val', val_fraction=0.3, seed=1)
-        assert list(other._paths) != list(val._paths)
+        assert other.files != val.files
 
     @pytest.mark.parametrize(
         ('kwargs', 'match'),
@@ -104,6 +104,13 @@ class TestGeoPile:
         (tmp_path / 'naip' / 'chips').mkdir(parents=True)
         with pytest.raises(GeoPileLayoutError, match='no images found'):
             GeoPile(tmp_path)
+
+    def test_empty_source_warns(self, tmp_path: Path) -> None:
+        shutil.copytree(ROOT / 'naip', tmp_path / 'naip')
+        (tmp_path / 'lightning_logs').mkdir()
+        with pytest.warns(UserWarning, match=r"\['lightning_logs'\] .* hold no images"):
+            ds = GeoPile(tmp_path)
+        assert ds.counts == {'lightning_logs': 0, 'naip': 6}
 
     def test_missing_source(self) -> None:
         with pytest.raises(GeoPileLayoutError, match=r"\['millionaid'\] not found"):

@@ -13,7 +13,6 @@ from typing import Any, ClassVar, Literal
 
 import matplotlib.pyplot as plt
 import numpy as np
-import numpy.typing as npt
 import torch
 from matplotlib.figure import Figure
 from torch.utils.data import Dataset
@@ -68,7 +67,7 @@ def _dataset_files(source: str, spec: SourceSpec) -> list[str]:
         return [f for ds in spec for f in _dataset_files(source, ds)]
     samples = getattr(spec, 'samples', None)  # ImageFolder and its TorchGeo subclasses
     if samples is None and isinstance(spec, GeoPile):
-        return [p.decode() for p in spec._paths]
+        return spec.files
     if samples is None:
         raise TypeError(
             f'GeoPile.from_datasets: source {source!r} is a {type(spec).__name__}, '
@@ -163,6 +162,13 @@ class GeoPile(NonGeoDataset):
             )
         names = list(sources) if sources is not None else found
         files = {s: find_images(os.path.join(root, s)) for s in names}
+        empty = [s for s, f in files.items() if not f]
+        if empty and len(empty) < len(files):
+            warnings.warn(
+                f'GeoPile: source folders {empty} in {os.fspath(root)!r} hold no images',
+                UserWarning,
+                stacklevel=2,
+            )
         self._setup(files, split, val_fraction, size, transforms, seed)
 
     @classmethod
@@ -294,10 +300,11 @@ class GeoPile(NonGeoDataset):
             kept = [f for f in files[name] if self._in_split(f)]
             paths.extend(kept)
             source_ids.extend([i] * len(kept))
-        # numpy buffers, not Python lists: workers do not copy them on access (refcounts)
-        self._paths: npt.NDArray[np.bytes_] = np.array(
-            [p.encode() for p in paths], dtype=np.bytes_
-        )
+        # one byte buffer + offsets, not a list of str: workers do not copy it on access
+        # (refcounts) and it costs the paths' total length, not their longest x count
+        encoded = [p.encode() for p in paths]
+        self._blob = np.frombuffer(b''.join(encoded), dtype=np.uint8)
+        self._offsets = np.cumsum([0, *map(len, encoded)], dtype=np.int64)
         self._source_ids = np.array(source_ids, dtype=np.int16)
         self._bad = torch.zeros(len(paths), dtype=torch.bool).share_memory_()
 
@@ -315,7 +322,7 @@ class GeoPile(NonGeoDataset):
         Returns:
             length of the dataset
         """
-        return len(self._paths)
+        return len(self._offsets) - 1
 
     def __getitem__(self, index: int) -> Sample:
         """Return an image and its source; an unreadable file is replaced by the next.
@@ -338,7 +345,7 @@ class GeoPile(NonGeoDataset):
             if self._bad[i]:
                 continue
             try:
-                image = read_rgb(self._paths[i].decode(), self.size)
+                image = read_rgb(self.file(i), self.size)
             except Exception as error:  # noqa: BLE001 (any decoder error: bad data, not a bug)
                 self._skip(i, error)
                 continue
@@ -355,13 +362,35 @@ class GeoPile(NonGeoDataset):
         if self._bad[i]:
             return
         self._bad[i] = True
-        path = self._paths[i].decode()
+        path = self.file(i)
         warnings.warn(
             f'GeoPile: skipping unreadable image {path} ({type(error).__name__}: '
             f'{error}); the next readable image replaces it. Fix or delete the file.',
             UserWarning,
             stacklevel=2,
         )
+
+    def file(self, index: int) -> str:
+        """Path of the image at ``index``.
+
+        Args:
+            index: sample index.
+
+        Returns:
+            The file path.
+
+        .. versionadded:: 0.1
+        """
+        start, stop = self._offsets[index], self._offsets[index + 1]
+        return self._blob[start:stop].tobytes().decode()
+
+    @property
+    def files(self) -> list[str]:
+        """Paths of all images of this split, in index order.
+
+        .. versionadded:: 0.1
+        """
+        return [self.file(i) for i in range(len(self))]
 
     @property
     def num_skipped(self) -> int:
@@ -377,7 +406,7 @@ class GeoPile(NonGeoDataset):
 
         .. versionadded:: 0.1
         """
-        return [self._paths[i].decode() for i in torch.nonzero(self._bad).flatten()]
+        return [self.file(int(i)) for i in torch.nonzero(self._bad).flatten()]
 
     @property
     def counts(self) -> dict[str, int]:
