@@ -1,6 +1,7 @@
 # Copyright (c) torchgeo-gfm contributors.
 # Licensed under the MIT License.
 
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -236,3 +237,17 @@ def test_from_torchgeo_unknown_source(tmp_path: Path) -> None:
 def test_from_torchgeo_missing_source(tmp_path: Path) -> None:
     with pytest.raises(DatasetNotFoundError, match='MLRSNet not found'):
         GeoPile.from_torchgeo(tmp_path, sources=['mlrsnet'])
+
+
+def test_undecodable_file_name(tmp_path: Path) -> None:
+    """Names that are not valid UTF-8 (possible on Linux) are read and split."""
+    folder = tmp_path / 'src' / 'cls'
+    folder.mkdir(parents=True)
+    image = ROOT / 'naip' / 'urban' / 'naip_urban_0000.jpg'
+    shutil.copy(image, os.fsdecode(bytes(folder) + b'/caf\xe9.jpg'))
+    shutil.copy(image, folder / 'b.JPG')
+    ds = GeoPile(tmp_path)
+    assert len(ds) == 2
+    assert ds[1]['image'].dtype == torch.uint8
+    held_out = GeoPile(tmp_path, split='val', val_fraction=0.5)
+    assert len(held_out) + len(GeoPile(tmp_path, split='train', val_fraction=0.5)) == 2

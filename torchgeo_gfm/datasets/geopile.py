@@ -302,7 +302,7 @@ class GeoPile(NonGeoDataset):
             source_ids.extend([i] * len(kept))
         # one byte buffer + offsets, not a list of str: workers do not copy it on access
         # (refcounts) and it costs the paths' total length, not their longest x count
-        encoded = [p.encode() for p in paths]
+        encoded = [os.fsencode(p) for p in paths]  # any file name the OS allows
         self._blob = np.frombuffer(b''.join(encoded), dtype=np.uint8)
         self._offsets = np.cumsum([0, *map(len, encoded)], dtype=np.int64)
         self._source_ids = np.array(source_ids, dtype=np.int16)
@@ -313,7 +313,8 @@ class GeoPile(NonGeoDataset):
         if self.split == 'all':
             return True
         key = '/'.join(Path(path).parts[-3:])
-        held_out = zlib.crc32(f'{self.seed}/{key}'.encode()) < self.val_fraction * 2**32
+        digest = zlib.crc32(f'{self.seed}/{key}'.encode(errors='surrogateescape'))
+        held_out = digest < self.val_fraction * 2**32
         return held_out == (self.split == 'val')
 
     def __len__(self) -> int:
@@ -382,7 +383,7 @@ class GeoPile(NonGeoDataset):
         .. versionadded:: 0.1
         """
         start, stop = self._offsets[index], self._offsets[index + 1]
-        return self._blob[start:stop].tobytes().decode()
+        return os.fsdecode(self._blob[start:stop].tobytes())
 
     @property
     def files(self) -> list[str]:

@@ -52,7 +52,7 @@ def hash_fraction(key: str, seed: int = 0) -> float:
 
     .. versionadded:: 0.1
     """
-    return zlib.crc32(f'{seed}/{key}'.encode()) / 2**32
+    return zlib.crc32(f'{seed}/{key}'.encode(errors='surrogateescape')) / 2**32
 
 
 class SceneClassificationDataset(NonGeoClassificationDataset):
