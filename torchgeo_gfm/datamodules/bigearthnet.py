@@ -3,13 +3,14 @@
 
 """BigEarthNet RGB datamodule with a reproducible training-set fraction (GFM's 10%/1%)."""
 
-from typing import Any
-
 import kornia.augmentation as K
+import matplotlib.pyplot as plt
 import torch
+from matplotlib.figure import Figure
 from torch.utils.data import Subset
 from torchgeo.datamodules import BigEarthNetDataModule
-from torchgeo.datasets.utils import Sample
+from torchgeo.datasets import BigEarthNet
+from torchgeo.datasets.utils import Path, Sample
 
 from .dsifn import IMAGENET_MEAN, IMAGENET_STD
 
@@ -76,7 +77,9 @@ class BigEarthNetRGBDataModule(BigEarthNetDataModule):
         train_fraction: float = 1.0,
         seed: int = 0,
         image_size: int = 128,
-        **kwargs: Any,
+        root: Path = 'data',
+        download: bool = False,
+        checksum: bool = True,
     ) -> None:
         """Initialize a new BigEarthNetRGBDataModule instance.
 
@@ -86,12 +89,19 @@ class BigEarthNetRGBDataModule(BigEarthNetDataModule):
             train_fraction: share of the training split to use, in (0, 1].
             seed: seed of the training subset.
             image_size: side of the resized images.
-            **kwargs: passed to :class:`~torchgeo.datasets.BigEarthNet` (``bands``
-                and ``transforms`` are set here).
+            root: root directory of :class:`~torchgeo.datasets.BigEarthNet`.
+            download: download the dataset if missing.
+            checksum: check the MD5 of downloaded files.
         """
         fraction_indices(1, train_fraction, seed)  # validate early
         super().__init__(
-            batch_size, num_workers, **kwargs, bands='s2', transforms=select_rgb
+            batch_size,
+            num_workers,
+            root=root,
+            bands='s2',
+            transforms=select_rgb,
+            download=download,
+            checksum=checksum,
         )
         self.train_fraction = train_fraction
         self.seed = seed
@@ -114,6 +124,30 @@ class BigEarthNetRGBDataModule(BigEarthNetDataModule):
             data_keys=None,
             keepdim=True,
         )
+
+    def plot(self, sample: Sample) -> Figure:
+        """Plot an RGB sample with its labels (and predictions, if present).
+
+        Args:
+            sample: ``image`` (RGB, reflectance values as loaded), ``label`` and
+                optionally ``prediction``, multi-hot over the 19 classes.
+
+        Returns:
+            The figure.
+        """
+        classes = BigEarthNet.class_sets[19]
+        image = (sample['image'][:3].float() / 2000).clamp(0, 1).permute(1, 2, 0)
+        fig, ax = plt.subplots(figsize=(4, 4))
+        ax.imshow(image.numpy())
+        ax.axis('off')
+        title = 'Labels: ' + ', '.join(
+            classes[i] for i in sample['label'].nonzero().flatten().tolist()
+        )
+        if 'prediction' in sample:
+            predicted = sample['prediction'].nonzero().flatten().tolist()
+            title += '\nPredictions: ' + ', '.join(classes[i] for i in predicted)
+        ax.set_title(title, fontsize=7, wrap=True)
+        return fig
 
     def setup(self, stage: str) -> None:
         """Set up datasets, subsetting the training split.
