@@ -68,9 +68,7 @@ def fit(config: Path, name: str, tmp_path: Path, *extra: str) -> None:
             'fit',
             f'--config={config}',
             '--model.init_args.weights=null',  # tests never download
-            # TorchGeo's datamodules pass dataset arguments as dict_kwargs
-            f'--data.{"init_args" if name.startswith("bigearthnet") else "dict_kwargs"}'
-            f'.root={DATA / data}',
+            f'--data.{root_group(name)}.root={DATA / data}',
             '--data.init_args.batch_size=2',
             '--data.init_args.num_workers=0',
             '--trainer.accelerator=cpu',
@@ -80,6 +78,11 @@ def fit(config: Path, name: str, tmp_path: Path, *extra: str) -> None:
             *extra,
         ]
     )
+
+
+def root_group(name: str) -> str:
+    """Where a config sets the dataset root: TorchGeo's datamodules take dict_kwargs."""
+    return 'init_args' if name.startswith('bigearthnet') else 'dict_kwargs'
 
 
 def backbone_line(name: str) -> tuple[str, str, str]:
