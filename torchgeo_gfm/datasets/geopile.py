@@ -3,7 +3,6 @@
 
 """GeoPile, the pretraining corpus of GFM, as a TorchGeo dataset."""
 
-import logging
 import os
 import warnings
 import zlib
@@ -20,8 +19,6 @@ from torchgeo.datasets import DatasetNotFoundError, NonGeoDataset
 from torchgeo.datasets.utils import Sample
 
 from .utils import find_images, is_image, read_rgb
-
-logger = logging.getLogger(__name__)
 
 #: What a source may be given as to :meth:`GeoPile.from_datasets`.
 SourceSpec = str | os.PathLike[str] | Dataset[Any] | Sequence[Dataset[Any]]
@@ -88,16 +85,16 @@ class GeoPile(NonGeoDataset):
     Dataset format (the authors' release, GeoPileV0): ``root/<source>/<class>/<image>``;
     images at any depth under a source folder are used. JPEG, PNG, TIFF/GeoTIFF, BMP and
     WebP are read; grayscale, RGBA, 16-bit and multi-band images become RGB uint8 by the rule
-    in :mod:`torchgeo_gfm.datasets.utils`. :meth:`from_datasets` composes the same corpus
-    from per-source TorchGeo datasets or folders instead.
+    in :mod:`torchgeo_gfm.datasets.utils`. :meth:`from_torchgeo` and :meth:`from_datasets`
+    compose the same corpus from the per-source TorchGeo datasets (or folders) instead.
 
     Robustness: a file that cannot be read (corrupt, truncated, vanished) does not stop a
     run. A warning names it once, it is remembered (across DataLoader workers, in shared
     memory) and the next readable image takes its place; :attr:`num_skipped` counts them.
 
     Validation: ``split='train'``/``'val'`` hold out ``val_fraction`` of the files, chosen
-    by a hash of each file's path under root and ``seed``, so the split is stable when files
-    are added or removed.
+    by a hash of ``seed`` and each file's ``source/class/name``, so the split is stable
+    when files are added, removed or the corpus is moved.
 
     If you use this dataset in your research, please cite the following paper:
 
