@@ -31,7 +31,9 @@ class GeoPileDataModule(NonGeoDataModule):
     uint8 tensor (a random square of its shorter side, resized with antialiasing; a
     no-op for the 256 px images that make up most of GeoPile, and large JPEGs are decoded
     at reduced scale). That is where mixed sizes become one size, so any mix of sizes and
-    formats batches. Batches stay uint8 until they reach the device (4x less to copy than
+    formats batches; a square crop (not a squashing resize) keeps the ground's aspect, and
+    for non-square images the device-side crop then samples within that random square
+    rather than the whole image. Batches stay uint8 until they reach the device (4x less to copy than
     float), where :meth:`on_after_batch_transfer` applies the paper's augmentation per
     sample with Kornia: RandomResizedCrop(``size``, ``scale``, ``ratio``), horizontal flip
     and ImageNet mean/std. Validation (a held-out ``val_fraction``, optional) is resized

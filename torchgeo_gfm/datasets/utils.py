@@ -6,7 +6,7 @@
 Conversion rule (applied to every image, so one batch can mix formats):
 
 * 8-bit RGB: unchanged.
-* grayscale (``L``, ``1``, palette, ``LA``): replicated to three channels.
+* grayscale (``L``, ``1``, ``LA``): replicated to three channels; palette: its colours.
 * RGBA / RGBX / CMYK / YCbCr: converted to RGB; alpha is dropped (as the authors' loader did
   with ``img.convert('RGB')``).
 * 16-bit, 32-bit integer or float images (PNG ``I;16``, GeoTIFF ``uint16`` ...): linearly
