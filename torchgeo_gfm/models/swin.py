@@ -291,6 +291,13 @@ def load_gfm_weights(
             f'{source}: holds a Swin with {_arch(have)}, the model has {_arch(want)}. '
             'Build the model with the architecture of the weights.'
         )
+    bands, in_chans = have.get('in_chans'), want.get('in_chans')
+    if bands not in (3, in_chans):
+        raise GFMCheckpointError(
+            f'{source}: its patch embedding takes {bands} bands, the model {in_chans}. '
+            'Only RGB (3-band) weights are fitted to other band counts (see rgb_indices); '
+            f'build the model with in_chans={bands} for these weights.'
+        )
     missing, unexpected = model.load_state_dict(
         loadable_state_dict(state_dict), strict=False
     )

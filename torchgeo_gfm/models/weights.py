@@ -108,7 +108,8 @@ def gfm_swin_b(
     """
     if weights is None:
         return timm.create_model('gfm_swin_base', *args, **kwargs)
+    state_dict = _weights_state_dict(weights)  # first: a wrong file fails fast
     model = timm.create_model('gfm_swin_base', *args, **kwargs)
     source = str(weights) if isinstance(weights, GFM_Weights) else os.fspath(weights)
-    load_gfm_weights(model, _weights_state_dict(weights), source)
+    load_gfm_weights(model, state_dict, source)
     return model
