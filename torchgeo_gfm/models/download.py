@@ -125,7 +125,8 @@ def _verify_hub_blob(path: Path) -> None:
 def student_weights(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     """Student weights (timm names) of the authors' file or an exported file, cached.
 
-    Converting the 1.3 GB training checkpoint means unpickling it; the student is cached as
+    Converting the authors' training checkpoint (student, teacher, optimizer state) means
+    unpickling it; the student is cached as
     safetensors in :func:`cache_dir`, keyed by the source file's path, size and mtime. A file
     from the Hugging Face cache is checked against its SHA-256 before its first conversion.
 
