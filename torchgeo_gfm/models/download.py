@@ -126,9 +126,9 @@ def student_weights(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     """Student weights (timm names) of the authors' file or an exported file, cached.
 
     Converting the authors' training checkpoint (student, teacher, optimizer state) means
-    unpickling it; the student is cached as
-    safetensors in :func:`cache_dir`, keyed by the source file's path, size and mtime. A file
-    from the Hugging Face cache is checked against its SHA-256 before its first conversion.
+    unpickling all of it; the student is cached as safetensors in :func:`cache_dir`, keyed
+    by the source file's path, size and mtime. A file from the Hugging Face cache is checked
+    against its SHA-256 before its first conversion.
 
     Args:
         path: the authors' ``gfm.pth`` or a file written by
