@@ -19,6 +19,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import timm
 from lightning.pytorch.cli import LightningCLI
@@ -46,7 +47,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
     Returns:
         The options and the remaining arguments.
     """
-    parser = argparse.ArgumentParser(prog='python -m torchgeo_gfm.demo', description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog='python -m torchgeo_gfm.demo', description=__doc__
+    )
     parser.add_argument('--config', default='configs/gfm_demo.yaml', type=Path)
     parser.add_argument('--output', default='output/demo', type=Path)
     parser.add_argument('--images-per-class', default=8, type=int)
@@ -112,6 +115,19 @@ def loss_by_epoch(metrics_csv: Path) -> list[tuple[int, dict[str, float]]]:
     ]
 
 
+def last_checkpoint(cli: LightningCLI) -> Path:
+    """The run's ``last.ckpt``.
+
+    Args:
+        cli: the finished CLI.
+
+    Returns:
+        Its path.
+    """
+    callback: Any = cli.trainer.checkpoint_callback
+    return Path(callback.last_model_path)
+
+
 def report(cli: LightningCLI, backbone: Path, plots: Path) -> None:
     """Print where the outputs are and the loss per epoch.
 
@@ -120,12 +136,12 @@ def report(cli: LightningCLI, backbone: Path, plots: Path) -> None:
         backbone: the exported backbone file.
         plots: the folder of reconstruction figures.
     """
-    trainer = cli.trainer
+    trainer: Any = cli.trainer
     print('\n== GFM demo finished ==')
-    print(f'checkpoint (resume: --ckpt_path last): {trainer.checkpoint_callback.last_model_path}')  # type: ignore[union-attr]
+    print(f'checkpoint (resume: --ckpt_path last): {last_checkpoint(cli)}')
     print(f'reconstruction figures: {plots} ({len(list(plots.glob("*.png")))} PNG)')
     print(f'exported backbone (timm gfm_swin_base names): {backbone}')
-    log_dir = Path(trainer.logger.log_dir)  # type: ignore[union-attr]
+    log_dir = Path(trainer.logger.log_dir)
     print(f'metrics: {log_dir / "metrics.csv"}\n')
     rows = loss_by_epoch(log_dir / 'metrics.csv')
     print(f'{"epoch":>5} {"loss":>9} {"loss_mim":>9} {"loss_distill":>13}')
@@ -151,7 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args, extra = parse_args(sys.argv[1:] if argv is None else argv)
     if not args.config.is_file():
-        print(f'error: {args.config} not found; run from the repository root or pass --config.')
+        print(
+            f'error: {args.config} not found; run from the repository root or pass --config.'
+        )
         return 1
     if args.teacher_weights is None:
         print(TEACHER_NOTICE)
@@ -160,8 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f'synthetic GeoPile sample (procedural, not real imagery): {root}')
     cli = fit(args, extra)
-    last = Path(cli.trainer.checkpoint_callback.last_model_path)  # type: ignore[union-attr]
-    backbone = export_checkpoint(last, args.output / 'gfm_demo_backbone.safetensors')
+    backbone = export_checkpoint(
+        last_checkpoint(cli), args.output / 'gfm_demo_backbone.safetensors'
+    )
     hparams = cli.model.hparams
     timm.create_model(  # proves the export loads like any timm weights
         hparams['model'],

@@ -23,8 +23,18 @@ from torchgeo_gfm.tasks.export import export_checkpoint
 from torchgeo_gfm.tasks.gfm_utils import simmim_mask, truncate_swin
 
 # tiny Swins: 4 stages, so the paper's stage-3 distillation and stride 32 are kept
-STUDENT = {'embed_dim': 8, 'depths': (1, 1, 2, 1), 'num_heads': (1, 1, 2, 2), 'window_size': 2}
-TEACHER = {'embed_dim': 12, 'depths': (1, 1, 1, 1), 'num_heads': (1, 1, 1, 1), 'window_size': 2}
+STUDENT = {
+    'embed_dim': 8,
+    'depths': (1, 1, 2, 1),
+    'num_heads': (1, 1, 2, 2),
+    'window_size': 2,
+}
+TEACHER = {
+    'embed_dim': 12,
+    'depths': (1, 1, 1, 1),
+    'num_heads': (1, 1, 1, 1),
+    'window_size': 2,
+}
 SIZE = 64
 
 
@@ -90,7 +100,9 @@ def reference_loss(task: GFM, images: Tensor, mask: Tensor) -> dict[str, Tensor]
 
     student.patch_embed.register_forward_hook(put_mask_token)
     last = student.forward_features(images).permute(0, 3, 1, 2)
-    stage2 = student.forward_intermediates(images, indices=[2], intermediates_only=True)[0]
+    stage2 = student.forward_intermediates(
+        images, indices=[2], intermediates_only=True
+    )[0]
     f_s = student.layers[3].downsample(stage2.permute(0, 2, 3, 1)).mean((1, 2))
     # a complete teacher with the task's weights (unused stages random)
     teacher = timm.create_model(
@@ -139,11 +151,13 @@ def test_teacher_is_cut_after_distilled_stage() -> None:
     assert len(task.teacher.layers) == 4
     assert len(task.teacher.layers[3].blocks) == 0
     assert isinstance(task.teacher.norm, torch.nn.Identity)
-    assert task.projector.in_features == 8 * 8 and task.projector.out_features == 12 * 8
+    assert task.projector.in_features == 8 * 8
+    assert task.projector.out_features == 12 * 8
     assert not task.teacher.training
     assert not any(p.requires_grad for p in task.teacher.parameters())
     task.train()
-    assert task.student.training and not task.teacher.training
+    assert task.student.training
+    assert not task.teacher.training
 
 
 def test_truncate_last_stage_keeps_all_blocks() -> None:
@@ -170,7 +184,10 @@ def test_simmim_mask() -> None:
         ({'distill_stage': 0}, 'distill_stage=0'),
         ({'mask_patch_size': 6}, 'multiple of the student patch size'),
         ({'mask_ratio': 1.0}, 'mask_ratio'),
-        ({'teacher': 'resnet18', 'teacher_kwargs': None, 'teacher_size': None}, 'not a Swin-like'),
+        (
+            {'teacher': 'resnet18', 'teacher_kwargs': None, 'teacher_size': None},
+            'not a Swin-like',
+        ),
         ({'weights': 'missing.safetensors'}, 'does not exist'),
     ],
 )
@@ -218,15 +235,19 @@ def test_optimizer_groups_and_lr_scaling(tmp_path: Path) -> None:
     assert any('relative_position_bias_table' in n for n in no_decay_names)
     assert all(names[id(p)].endswith('weight') for p in decay['params'])
     assert 'projector.weight' in {names[id(p)] for p in decay['params']}
-    assert no_decay['weight_decay'] == 0 and decay['weight_decay'] == 0.05
-    assert not any(n.startswith('teacher.') for n in names.values() if n in no_decay_names)
+    assert no_decay['weight_decay'] == 0
+    assert decay['weight_decay'] == 0.05
+    assert not any(
+        n.startswith('teacher.') for n in names.values() if n in no_decay_names
+    )
     scheduler = t.lr_scheduler_configs[0].scheduler
     scale = 2 * 1 * 2 / 512  # batch x devices x accumulation / 512
     assert math.isclose(scheduler.base_values[0], 2e-4 * scale)
     assert math.isclose(scheduler.warmup_lr_init, 1e-6 * scale)
     assert math.isclose(scheduler.lr_min, 1e-5 * scale)
     # 4 batches / 2 accumulation = 2 steps per epoch; 1 warmup epoch; 6 steps in all
-    assert scheduler.warmup_t == 2 and scheduler.t_initial == 6
+    assert scheduler.warmup_t == 2
+    assert scheduler.t_initial == 6
     assert t.global_step == 6
     assert math.isclose(optimizer.param_groups[0]['lr'], 1e-5 * scale)
 
@@ -268,7 +289,13 @@ def test_logs_and_figures(tmp_path: Path) -> None:
         'step_0000000.png',
         'step_0000002.png',
     ]
-    for key in ('train_loss', 'train_loss_mim', 'train_loss_distill', 'lr', 'images_per_sec'):
+    for key in (
+        'train_loss',
+        'train_loss_mim',
+        'train_loss_distill',
+        'lr',
+        'images_per_sec',
+    ):
         assert key in logger.metrics
 
 
@@ -284,9 +311,12 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return ckpt
 
 
-def test_checkpoint_leaves_out_teacher_and_resumes(trained: Path, tmp_path: Path) -> None:
+def test_checkpoint_leaves_out_teacher_and_resumes(
+    trained: Path, tmp_path: Path
+) -> None:
     state = torch.load(trained, map_location='cpu', weights_only=True)
-    assert state['state_dict'] and not any(k.startswith('teacher.') for k in state['state_dict'])
+    assert state['state_dict']
+    assert not any(k.startswith('teacher.') for k in state['state_dict'])
     task = make_task()
     t = trainer(tmp_path, max_steps=4)
     t.fit(task, RandomDataModule(), ckpt_path=trained)
@@ -299,8 +329,9 @@ def test_checkpoint_leaves_out_teacher_and_resumes(trained: Path, tmp_path: Path
         t.optimizers[0].param_groups[0]['lr'], scheduler._get_lr(4)[0], rel_tol=1e-9
     )
     loaded = GFM.load_from_checkpoint(trained, teacher_weights=None)
-    torch.testing.assert_close(loaded.mask_token, torch.as_tensor(
-        state['state_dict']['mask_token']))
+    torch.testing.assert_close(
+        loaded.mask_token, torch.as_tensor(state['state_dict']['mask_token'])
+    )
 
 
 def test_export(trained: Path, tmp_path: Path) -> None:
@@ -319,14 +350,19 @@ def test_export(trained: Path, tmp_path: Path) -> None:
         model.patch_embed.proj.weight, state['student.patch_embed.proj.weight']
     )
     task = make_task(weights=str(out))
-    torch.testing.assert_close(task.student.layers[3].downsample.reduction.weight,
-                               state['student.layers.3.downsample.reduction.weight'])
+    torch.testing.assert_close(
+        task.student.layers[3].downsample.reduction.weight,
+        state['student.layers.3.downsample.reduction.weight'],
+    )
 
 
-def test_export_cli(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_cli(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / 'b.safetensors'
     assert cli_main(['export', str(trained), str(out)]) == 0
-    assert 'sha256' in capsys.readouterr().out and out.is_file()
+    assert 'sha256' in capsys.readouterr().out
+    assert out.is_file()
     bad = tmp_path / 'bad.ckpt'
     bad.write_bytes(b'not a checkpoint')
     assert cli_main(['export', str(bad), str(out)]) == 1
@@ -338,7 +374,9 @@ def test_export_cli(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 @pytest.fixture(scope='module')
-def upstream(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Tensor]]:
+def upstream(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, dict[str, Tensor]]:
     from tests.data.gfm.data import TINY, write_upstream_checkpoint
 
     path = tmp_path_factory.mktemp('upstream') / 'gfm.pth'
@@ -404,4 +442,5 @@ def test_validation_is_deterministic(tmp_path: Path) -> None:
     t = trainer(tmp_path, max_steps=1)
     first = t.validate(task, ValDataModule(), verbose=False)[0]
     second = t.validate(task, ValDataModule(), verbose=False)[0]
-    assert first == second and set(first) == {'val_loss', 'val_loss_mim', 'val_loss_distill'}
+    assert first == second
+    assert set(first) == {'val_loss', 'val_loss_mim', 'val_loss_distill'}

@@ -41,46 +41,63 @@ def test_paper_config_recipe() -> None:
     trainer, model = config['trainer'], config['model']['init_args']
     assert trainer['devices'] * trainer['num_nodes'] == 8
     assert config['data']['init_args']['batch_size'] == 128
-    assert trainer['precision'] == 'bf16-mixed' and trainer['gradient_clip_val'] == 5.0
-    assert trainer['max_epochs'] == 100 and model['warmup_epochs'] == 10
+    assert trainer['precision'] == 'bf16-mixed'
+    assert trainer['gradient_clip_val'] == 5.0
+    assert trainer['max_epochs'] == 100
+    assert model['warmup_epochs'] == 10
     assert model['teacher'] == 'swin_base_patch4_window7_224.ms_in22k'
     assert (model['lr'], model['warmup_lr'], model['min_lr']) == (2e-4, 1e-6, 1e-5)
 
 
-def test_paper_config_fits(geopile: Path, tmp_path: Path) -> None:
-    torchgeo_main([
-        'fit',
-        f'--config={CONFIGS / "gfm.yaml"}',
-        *TINY,
-        f'--data.init_args.root={geopile}',
-        '--trainer.accelerator=cpu',
-        '--trainer.devices=1',
-        '--trainer.strategy=auto',
-        '--trainer.precision=32',
-        '--trainer.max_steps=1',
-        f'--trainer.default_root_dir={tmp_path}',
-    ])
+def test_paper_config_fits(
+    geopile: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr('sys.argv', ['torchgeo'])
+    torchgeo_main(
+        [
+            'fit',
+            f'--config={CONFIGS / "gfm.yaml"}',
+            *TINY,
+            f'--data.init_args.root={geopile}',
+            '--trainer.accelerator=cpu',
+            '--trainer.devices=1',
+            '--trainer.strategy=auto',
+            '--trainer.precision=32',
+            '--trainer.max_steps=1',
+            f'--trainer.default_root_dir={tmp_path}',
+        ]
+    )
     assert list(tmp_path.rglob('last.ckpt'))
 
 
-def test_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = demo.main([
-        f'--config={CONFIGS / "gfm_demo.yaml"}',
-        f'--output={tmp_path}',
-        '--images-per-class=1',
-        *TINY,
-        '--trainer.max_epochs=2',
-        '--trainer.enable_progress_bar=false',
-        '--model.init_args.plot_every_n_steps=2',
-    ])
+def test_demo(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr('sys.argv', ['python'])
+    code = demo.main(
+        [
+            f'--config={CONFIGS / "gfm_demo.yaml"}',
+            f'--output={tmp_path}',
+            '--images-per-class=1',
+            *TINY,
+            '--trainer.max_epochs=2',
+            '--trainer.limit_train_batches=2',
+            '--trainer.enable_progress_bar=false',
+            '--model.init_args.plot_every_n_steps=2',
+            '--trainer.callbacks.init_args.every_n_train_steps=2',
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert 'RANDOM weights' in out
     assert (tmp_path / 'gfm_demo_backbone.safetensors').is_file()
     assert list((tmp_path / 'reconstructions').glob('*.png'))
-    assert 'mean loss' in out and 'last.ckpt' in out
+    assert 'mean loss' in out
+    assert 'last.ckpt' in out
 
 
-def test_demo_missing_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_missing_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert demo.main([f'--config={tmp_path / "nope.yaml"}']) == 1
     assert 'not found' in capsys.readouterr().out

@@ -52,7 +52,8 @@ def test_ddp_two_processes(tmp_path: Path) -> None:
     trainer.fit(task, RandomDataModule(batch_size=2))
     ranks = [torch.load(tmp_path / f'rank{r}.pt', weights_only=True) for r in (0, 1)]
     for record in ranks:
-        assert record['world_size'] == 2 and record['global_step'] == 2
+        assert record['world_size'] == 2
+        assert record['global_step'] == 2
         # global batch = 2 per process x 2 processes
         assert math.isclose(record['base_lr'], 2e-4 * 4 / 512)
     # DDP averaged the gradients: both ranks hold the same weights and lr

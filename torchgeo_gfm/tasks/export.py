@@ -68,7 +68,9 @@ def student_from_checkpoint(
     ckpt = _read(path)
     prefix = 'student.'
     state = {
-        k[len(prefix) :]: v for k, v in ckpt['state_dict'].items() if k.startswith(prefix)
+        k[len(prefix) :]: v
+        for k, v in ckpt['state_dict'].items()
+        if k.startswith(prefix)
     }
     if not state:
         hint = ''
@@ -116,7 +118,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser: the sub-command's parser.
     """
     parser.add_argument('checkpoint', type=Path, help='GFM training checkpoint (.ckpt)')
-    parser.add_argument('output', type=Path, help='backbone weights to write (.safetensors)')
+    parser.add_argument(
+        'output', type=Path, help='backbone weights to write (.safetensors)'
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -86,6 +86,11 @@ class GFM(BaseTask):
 
     ignore = ('weights', 'teacher_weights')
 
+    #: The student, a timm Swin (NHWC stages).
+    student: Any
+    #: The frozen teacher, cut after ``distill_stage``.
+    teacher: Any
+
     def __init__(
         self,
         model: str = 'gfm_swin_base',
@@ -348,7 +353,9 @@ class GFM(BaseTask):
         Args:
             stage: 'fit', 'validate', 'test' or 'predict'.
         """
-        datamodule = getattr(self.trainer, 'datamodule', None) if self._trainer else None
+        datamodule = (
+            getattr(self.trainer, 'datamodule', None) if self._trainer else None
+        )
         size = getattr(datamodule, 'size', None)
         if isinstance(size, int):
             self.check_size((size, size))
@@ -386,7 +393,9 @@ class GFM(BaseTask):
         losses, x_rec = self._losses(images, mask)
         batch_size = images.shape[0]
         for key, value in losses.items():
-            self.log(f'train_{key}', value, batch_size=batch_size, prog_bar=key == 'loss')
+            self.log(
+                f'train_{key}', value, batch_size=batch_size, prog_bar=key == 'loss'
+            )
         self._log_speed(batch_size)
         every = self.hparams['plot_every_n_steps']
         if every and self.global_step % every == 0 and self.trainer.is_global_zero:
@@ -444,12 +453,12 @@ class GFM(BaseTask):
             images, mask, x_rec, self.hparams['mean'], self.hparams['std']
         )
         step = self.global_step
-        experiment = getattr(self.logger, 'experiment', None)
+        logger: Any = self.logger
+        experiment: Any = getattr(logger, 'experiment', None)
         if hasattr(experiment, 'add_figure'):
             experiment.add_figure('reconstruction', fig, global_step=step)
-        elif hasattr(self.logger, 'log_image'):
-            fig.canvas.draw()
-            self.logger.log_image('reconstruction', [fig], step=step)
+        elif hasattr(logger, 'log_image'):
+            logger.log_image('reconstruction', [fig], step=step)
         directory = Path(self.hparams['plot_dir'] or self._default_plot_dir())
         directory.mkdir(parents=True, exist_ok=True)
         fig.savefig(directory / f'step_{step:07d}.png', dpi=80)
@@ -471,12 +480,12 @@ class GFM(BaseTask):
         if not isinstance(batch, int):
             loader = trainer.train_dataloader
             batch = getattr(loader, 'batch_size', None)
-        if not isinstance(batch, int):
+        if batch is None:
             raise ValueError(
                 'Cannot find the batch size to scale the learning rate: give the '
                 'datamodule a batch_size attribute or the DataLoader a batch_size.'
             )
-        return batch * trainer.world_size * trainer.accumulate_grad_batches
+        return int(batch) * trainer.world_size * trainer.accumulate_grad_batches
 
     def configure_optimizers(self) -> OptimizerLRScheduler:
         """AdamW with the paper's groups and a per-step warmup + cosine schedule.
@@ -487,11 +496,9 @@ class GFM(BaseTask):
         hp = self.hparams
         total = int(self.trainer.estimated_stepping_batches)
         scale = self.global_batch_size() / hp['lr_batch_ref']
-        skip = {'mask_token', *self.student.no_weight_decay()}
-        groups = param_groups(self._trainable(), skip, hp['weight_decay'])
-        optimizer = torch.optim.AdamW(
-            groups, lr=hp['lr'] * scale, betas=tuple(hp['betas']), eps=1e-8
-        )
+        # fused AdamW unscales fp16 gradients itself, which Lightning's clipping forbids
+        fp16 = str(self.trainer.precision).startswith('16')
+        optimizer = self.build_optimizer(scale, fused=None if not fp16 else False)
         per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
         if math.isfinite(self.trainer.num_training_batches):
             batches = int(self.trainer.num_training_batches)
@@ -505,10 +512,39 @@ class GFM(BaseTask):
             cycle_limit=1,
             t_in_epochs=False,
         )
-        return {
+        config: Any = {
             'optimizer': optimizer,
             'lr_scheduler': {'scheduler': scheduler, 'interval': 'step'},
         }
+        return config
+
+    def build_optimizer(
+        self, lr_scale: float = 1.0, fused: bool | None = None
+    ) -> torch.optim.AdamW:
+        """AdamW over the trainable parameters, in the paper's two weight-decay groups.
+
+        Args:
+            lr_scale: factor of ``lr`` (global batch / ``lr_batch_ref`` in training).
+            fused: use the fused AdamW kernel; None = where available (CPU, CUDA): one
+                kernel per step instead of a dozen per parameter (4x faster on CPU).
+
+        Returns:
+            The optimizer.
+
+        .. versionadded:: 0.1
+        """
+        hp = self.hparams
+        skip = {'mask_token', *self.student.no_weight_decay()}
+        groups = param_groups(self._trainable(), skip, hp['weight_decay'])
+        if fused is None:
+            fused = self.mask_token.device.type in ('cpu', 'cuda')
+        return torch.optim.AdamW(
+            groups,
+            lr=hp['lr'] * lr_scale,
+            betas=tuple(hp['betas']),
+            eps=1e-8,
+            fused=fused or None,
+        )
 
     def _trainable(self) -> list[tuple[str, nn.Parameter]]:
         return [(n, p) for n, p in self.named_parameters() if p.requires_grad]

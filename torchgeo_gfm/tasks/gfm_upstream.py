@@ -36,7 +36,7 @@ def _load_strict(
     if missing:
         raise GFMCheckpointError(
             f'{path}: the {what} lacks {len(missing)} weights of this task '
-            f'(e.g. {missing[:3]}); build the task with the checkpoint\'s architecture.'
+            f"(e.g. {missing[:3]}); build the task with the checkpoint's architecture."
         )
     del unexpected  # the teacher file holds stages the truncated teacher does not keep
 

@@ -8,6 +8,7 @@
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from timm.models._manipulate import checkpoint_seq
@@ -76,7 +77,7 @@ def check_swin(model: nn.Module, stage: int, role: str) -> None:
         )
 
 
-def stage_dim(model: nn.Module, stage: int) -> int:
+def stage_dim(model: Any, stage: int) -> int:
     """Width of the output of MS stage *stage* (including its trailing patch merging).
 
     Args:
@@ -97,7 +98,7 @@ def stage_dim(model: nn.Module, stage: int) -> int:
     return int(down.reduction.out_features)
 
 
-def truncate_swin(model: nn.Module, stage: int) -> nn.Module:
+def truncate_swin(model: Any, stage: int) -> Any:
     """Cut a timm Swin after MS stage *stage*, dropping everything the distillation skips.
 
     timm puts patch merging at the *start* of the next stage, Microsoft's Swin at the end of
@@ -121,7 +122,7 @@ def truncate_swin(model: nn.Module, stage: int) -> nn.Module:
     return model
 
 
-def run_blocks(stage: nn.Module, x: Tensor) -> Tensor:
+def run_blocks(stage: Any, x: Tensor) -> Tensor:
     """Run the blocks of a timm Swin stage, honouring its activation checkpointing flag.
 
     Args:
@@ -134,8 +135,10 @@ def run_blocks(stage: nn.Module, x: Tensor) -> Tensor:
     .. versionadded:: 0.1
     """
     if getattr(stage, 'grad_checkpointing', False) and torch.is_grad_enabled():
-        return checkpoint_seq(stage.blocks, x)
-    return stage.blocks(x)
+        out: Tensor = checkpoint_seq(stage.blocks, x)
+        return out
+    out = stage.blocks(x)
+    return out
 
 
 def param_groups(

@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+# Copyright (c) torchgeo-gfm contributors.
+# Licensed under the MIT License.
+
+"""Throughput of one full GFM pretraining step, with baselines measured in the same run.
+
+A step is what training does per batch: SimMIM masks, student forward on the masked image,
+teacher forward on the resized unmasked image, losses, backward, gradient clipping (5.0) and
+AdamW. Variants, all built from the same weights:
+
+* ``fp32 eager``: this package in fp32 without compilation; the baseline of the ratios.
+* ``authors-like``: the same step as the authors' ``main_teacher.py`` computes it: Microsoft
+  Swin's explicit softmax attention (timm's unfused path, numerically the same), the
+  teacher run *with* autograd recording, since their teacher's parameters require grad and its
+  forward is not under ``no_grad`` (only its output is detached), and PyTorch's default
+  (non-fused) AdamW. This is an emulation built
+  from timm modules, not the authors' code; check with their code on the same machine.
+* the requested ``--precision`` / ``--compile`` variants of this package.
+
+Steps of the variants are interleaved (A, B, C, A, B, C, ...) and the median is reported, so
+that load from other processes affects all variants alike. Memory: peak allocated on CUDA;
+on CPU, the bytes autograd saves for backward during the step (activations), which is
+where the variants differ.
+
+Examples::
+
+    python benchmarks/pretrain_throughput.py                      # small Swin, CPU
+    python benchmarks/pretrain_throughput.py --arch base --batch 128 --device cuda \\
+        --precision bf16 --compile
+"""
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+import torchgeo_gfm  # noqa: F401  (registers gfm_swin_base)
+from torchgeo_gfm.tasks import GFM
+
+ARCHS: dict[str, dict[str, Any]] = {
+    # Swin-B student and teacher as in the paper
+    'base': {'embed_dim': 128, 'depths': (2, 2, 18, 2), 'num_heads': (4, 8, 16, 32)},
+    # a Swin-T-sized pair, for CPUs
+    'tiny': {'embed_dim': 96, 'depths': (2, 2, 6, 2), 'num_heads': (3, 6, 12, 24)},
+    # a small pair for quick CPU runs
+    'small-cpu': {'embed_dim': 48, 'depths': (2, 2, 6, 2), 'num_heads': (2, 4, 8, 16)},
+}
+
+
+def build(arch: str, device: str, fused: bool, seed: int = 0) -> GFM:
+    torch.manual_seed(seed)
+    kwargs = ARCHS[arch]
+    task = GFM(
+        model_kwargs={**kwargs, 'window_size': 6},
+        teacher='swin_base_patch4_window7_224',
+        teacher_weights=None,  # random: speed does not depend on the values
+        teacher_kwargs=kwargs,
+    ).to(device)
+    for module in task.modules():
+        if hasattr(module, 'fused_attn'):
+            module.fused_attn = fused
+    return task.train()
+
+
+def authors_like_loss(task: GFM, images: Tensor, mask: Tensor) -> Tensor:
+    """The loss as the authors' code computes it: teacher forward recorded by autograd."""
+    feature, last = task.forward_student(images, mask)
+    small = F.interpolate(images, (224, 224), mode='bilinear', align_corners=True)
+    target = task.teacher.forward_features(small).mean(dim=(1, 2))  # grad enabled
+    rec = task.decoder(last)
+    pixels = mask.repeat_interleave(4, 1).repeat_interleave(4, 2).unsqueeze(1)
+    loss = (F.l1_loss(images, rec, reduction='none') * pixels).sum()
+    loss = loss / (pixels.sum() + 1e-5) / images.shape[1]
+    cos = F.cosine_similarity(task.projector(feature), target.detach(), dim=1)
+    return loss - cos.mean()
+
+
+@contextmanager
+def saved_bytes(counter: list[int]) -> Iterator[None]:
+    """Count the bytes autograd saves for backward (distinct storages)."""
+    seen: set[int] = set()
+
+    def pack(t: Tensor) -> Tensor:
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in seen:
+            seen.add(ptr)
+            counter[0] += t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        yield
+
+
+class Variant:
+    def __init__(
+        self,
+        name: str,
+        task: GFM,
+        loss: Callable[[GFM, Tensor, Tensor], Tensor],
+        autocast: Callable[[], AbstractContextManager[Any]],
+    ) -> None:
+        self.name, self.task, self.loss, self.autocast = name, task, loss, autocast
+        self.params = [p for p in task.parameters() if p.requires_grad]
+        # the task's own optimizer (fused AdamW); the authors' is the plain one
+        self.optimizer = task.build_optimizer(
+            fused=False if 'authors' in name else None
+        )
+        self.times: list[float] = []
+        self.memory = 0
+
+    def step(self, images: Tensor, measure: bool) -> None:
+        device = images.device
+        counter = [0]
+        if device.type == 'cuda':
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        mask = self.task.draw_mask(images)
+        hooks = saved_bytes(counter) if device.type == 'cpu' else nullcontext()
+        with self.autocast(), hooks:
+            loss = self.loss(self.task, images, mask)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, 5.0)
+        self.optimizer.step()
+        if device.type == 'cuda':
+            torch.cuda.synchronize()
+        if measure:
+            self.times.append(time.perf_counter() - start)
+            self.memory = (
+                torch.cuda.max_memory_allocated()
+                if device.type == 'cuda'
+                else counter[0]
+            )
+
+
+def variants(args: argparse.Namespace) -> list[Variant]:
+    device = torch.device(args.device)
+
+    def autocast(
+        dtype: torch.dtype | None,
+    ) -> Callable[[], AbstractContextManager[Any]]:
+        if dtype is None:
+            return nullcontext
+        return lambda: torch.autocast(device.type, dtype=dtype)
+
+    def ours(task: GFM, images: Tensor, mask: Tensor) -> Tensor:
+        return task.compute_loss(images, mask)['loss']
+
+    out = [
+        Variant(
+            'fp32 eager', build(args.arch, args.device, True), ours, autocast(None)
+        ),
+        Variant(
+            'authors-like fp32 eager',
+            build(args.arch, args.device, False),
+            authors_like_loss,
+            autocast(None),
+        ),
+    ]
+    out[1].task.teacher.requires_grad_(True)  # as in the authors' code
+    dtypes = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+    for precision in args.precision:
+        if precision != 'fp32':
+            task = build(args.arch, args.device, True)
+            out.append(
+                Variant(f'{precision} eager', task, ours, autocast(dtypes[precision]))
+            )
+        if args.compile:
+            task = build(args.arch, args.device, True)
+            for stage in task.student.layers:
+                stage.compile()
+            task.teacher.compile()
+            out.append(
+                Variant(
+                    f'{precision} compiled', task, ours, autocast(dtypes[precision])
+                )
+            )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--arch', choices=sorted(ARCHS), default='small-cpu')
+    parser.add_argument('--batch', type=int, default=8)
+    parser.add_argument('--size', type=int, default=192)
+    parser.add_argument(
+        '--precision', nargs='+', default=['fp32'], choices=['fp32', 'bf16', 'fp16']
+    )
+    parser.add_argument('--compile', action='store_true')
+    parser.add_argument(
+        '--device', default='cuda' if torch.cuda.is_available() else 'cpu'
+    )
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--steps', type=int, default=5)
+    parser.add_argument(
+        '--threads', type=int, default=0, help='CPU threads (0: torch default)'
+    )
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    runs = variants(args)
+    images = torch.randn(args.batch, 3, args.size, args.size, device=args.device)
+    for i in range(args.warmup + args.steps):
+        for run in runs:
+            run.step(images, measure=i >= args.warmup)
+
+    base = statistics.median(runs[0].times)
+    memory = 'peak alloc MB' if args.device.startswith('cuda') else 'saved activ. MB'
+    where = torch.cuda.get_device_name() if args.device.startswith('cuda') else 'CPU'
+    print(
+        f'\nGFM pretraining step: arch={args.arch} batch={args.batch} size={args.size} '
+        f'device={where} threads={torch.get_num_threads()} '
+        f'median of {args.steps} interleaved steps\n'
+    )
+    print(
+        f'| {"variant":<24} | {"img/s":>8} | {"ms/step":>9} | {"vs fp32 eager":>13} | {memory:>15} |'
+    )
+    print(f'|{"-" * 26}|{"-" * 10}|{"-" * 11}|{"-" * 15}|{"-" * 17}|')
+    for run in runs:
+        t = statistics.median(run.times)
+        print(
+            f'| {run.name:<24} | {args.batch / t:>8.2f} | {1000 * t:>9.1f} | '
+            f'{base / t:>12.2f}x | {run.memory / 2**20:>15.1f} |'
+        )
+    authors = statistics.median(runs[1].times)
+    print(
+        f'\nthis package (fp32 eager) vs authors-like step: {authors / base:.2f}x faster'
+    )
+
+
+if __name__ == '__main__':
+    main()
