@@ -20,13 +20,13 @@ def test_relative_performance() -> None:
     assert arp.relative_performance(110, 100) == pytest.approx(10)
     # BigEarthNet 10%/1% count as one dataset: (10 + 30) / 2, then mean with OSCD's 0
     terms = arp.dataset_terms(
-        {'bigearthnet10': 1.1, 'bigearthnet1': 1.3, 'oscd': 2},
-        {'bigearthnet10': 1, 'bigearthnet1': 1, 'oscd': 2},
+        {'bigearthnet_10': 1.1, 'bigearthnet_1': 1.3, 'oscd': 2},
+        {'bigearthnet_10': 1, 'bigearthnet_1': 1, 'oscd': 2},
     )
     assert terms == pytest.approx({'BigEarthNet': 20, 'OSCD': 0})
     assert arp.average_relative_performance(
-        {'bigearthnet10': 1.1, 'bigearthnet1': 1.3, 'oscd': 2},
-        {'bigearthnet10': 1, 'bigearthnet1': 1, 'oscd': 2},
+        {'bigearthnet_10': 1.1, 'bigearthnet_1': 1.3, 'oscd': 2},
+        {'bigearthnet_10': 1, 'bigearthnet_1': 1, 'oscd': 2},
     ) == pytest.approx(10)
 
 
@@ -53,10 +53,15 @@ def _log(path: Path, column: str, value: float) -> Path:
 def test_collect_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _log(tmp_path / 'oscd' / 'version_0', 'test_OverallF1Score', 0.6)
     _log(tmp_path / 'sr' / 'version_0', 'test_PSNR', 22.599)
-    scores = arp.collect({'oscd': tmp_path / 'oscd', 'spacenet2_psnr': tmp_path / 'sr'})
-    assert scores == pytest.approx({'oscd': 60.0, 'spacenet2_psnr': 22.599})
     with pytest.raises(KeyError, match='test_SSIM'):
-        arp.read_metric(tmp_path / 'sr', 'test_SSIM')
+        arp.collect({'spacenet2_sr': tmp_path / 'sr'})
+    (tmp_path / 'sr' / 'version_0' / 'metrics.csv').write_text(
+        'epoch,step,test_PSNR,test_SSIM\n0,1,22.599,0.6\n'
+    )
+    scores = arp.collect({'oscd': tmp_path / 'oscd', 'spacenet2_sr': tmp_path / 'sr'})
+    assert scores == pytest.approx(
+        {'oscd': 60.0, 'spacenet2_psnr': 22.599, 'spacenet2_ssim': 0.6}
+    )
 
     png = tmp_path / 'radar.png'
     argv = ['arp', '--run', f'oscd={tmp_path / "oscd"}', '--plot', str(png)]
@@ -92,3 +97,15 @@ def test_paper_table(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert out.count('\n') == len(arp.PAPER) + 3
     assert '| SpaceNet2 | SSIM | 0.612 | 0.638 |' in out
+
+
+def test_discover_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(FileNotFoundError, match='no runs in'):
+        arp.discover_runs(tmp_path)
+    _log(tmp_path / 'whu_building' / 'version_3', 'test_OverallJaccardIndex', 0.904)
+    _log(tmp_path / 'elsewhere', 'test_OverallJaccardIndex', 0.1)
+    assert arp.discover_runs(tmp_path) == {'whu_building': tmp_path / 'whu_building'}
+    assert main(['arp', '--logs', str(tmp_path), '--baseline-logs', str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert '| WHU Aerial | IoU | 90.40 | 90.70 | 90.40 | 90.40 |' in out
+    assert main(['arp', '--logs', str(tmp_path / 'none')]) == 2

@@ -26,7 +26,9 @@ class Entry:
 
     Args:
         dataset: dataset group; entries of the same group are averaged into one ARP term.
-        name: entry name, used on the command line (``--run NAME=PATH``).
+        name: unique entry name (the keys of score dicts).
+        run: the fine-tuning config (``configs/finetune/<run>.yaml``) whose test
+            metrics hold this entry; also its log folder name (``logs/<run>/``).
         metric: metric as the paper names it.
         column: the metric's column in the run's ``metrics.csv``.
         scale: factor from the logged value to the paper's unit (100 for percentages).
@@ -38,6 +40,7 @@ class Entry:
 
     dataset: str
     name: str
+    run: str
     metric: str
     column: str
     scale: float
@@ -47,18 +50,81 @@ class Entry:
 
 #: The paper's downstream results (GFM, ICCV 2023), one entry per reported metric.
 PAPER: tuple[Entry, ...] = (
-    Entry('OSCD', 'oscd', 'F1', 'test_OverallF1Score', 100, 59.82, 52.35),
-    Entry('DSIFN', 'dsifn', 'F1', 'test_OverallF1Score', 100, 71.24, 69.62),
-    Entry('UC Merced', 'ucmerced', 'top-1', 'test_OverallAccuracy', 100, 99.0, 99.0),
-    Entry('BigEarthNet', 'bigearthnet10', 'mAP 10%', 'test_mAP', 100, 86.3, 85.7),
-    Entry('BigEarthNet', 'bigearthnet1', 'mAP 1%', 'test_mAP', 100, 80.7, 79.5),
-    Entry('WHU Aerial', 'whu', 'IoU', 'test_OverallJaccardIndex', 100, 90.7, 90.4),
+    Entry('OSCD', 'oscd', 'oscd', 'F1', 'test_OverallF1Score', 100, 59.82, 52.35),
+    Entry('DSIFN', 'dsifn', 'dsifn', 'F1', 'test_OverallF1Score', 100, 71.24, 69.62),
     Entry(
-        'Vaihingen', 'vaihingen', 'mIoU', 'test_AverageJaccardIndex', 100, 75.3, 74.7
+        'UC Merced',
+        'ucmerced',
+        'ucmerced',
+        'top-1',
+        'test_OverallAccuracy',
+        100,
+        99.0,
+        99.0,
     ),
-    Entry('SpaceNet2', 'spacenet2_psnr', 'PSNR', 'test_PSNR', 1, 22.599, 21.665),
-    Entry('SpaceNet2', 'spacenet2_ssim', 'SSIM', 'test_SSIM', 1, 0.638, 0.612),
+    Entry(
+        'BigEarthNet',
+        'bigearthnet_10',
+        'bigearthnet_10',
+        'mAP 10%',
+        'test_mAP',
+        100,
+        86.3,
+        85.7,
+    ),
+    Entry(
+        'BigEarthNet',
+        'bigearthnet_1',
+        'bigearthnet_1',
+        'mAP 1%',
+        'test_mAP',
+        100,
+        80.7,
+        79.5,
+    ),
+    Entry(
+        'WHU Aerial',
+        'whu_building',
+        'whu_building',
+        'IoU',
+        'test_OverallJaccardIndex',
+        100,
+        90.7,
+        90.4,
+    ),
+    Entry(
+        'Vaihingen',
+        'vaihingen',
+        'vaihingen',
+        'mIoU',
+        'test_AverageJaccardIndex',
+        100,
+        75.3,
+        74.7,
+    ),
+    Entry(
+        'SpaceNet2',
+        'spacenet2_psnr',
+        'spacenet2_sr',
+        'PSNR',
+        'test_PSNR',
+        1,
+        22.599,
+        21.665,
+    ),
+    Entry(
+        'SpaceNet2',
+        'spacenet2_ssim',
+        'spacenet2_sr',
+        'SSIM',
+        'test_SSIM',
+        1,
+        0.638,
+        0.612,
+    ),
 )
+#: fine-tuning runs (config names), in table order
+RUNS = tuple(dict.fromkeys(e.run for e in PAPER))
 _BY_NAME = {e.name: e for e in PAPER}
 
 
@@ -197,28 +263,54 @@ def read_metric(path: Path, column: str) -> float:
 
 
 def collect(runs: Mapping[str, Path]) -> dict[str, float]:
-    """Read each run's test metric, in the paper's units.
+    """Read the test metrics of finished runs, in the paper's units.
 
     Args:
-        runs: entry name (see :data:`PAPER`) -> run log (file or folder).
+        runs: run name (a config in ``configs/finetune/``, see :data:`RUNS`) -> its
+            log (``metrics.csv`` or a folder holding one).
 
     Returns:
-        Entry name -> score.
+        Entry name -> score, for every entry of the given runs.
 
     Raises:
-        ValueError: for an unknown entry name.
+        ValueError: for an unknown run name.
 
     .. versionadded:: 0.1
     """
     scores = {}
-    for name, path in runs.items():
-        if name not in _BY_NAME:
-            raise ValueError(
-                f'unknown run name {name!r}; use one of {sorted(_BY_NAME)}'
-            )
-        e = _BY_NAME[name]
-        scores[name] = e.scale * read_metric(Path(path), e.column)
+    for run_name, path in runs.items():
+        if run_name not in RUNS:
+            raise ValueError(f'unknown run name {run_name!r}; use one of {list(RUNS)}')
+        for e in PAPER:
+            if e.run == run_name:
+                scores[e.name] = e.scale * read_metric(Path(path), e.column)
     return scores
+
+
+def discover_runs(logs: Path) -> dict[str, Path]:
+    """Find the runs under a log folder by name (``<logs>/<run>/.../metrics.csv``).
+
+    The fine-tuning configs log with ``CSVLogger(save_dir='logs', name=<config>)``, so
+    after ``torchgeo test`` of each config, ``discover_runs(Path('logs'))`` finds them.
+
+    Args:
+        logs: the loggers' ``save_dir``.
+
+    Returns:
+        Run name -> folder, for each run that has a ``metrics.csv``.
+
+    Raises:
+        FileNotFoundError: if none is found.
+
+    .. versionadded:: 0.1
+    """
+    found = {run: logs / run for run in RUNS if any((logs / run).rglob('metrics.csv'))}
+    if not found:
+        raise FileNotFoundError(
+            f'no runs in {logs}: expected {logs}/<run>/version_*/metrics.csv for a run '
+            f'in {list(RUNS)}'
+        )
+    return found
 
 
 def format_table(
@@ -316,13 +408,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     .. versionadded:: 0.1
     """
-    names = ', '.join(e.name for e in PAPER)
+    names = ', '.join(RUNS)
+    parser.add_argument(
+        '--logs',
+        type=Path,
+        help='folder of finished GFM runs, one sub-folder per config (logs/<config>/...)',
+    )
     parser.add_argument(
         '--run',
         action='append',
         default=[],
         metavar='NAME=PATH',
         help=f'a finished GFM run: NAME is one of {names}; PATH its metrics.csv or log folder',
+    )
+    parser.add_argument(
+        '--baseline-logs', type=Path, help='folder of finished IN-22k baseline runs'
     )
     parser.add_argument(
         '--baseline',
@@ -332,6 +432,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a finished IN-22k baseline run (default: the paper's IN-22k numbers)",
     )
     parser.add_argument('--plot', type=Path, help='save the radar chart to this PNG')
+
+
+def _runs(logs: Path | None, items: Iterable[str]) -> dict[str, Path]:
+    return {**(discover_runs(logs) if logs else {}), **_parse_runs(items)}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -346,8 +450,10 @@ def run(args: argparse.Namespace) -> int:
     .. versionadded:: 0.1
     """
     try:
-        ours = collect(_parse_runs(args.run)) if args.run else None
-        baseline = collect(_parse_runs(args.baseline)) if args.baseline else None
+        runs = _runs(args.logs, args.run)
+        baseline_runs = _runs(args.baseline_logs, args.baseline)
+        ours = collect(runs) if runs else None
+        baseline = collect(baseline_runs) if baseline_runs else None
     except (ValueError, KeyError, FileNotFoundError) as err:
         print(f'error: {err}')
         return 2

@@ -14,6 +14,7 @@ from timm.models.swin_transformer import SwinTransformer, _create_swin_transform
 from torchgeo.main import main
 
 import torchgeo_gfm  # noqa: F401  (registers gfm_swin_base and swin_base_in22k)
+from torchgeo_gfm import arp
 
 ROOT = Path(__file__).parents[2]
 CONFIGS = ROOT / 'configs' / 'finetune'
@@ -33,6 +34,7 @@ CASES: dict[str, tuple[str, list[str]]] = {
             '--data.init_args.patch_size=16',
             '--data.dict_kwargs.aois=[2]',
             '--data.init_args.val_split_pct=0.2',
+            '--model.init_args.head_channels=8',
         ],
     ),
 }
@@ -58,21 +60,25 @@ SWAP = re.compile(r'^(\s*\w+:) (\S+)(\s+# IN-22k baseline: )(\S+)$', re.MULTILIN
 
 
 def fit(config: Path, name: str, tmp_path: Path, *extra: str) -> None:
-    data, overrides = CASES[name]
+    run = ['--trainer.fast_dev_run=1']
     if name in ('oscd', 'dsifn'):
         # TorchGeo 0.10.1's ChangeDetection figure code trips Kornia >= 0.8's
         # VideoSequential mask check with any logger that draws figures
-        overrides = [*overrides, '--trainer.logger=false']
+        run.append('--trainer.logger=false')
+    cli('fit', config, name, tmp_path, *run, *extra)
+
+
+def cli(subcommand: str, config: Path, name: str, tmp_path: Path, *extra: str) -> None:
+    data, overrides = CASES[name]
     main(
         [
-            'fit',
+            subcommand,
             f'--config={config}',
             '--model.init_args.weights=null',  # tests never download
             f'--data.{root_group(name)}.root={DATA / data}',
             '--data.init_args.batch_size=2',
             '--data.init_args.num_workers=0',
             '--trainer.accelerator=cpu',
-            '--trainer.fast_dev_run=1',
             f'--trainer.default_root_dir={tmp_path}',
             *overrides,
             *extra,
@@ -104,6 +110,27 @@ def test_fit(name: str, tmp_path: Path) -> None:
     key, gfm, _ = backbone_line(name)
     tiny = f'{"tu-" if gfm.startswith("tu-") else ""}{TINY}'
     fit(CONFIGS / f'{name}.yaml', name, tmp_path, f'--model.init_args.{key}={tiny}')
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', sorted(CASES))
+def test_test_stage_feeds_arp(name: str, tmp_path: Path) -> None:
+    # `torchgeo test` with the config's CSV logger writes the columns `torchgeo-gfm arp` reads
+    key, gfm, _ = backbone_line(name)
+    tiny = f'{"tu-" if gfm.startswith("tu-") else ""}{TINY}'
+    logs = tmp_path / 'logs'
+    cli(
+        'test',
+        CONFIGS / f'{name}.yaml',
+        name,
+        tmp_path,
+        f'--model.init_args.{key}={tiny}',
+        f'--trainer.logger.init_args.save_dir={logs}',
+        '--trainer.limit_test_batches=1',
+    )
+    scores = arp.collect(arp.discover_runs(logs))
+    assert {e.name for e in arp.PAPER if e.run == name} == set(scores)
+    assert all(score >= 0 for score in scores.values())
 
 
 @pytest.mark.parametrize('name', sorted(CASES))
