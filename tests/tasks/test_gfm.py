@@ -444,3 +444,29 @@ def test_validation_is_deterministic(tmp_path: Path) -> None:
     second = t.validate(task, ValDataModule(), verbose=False)[0]
     assert first == second
     assert set(first) == {'val_loss', 'val_loss_mim', 'val_loss_distill'}
+
+
+def test_grad_checkpointing_same_loss_and_grads() -> None:
+    torch.manual_seed(0)
+    plain = make_task()
+    ckpt = make_task(grad_checkpointing=True)
+    ckpt.load_state_dict(plain.state_dict())
+    images = torch.randn(2, 3, SIZE, SIZE)
+    mask = plain.draw_mask(images)
+    for task in (plain, ckpt):
+        task.compute_loss(images, mask)['loss'].backward()
+    assert ckpt.student.layers[0].grad_checkpointing
+    for (name, a), b in zip(plain.named_parameters(), ckpt.parameters(), strict=True):
+        if a.grad is not None:
+            torch.testing.assert_close(a.grad, b.grad, msg=name)
+
+
+def test_bf16_autocast_losses_are_fp32() -> None:
+    task = make_task()
+    images = torch.randn(2, 3, SIZE, SIZE)
+    mask = task.draw_mask(images)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = task.compute_loss(images, mask)
+    ref = task.compute_loss(images, mask)
+    assert all(v.dtype == torch.float32 for v in out.values())
+    torch.testing.assert_close(out['loss_mim'], ref['loss_mim'], rtol=0.05, atol=0.05)

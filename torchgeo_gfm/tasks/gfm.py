@@ -157,6 +157,7 @@ class GFM(BaseTask):
         self.teacher_weights = teacher_weights
         super().__init__()
         self._last_step_time: float | None = None
+        self._last_plot_step = -1
 
     # ----------------------------------------------------------------- models
     def configure_models(self) -> None:
@@ -282,14 +283,15 @@ class GFM(BaseTask):
         """Losses and the reconstruction."""
         feature, last = self.forward_student(images, mask)
         target = self.forward_teacher(images)
-        x_rec = self.decoder(last)
+        # losses in fp32 even under bf16/fp16 autocast: a bf16 sum over ~10^6 pixels is off
+        x_rec = self.decoder(last).float()
         pixels = mask.repeat_interleave(self.patch_size, 1)
-        pixels = pixels.repeat_interleave(self.patch_size, 2).unsqueeze(1)
-        pixels = pixels.type_as(x_rec)
-        error = F.l1_loss(images, x_rec, reduction='none')
+        pixels = pixels.repeat_interleave(self.patch_size, 2).unsqueeze(1).float()
+        error = F.l1_loss(images.float(), x_rec, reduction='none')
         chans = images.shape[1]
         loss_mim = (error * pixels).sum() / (pixels.sum() + 1e-5) / chans
-        cos = F.cosine_similarity(self.projector(feature), target.detach(), dim=1)
+        projected = self.projector(feature).float()
+        cos = F.cosine_similarity(projected, target.detach().float(), dim=1)
         loss_distill = -cos.mean()
         loss = loss_mim + self.hparams['alpha'] * loss_distill
         out = {'loss': loss, 'loss_mim': loss_mim, 'loss_distill': loss_distill}
@@ -398,8 +400,11 @@ class GFM(BaseTask):
             )
         self._log_speed(batch_size)
         every = self.hparams['plot_every_n_steps']
-        if every and self.global_step % every == 0 and self.trainer.is_global_zero:
-            self._plot(images, mask, x_rec)
+        step = self.global_step
+        if every and step % every == 0 and step != self._last_plot_step:
+            self._last_plot_step = step  # once per step under gradient accumulation
+            if self.trainer.is_global_zero:
+                self._plot(images, mask, x_rec)
         return losses['loss']
 
     def validation_step(
