@@ -147,6 +147,14 @@ def test_foreign_safetensors(tmp_path: Path) -> None:
         ck.load_student_weights(junk)
 
 
+def test_legacy_torch_format(tmp_path: Path, tiny_arch: dict[str, Any]) -> None:
+    path = tmp_path / 'gfm.pth'
+    model = write_upstream_checkpoint(path, teacher=False, zipfile=False, **tiny_arch)
+    assert path.read_bytes()[:1] == b'\x80'  # a bare pickle, not a zip
+    student = ck.load_student_weights(path)
+    assert torch.equal(student['norm.weight'], model['encoder.norm.weight'])
+
+
 def test_no_teacher(tmp_path: Path, tiny_arch: dict[str, Any]) -> None:
     path = tmp_path / 'gfm.pth'
     model = write_upstream_checkpoint(path, teacher=False, **tiny_arch)

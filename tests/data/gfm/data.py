@@ -207,6 +207,7 @@ def write_upstream_checkpoint(
     window_size: int = 6,
     teacher: bool = True,
     seed: int = 0,
+    zipfile: bool = True,
 ) -> dict[str, Tensor]:
     """Write a fake ``gfm.pth``; the defaults are the real Swin-B shapes (~350 MB).
 
@@ -219,6 +220,7 @@ def write_upstream_checkpoint(
         window_size: the student's window.
         teacher: include ``teacher.*`` (the real file has it).
         seed: random seed of the weights.
+        zipfile: torch's zip format (torch >= 1.6); False writes the legacy format.
 
     Returns:
         The ``model`` state dict that was written.
@@ -282,7 +284,7 @@ def write_upstream_checkpoint(
         'config': authors_config(img_size=img_size, window_size=window_size, **arch),
         'amp': {'loss_scaler0': {'loss_scale': 65536.0, 'unskipped': 123}},
     }
-    torch.save(ckpt, path)
+    torch.save(ckpt, path, _use_new_zipfile_serialization=zipfile)
     return model
 
 
