@@ -149,3 +149,31 @@ def test_num_skipped_before_setup() -> None:
 def test_plot_without_dataset() -> None:
     dm: Any = GeoPileDataModule(ROOT)
     assert dm.plot() is None
+
+
+def test_loader_arguments_and_dataset_kwargs() -> None:
+    seen: list[int] = []
+
+    def record(sample: dict[str, Tensor]) -> dict[str, Tensor]:
+        seen.append(int(sample['source']))
+        return sample
+
+    dm = GeoPileDataModule(
+        ROOT,
+        batch_size=3,
+        pin_memory=False,
+        val_fraction=0.3,
+        seed=5,
+        transforms=record,
+    )
+    dm.setup('fit')
+    loader = dm.train_dataloader()
+    assert not loader.pin_memory
+    assert loader.drop_last
+    next(iter(loader))
+    assert len(seen) == 3  # GeoPile kwargs reach the dataset
+    other = GeoPileDataModule(ROOT, val_fraction=0.3, seed=6)
+    other.setup('validate')
+    assert dm.val_dataset is not None
+    assert other.val_dataset is not None
+    assert dm.val_dataset.files != other.val_dataset.files  # type: ignore[attr-defined]

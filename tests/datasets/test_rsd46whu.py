@@ -52,3 +52,8 @@ class TestRSD46WHU:
         fig = ds.plot(ds[0], show_titles=False)
         plt.close(fig)
         assert ds[0]['image'].dtype == torch.float32
+
+
+def test_transforms() -> None:
+    ds = RSD46WHU(ROOT, transforms=lambda s: {**s, 'image': s['image'] / 255})
+    assert ds[0]['image'].max() <= 1
