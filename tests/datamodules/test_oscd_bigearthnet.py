@@ -30,10 +30,16 @@ class TestOSCDDataModule:
     def test_batches(self, stage: str) -> None:
         dm = OSCDDataModule(root=DATA / 'oscd', bands=RGB, batch_size=2, patch_size=16)
         batch = _batch(dm, stage)
-        assert batch['image'].shape[1:] == (2, 3, 16, 16)
-        assert batch['mask'].shape[1:] == (1, 16, 16)
+        assert batch['image'].shape == (2, 2, 3, 16, 16)
+        assert batch['mask'].shape == (2, 1, 16, 16)
         # normalized with OSCD's band statistics
         assert batch['image'].abs().mean() < 10
+
+    def test_test_tiles_every_city(self) -> None:
+        dm = OSCDDataModule(root=DATA / 'oscd', bands=RGB, patch_size=16)
+        dm.setup('test')
+        # fake cities are 30-50 px: 3 x 3 tiles of 16 px each
+        assert len(dm.test_dataset) == 2 * 9  # type: ignore[arg-type]
 
     def test_pair_crop_aligned_and_padded(self) -> None:
         image = torch.arange(10 * 12).float().reshape(1, 1, 10, 12).expand(2, 3, 10, 12)

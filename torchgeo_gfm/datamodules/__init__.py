@@ -8,6 +8,7 @@ from .dsifn import DSIFNDataModule
 from .geopile import GeoPileDataModule
 from .oscd import OSCDDataModule
 from .spacenet2_sr import SpaceNet2SRDataModule, SpaceNet2SuperResolution
+from .vaihingen import Vaihingen2DDataModule
 from .whu_building import WHUBuildingDataModule
 
 __all__: tuple[str, ...] = ()
@@ -15,3 +16,4 @@ __all__ += ('GeoPileDataModule',)
 __all__ += ('DSIFNDataModule', 'WHUBuildingDataModule')
 __all__ += ('SpaceNet2SRDataModule', 'SpaceNet2SuperResolution')
 __all__ += ('BigEarthNetRGBDataModule', 'OSCDDataModule')
+__all__ += ('Vaihingen2DDataModule',)

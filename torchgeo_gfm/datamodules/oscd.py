@@ -7,12 +7,13 @@ from typing import Any
 
 import kornia.augmentation as K
 import torch
-from torch.utils.data import random_split
+from torch.utils.data import Subset, random_split
 from torchgeo.datamodules import OSCDDataModule as _OSCDDataModule
 from torchgeo.datasets import OSCD
 from torchgeo.datasets.utils import Sample
 
 from .dsifn import BitemporalAugmentation
+from .tiling import GridTiles
 
 
 class RandomPairCrop:
@@ -96,12 +97,16 @@ class OSCDDataModule(_OSCDDataModule):
         Args:
             stage: 'fit', 'validate', 'test' or 'predict'.
         """
-        crop = RandomPairCrop(self.patch_size)
         if stage in ('fit', 'validate'):
-            self.dataset = OSCD(split='train', transforms=crop, **self.kwargs)
+            crop = RandomPairCrop(self.patch_size)
+            self.dataset = OSCD(split='train', **self.kwargs)
             generator = torch.Generator().manual_seed(0)
-            self.train_dataset, self.val_dataset = random_split(
+            train, val = random_split(
                 self.dataset, [1 - self.val_split_pct, self.val_split_pct], generator
             )
+            cropped = OSCD(split='train', transforms=crop, **self.kwargs)
+            self.train_dataset = Subset(cropped, train.indices)
+            self.val_dataset = GridTiles(self.dataset, self.patch_size, val.indices)
         if stage == 'test':
-            self.test_dataset = OSCD(split='test', transforms=crop, **self.kwargs)
+            test = OSCD(split='test', **self.kwargs)
+            self.test_dataset = GridTiles(test, self.patch_size, range(len(test)))

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-SIZE = 40
 BANDS = (
     'B01',
     'B02',
@@ -39,11 +38,13 @@ def main(root: Path) -> None:
         shutil.rmtree(path)
     for split, regions in REGIONS.items():
         for region in regions:
+            # cities differ in size, as in OSCD
+            h, w = (int(x) for x in rng.integers(30, 50, 2))
             for t in (1, 2):
                 folder = root / IMAGES / region / f'imgs_{t}_rect'
                 folder.mkdir(parents=True)
                 for band in BANDS:
-                    array = rng.integers(0, 4000, (SIZE, SIZE), dtype=np.uint16)
+                    array = rng.integers(0, 4000, (h, w), dtype=np.uint16)
                     Image.fromarray(array).save(folder / f'{band}.tif')
             (root / IMAGES / region / 'dates.txt').write_text(
                 'date_1: 20160101\ndate_2: 20180101\n'
@@ -55,7 +56,7 @@ def main(root: Path) -> None:
                 / 'cm'
             )
             cm.mkdir(parents=True)
-            mask = (rng.random((SIZE, SIZE)) > 0.8).astype(np.uint8) * 255
+            mask = (rng.random((h, w)) > 0.8).astype(np.uint8) * 255
             Image.fromarray(mask).save(cm / 'cm.png')
 
 

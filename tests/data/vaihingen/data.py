@@ -11,8 +11,6 @@ import numpy as np
 from PIL import Image
 from torchgeo.datasets import Vaihingen2D
 
-SIZE = 40
-
 
 def main(root: Path) -> None:
     rng = np.random.default_rng(0)
@@ -23,9 +21,11 @@ def main(root: Path) -> None:
     colors = np.array(Vaihingen2D.colormap, dtype=np.uint8)
     names = Vaihingen2D.splits['train'][:5] + Vaihingen2D.splits['test'][:2]
     for name in names:
-        irrg = rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+        # tiles differ in size, as in Vaihingen
+        h, w = (int(x) for x in rng.integers(36, 60, 2))
+        irrg = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         Image.fromarray(irrg).save(root / 'top' / name)
-        classes = rng.integers(0, len(colors), (SIZE, SIZE))
+        classes = rng.integers(0, len(colors), (h, w))
         Image.fromarray(colors[classes]).save(root / name)
 
 
