@@ -167,6 +167,10 @@ class _EveryPrefix(dict[str, Any]):
     def get(self, key: Any, default: Any = None) -> dict[str, Any]:
         return {_PAYLOAD: self.payload}
 
+    def __reduce__(self) -> tuple[type, tuple[()]]:
+        # saved or copied, the state dict keeps plain metadata (weights_only-loadable)
+        return (OrderedDict, ())
+
 
 def loadable_state_dict(state_dict: Mapping[str, Tensor]) -> 'OrderedDict[str, Tensor]':
     """A timm-named GFM state dict that also loads into a wrapped ``gfm_swin_base``.
