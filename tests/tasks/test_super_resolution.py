@@ -128,6 +128,12 @@ class TestSuperResolution:
             default_root_dir=tmp_path,
         )
         trainer.fit(task, datamodule=dm)
+        figures = list(Path(trainer.logger.log_dir).glob('figures/*.png'))  # type: ignore[union-attr, arg-type]
+        # one figure per validation (after each 1-step epoch), none for the sanity check
+        assert sorted(f.name for f in figures) == [
+            'val_super_resolution_1.png',
+            'val_super_resolution_2.png',
+        ]
         trainer.test(task, datamodule=dm)
         assert 'test_PSNR' in trainer.callback_metrics
         assert 'test_SSIM' in trainer.callback_metrics

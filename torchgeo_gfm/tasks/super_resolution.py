@@ -5,6 +5,7 @@
 
 import math
 import os
+from pathlib import Path
 from typing import Any, Literal
 
 import matplotlib.pyplot as plt
@@ -334,11 +335,22 @@ class SuperResolution(BaseTask):
             dataloader_idx: index of the current dataloader.
         """
         _, y_hat = self._shared_step(batch, 'val')
+        if batch_idx == 0 and self.logger and not self.trainer.sanity_checking:
+            self._log_figure(self.plot(batch['image'][0], batch['target'][0], y_hat[0]))
+
+    def _log_figure(self, fig: Figure) -> None:
+        # TensorBoard-like loggers take figures; others (CSV) get a PNG in their folder
         experiment = getattr(self.logger, 'experiment', None)
-        if batch_idx == 0 and hasattr(experiment, 'add_figure'):
-            fig = self.plot(batch['image'][0], batch['target'][0], y_hat[0])
+        log_dir = getattr(self.logger, 'log_dir', None)
+        if hasattr(experiment, 'add_figure'):
             experiment.add_figure('val/super_resolution', fig, self.global_step)  # type: ignore[union-attr]
-            plt.close(fig)
+        elif log_dir:
+            out = Path(
+                log_dir, 'figures', f'val_super_resolution_{self.global_step}.png'
+            )
+            out.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(out, dpi=100)
+        plt.close(fig)
 
     def test_step(self, batch: Sample, batch_idx: int, dataloader_idx: int = 0) -> None:
         """Compute the test loss and metrics.
