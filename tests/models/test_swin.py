@@ -182,3 +182,15 @@ def test_loadable_state_dict_saves_plainly(
     torch.save(loadable_state_dict(student), path)
     loaded = torch.load(path, weights_only=True)  # no torchgeo_gfm class in the pickle
     assert loaded.keys() == student.keys()
+
+
+def test_bgr_reordering(
+    tiny_gfm: Path, tiny_arch: dict[str, Any], student: Any
+) -> None:
+    model = _create(tiny_gfm, tiny_arch, rgb_indices=(2, 1, 0))  # BGR input
+    weight = model.patch_embed.proj.weight
+    assert torch.equal(weight, student['patch_embed.proj.weight'].flip(1))
+    # resuming its own weights does not reorder again
+    again = timm.create_model('gfm_swin_base', rgb_indices=(2, 1, 0), **tiny_arch)
+    again.load_state_dict(model.state_dict())
+    assert torch.equal(again.patch_embed.proj.weight, weight)

@@ -34,7 +34,13 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 from timm.models.swin_transformer import SwinTransformer
 from torch import Tensor, nn
 
-from .adapt import check_missing, describe_swin, fit_state_dict, rgb_input_indices
+from .adapt import (
+    adapt_patch_embed,
+    check_missing,
+    describe_swin,
+    fit_state_dict,
+    rgb_input_indices,
+)
 from .checkpoint import GFMCheckpointError, ms_swin_to_timm, student_state_dict
 from .download import GFM_HUB_FILENAME, GFM_HUB_REPO, GFM_URL, student_weights
 
@@ -149,11 +155,13 @@ def _pretrained_filter(
     state_dict: Mapping[str, Any], model: nn.Module
 ) -> dict[str, Tensor]:
     """Filter of timm's generic loader, for ``pretrained_cfg_overlay=dict(state_dict=...)``."""
+    rgb_indices = getattr(model, 'rgb_indices', None)
+    weights = _to_timm_names(state_dict)
+    key = 'patch_embed.proj.weight'
+    if key in weights and weights[key].shape[1] == 3:  # published RGB weights
+        weights[key] = adapt_patch_embed(weights[key], _in_chans(model), rgb_indices)
     return fit_state_dict(
-        _to_timm_names(state_dict),
-        model,
-        rgb_indices=getattr(model, 'rgb_indices', None),
-        source='pretrained state_dict',
+        weights, model, rgb_indices=rgb_indices, source='pretrained state_dict'
     )
 
 
@@ -302,6 +310,15 @@ def load_gfm_weights(
             'Only RGB (3-band) weights are fitted to other band counts (see rgb_indices); '
             f'build the model with in_chans={bands} for these weights.'
         )
+    if bands == 3:
+        # published RGB weights: the band rule applies even to a 3-band reordering (the load
+        # hooks only act on a band-count mismatch, so resuming own checkpoints is exact)
+        rgb_indices = model.__dict__['_gfm_load'].rgb_indices
+        key = 'patch_embed.proj.weight'
+        state_dict = {
+            **state_dict,
+            key: adapt_patch_embed(state_dict[key], _in_chans(model), rgb_indices),
+        }
     missing, unexpected = model.load_state_dict(
         loadable_state_dict(state_dict), strict=False
     )
