@@ -69,7 +69,7 @@ def test_collect_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     out = capsys.readouterr().out
     assert '| OSCD | F1 | 52.35 | 59.82 | 60.00 |' in out
     expected = arp.relative_performance(60, 52.35)
-    assert f'| ARP vs IN-22k | % | 0.00 | 3.30 | {expected:.2f} |' in out
+    assert f'| ARP vs IN-22k | % | 0.00 | 3.30 | {expected:.2f} (1/7 datasets) |' in out
     assert png.stat().st_size > 0
 
     assert main(['arp', '--run', 'oscd']) == 2
@@ -89,7 +89,19 @@ def test_cli_baseline_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert '| DSIFN | F1 | 69.62 | 71.24 | 60.00 | 66.00 |' in out
-    assert out.strip().endswith('| 0.00 | 10.00 |')
+    assert out.strip().endswith('| 0.00 | 10.00 (1/7 datasets) |')
+
+
+def test_full_run_set_and_chart() -> None:
+    # all 7 datasets: the plain ARP, and the chart zooms on the data
+    ours = {k: v * 1.01 for k, v in arp.paper_scores('in22k').items()}
+    table = arp.format_table(ours)
+    assert table.endswith('| ARP vs IN-22k | % | 0.00 | 3.30 | 1.00 |')
+    in22k = arp.paper_scores('in22k')
+    fig = arp.radar_chart({'IN-22k': in22k, 'ours': ours}, in22k)
+    lo, hi = fig.axes[0].get_ylim()
+    assert 99 < lo < 100
+    assert 101 < hi < 103
 
 
 def test_paper_table(capsys: pytest.CaptureFixture[str]) -> None:

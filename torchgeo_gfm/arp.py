@@ -351,9 +351,22 @@ def format_table(
     if baseline:
         arp.append('0.00')
     if ours is not None:
-        arp.append(f'{average_relative_performance(ours, base):.2f}' if ours else '-')
+        arp.append(_arp_cell(ours, base))
     rows.append(arp)
     return '\n'.join('| ' + ' | '.join(r) + ' |' for r in rows)
+
+
+def _arp_cell(scores: Mapping[str, float], baseline: Mapping[str, float]) -> str:
+    if not scores:
+        return '-'
+    value = f'{average_relative_performance(scores, baseline):.2f}'
+    n, total = len(dataset_terms(scores, baseline)), len(_datasets())
+    # an ARP over fewer datasets is not the paper's number: say so
+    return value if n == total else f'{value} ({n}/{total} datasets)'
+
+
+def _datasets() -> list[str]:
+    return list(dict.fromkeys(e.dataset for e in PAPER))
 
 
 def _fmt(value: float | None) -> str:
@@ -376,14 +389,19 @@ def radar_chart(
 
     .. versionadded:: 0.1
     """
-    datasets = list(dict.fromkeys(e.dataset for e in PAPER))
+    datasets = _datasets()
     angles = [2 * math.pi * i / len(datasets) for i in range(len(datasets))]
     fig = Figure(figsize=(6, 6))
     ax = fig.add_subplot(projection='polar')
+    shown = []
     for label, scores in models.items():
         terms = dataset_terms(scores, baseline)
         radii = [100 + terms.get(d, math.nan) for d in datasets]
+        shown += [r for r in radii if not math.isnan(r)]
         ax.plot([*angles, angles[0]], [*radii, radii[0]], marker='o', label=label)
+    # zoom on the data (differences are a few percent) rather than start at 0
+    lo, hi = min(shown, default=100), max(shown, default=100)
+    ax.set_ylim(lo - 0.2 * (hi - lo) - 1, hi + 1)
     ax.set_xticks(angles, datasets)
     ax.set_title('Score relative to the IN-22k baseline (= 100)')
     ax.legend(loc='lower right', bbox_to_anchor=(1.15, -0.1))
