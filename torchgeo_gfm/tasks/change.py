@@ -1,0 +1,72 @@
+# Copyright (c) torchgeo-gfm contributors.
+# Licensed under the MIT License.
+
+"""TorchGeo's change detection task, with validation figures that work on Kornia >= 0.8."""
+
+import matplotlib.pyplot as plt
+import torch
+from torch import Tensor
+from torchgeo.datamodules import BaseDataModule
+from torchgeo.datasets import RGBBandsMissingError
+from torchgeo.datasets.utils import Sample
+from torchgeo.tasks import ChangeDetection as _ChangeDetection
+
+
+class ChangeDetection(_ChangeDetection):
+    """:class:`torchgeo.tasks.ChangeDetection` whose validation figures do not crash.
+
+    TorchGeo 0.10.1 denormalizes the validation batch for its figures with
+    ``K.VideoSequential``, which Kornia >= 0.8 rejects for a 2-date image with a
+    1-frame mask, so validation fails with any logger that draws figures (TensorBoard,
+    and Lightning's ``fast_dev_run``). This task skips that code and draws the figure
+    of each validation's first batch itself. Everything else is TorchGeo's.
+
+    .. versionadded:: 0.1
+    """
+
+    #: TorchGeo draws figures for validation batches below this index
+    _torchgeo_figure_batches = 10
+
+    def validation_step(
+        self, batch: Sample, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        """Compute the validation loss and metrics; log a figure of the first batch.
+
+        Args:
+            batch: the output of your DataLoader.
+            batch_idx: index of this batch.
+            dataloader_idx: index of the current dataloader.
+        """
+        # an index past TorchGeo's figure range: its (crashing) figure code is skipped
+        self._shared_step(batch, batch_idx + self._torchgeo_figure_batches, 'val')
+        if batch_idx == 0:
+            self._log_figure(batch)
+
+    def _log_figure(self, batch: Sample) -> None:
+        experiment = getattr(self.logger, 'experiment', None)
+        datamodule = getattr(self.trainer, 'datamodule', None)
+        if not hasattr(experiment, 'add_figure') or not isinstance(
+            datamodule, BaseDataModule
+        ):
+            return
+        with torch.no_grad():
+            probs: Tensor = self.predict_step(batch, 0)
+        if self.hparams['task'] == 'multiclass':
+            prediction = probs.argmax(dim=1, keepdim=True)
+        else:
+            prediction = (probs >= 0.5).long()
+        shape = (1, 1, -1, 1, 1)  # [B, T, C, H, W]
+        mean = torch.as_tensor(datamodule.mean, device=probs.device).reshape(shape)
+        std = torch.as_tensor(datamodule.std, device=probs.device).reshape(shape)
+        sample = {
+            'image': (batch['image'][0:1] * std + mean)[0].cpu(),
+            'mask': batch['mask'][0].cpu(),
+            'prediction': prediction[0].cpu(),
+        }
+        try:
+            fig = datamodule.plot(sample)
+        except RGBBandsMissingError:
+            return
+        if fig is not None:
+            experiment.add_figure('image/0', fig, global_step=self.global_step)  # type: ignore[union-attr]
+            plt.close(fig)
