@@ -174,9 +174,8 @@ def variants(args: argparse.Namespace) -> list[Variant]:
             )
         if args.compile:
             task = build(args.arch, args.device, True)
-            for stage in task.student.layers:
-                stage.compile()
-            task.teacher.compile()
+            task.hparams['compile'] = True
+            task._configure_speed()
             out.append(
                 Variant(
                     f'{precision} compiled', task, ours, autocast(dtypes[precision])

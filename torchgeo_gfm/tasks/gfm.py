@@ -218,9 +218,11 @@ class GFM(BaseTask):
         if self.hparams['grad_checkpointing']:
             self.student.set_grad_checkpointing(True)
         if self.hparams['compile']:
+            # compile the modules the forward calls (the stage loop calls their parts)
             for stage in self.student.layers:
-                stage.compile()
-            self.teacher.compile()
+                stage.downsample.compile()
+                stage.blocks.compile()
+            self.teacher.layers.compile()
 
     def train(self, mode: bool = True) -> 'GFM':
         """Set training mode; the teacher always stays in eval mode.
