@@ -58,3 +58,12 @@ class TestDSIFN:
         fig = ds.plot(sample, show_titles=False)
         assert len(fig.axes) == 4
         plt.close()
+
+
+def test_error_is_the_package_one(tmp_path: Path) -> None:
+    from torchgeo_gfm.datasets import ManualDownloadError, WHUBuilding
+
+    with pytest.raises(ManualDownloadError):
+        DSIFN(tmp_path)
+    with pytest.raises(ManualDownloadError):
+        WHUBuilding(tmp_path)

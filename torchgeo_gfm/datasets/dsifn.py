@@ -18,20 +18,7 @@ from torchgeo.datasets import DatasetNotFoundError, NonGeoDataset
 from torchgeo.datasets.utils import Path as PathLike
 from torchgeo.datasets.utils import Sample, quantile_normalization
 
-
-class ManualDownloadError(DatasetNotFoundError):
-    """A dataset is missing and its host allows no automatic download.
-
-    .. versionadded:: 0.1
-    """
-
-    def __init__(self, message: str) -> None:
-        """Initialize a new ManualDownloadError.
-
-        Args:
-            message: what to fetch and where to put it.
-        """
-        FileNotFoundError.__init__(self, message)
+from .scene import ManualDownloadError
 
 
 def load_rgb(path: PathLike) -> Tensor:

@@ -14,7 +14,8 @@ from torchgeo.datasets import NonGeoDataset
 from torchgeo.datasets.utils import Path as PathLike
 from torchgeo.datasets.utils import Sample, download_and_extract_archive
 
-from .dsifn import ManualDownloadError, load_binary_mask, load_rgb, to_display
+from .dsifn import load_binary_mask, load_rgb, to_display
+from .scene import ManualDownloadError
 
 
 class WHUBuilding(NonGeoDataset):
