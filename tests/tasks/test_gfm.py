@@ -470,3 +470,74 @@ def test_bf16_autocast_losses_are_fp32() -> None:
     ref = task.compute_loss(images, mask)
     assert all(v.dtype == torch.float32 for v in out.values())
     torch.testing.assert_close(out['loss_mim'], ref['loss_mim'], rtol=0.05, atol=0.05)
+
+
+def authors_loss(
+    model: dict[str, Tensor], images: Tensor, mask: Tensor, arch: dict[str, Any]
+) -> Tensor:
+    """The authors' SimMIM + teacher loss, on Microsoft-layout weights, without timm."""
+    from tests.models.reference_swin import _block, _ln, _merge, ms_swin_forward
+
+    def student(sd: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        x = F.conv2d(
+            images, sd['patch_embed.proj.weight'], sd['patch_embed.proj.bias'], stride=4
+        )
+        res = x.shape[-1]
+        x = _ln(x.flatten(2).transpose(1, 2), sd, 'patch_embed.norm')
+        w = mask.flatten(1).unsqueeze(-1).float()
+        x = x * (1.0 - w) + sd['mask_token'] * w
+        depths = arch['depths']
+        for i, depth in enumerate(depths):
+            for j in range(depth):
+                x = _block(
+                    x,
+                    sd,
+                    f'layers.{i}.blocks.{j}',
+                    res,
+                    arch['num_heads'][i],
+                    arch['window_size'],
+                )
+            if i < len(depths) - 1:
+                x = _merge(x, sd, f'layers.{i}.downsample', res)
+                res //= 2
+            if i == len(depths) - 2:
+                pooled = x.mean(1)  # avgpool of layers[:-1]
+        return _ln(x, sd, 'norm'), pooled
+
+    enc = {k[8:]: v for k, v in model.items() if k.startswith('encoder.')}
+    r, zs = student(enc)
+    b, length, c = r.shape
+    side = int(length**0.5)
+    r = r.transpose(1, 2).reshape(b, c, side, side)
+    x_rec = F.pixel_shuffle(
+        F.conv2d(r, model['decoder.0.weight'], model['decoder.0.bias']), 32
+    )
+    zs = F.linear(zs, model['projector.weight'], model['projector.bias'])
+    teacher = {k[8:]: v for k, v in model.items() if k.startswith('teacher.')}
+    big = F.interpolate(images, (224, 224), mode='bilinear', align_corners=True)
+    t_arch = {
+        'depths': arch['depths'],
+        'num_heads': arch['num_heads'],
+        'window_size': 7,
+    }
+    zt = ms_swin_forward(teacher, big, **t_arch)['layers_except_last'].mean(1)
+    pixels = mask.repeat_interleave(4, 1).repeat_interleave(4, 2).unsqueeze(1).float()
+    loss = (F.l1_loss(images, x_rec, reduction='none') * pixels).sum()
+    loss = loss / (pixels.sum() + 1e-5) / images.shape[1]
+    return loss - F.cosine_similarity(zs, zt, dim=1).mean()
+
+
+def test_compute_loss_matches_authors(upstream: tuple[Path, dict[str, Tensor]]) -> None:
+    from tests.data.gfm.data import TINY
+
+    path, model = upstream
+    task = upstream_task()
+    task.load_upstream_checkpoint(path)
+    gen = torch.Generator().manual_seed(1)
+    images = torch.randn(2, 3, 192, 192, generator=gen)
+    # the authors' MaskGenerator gives int masks at patch resolution
+    mask = simmim_mask(2, (6, 6), 0.6, 8, generator=gen).long()
+    with torch.no_grad():
+        ours = task.compute_loss(images, mask)['loss']
+        theirs = authors_loss(model, images, mask, TINY)
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=0)
