@@ -13,11 +13,14 @@ AdamW. Variants, all built from the same weights:
   Swin's explicit softmax attention (timm's unfused path, numerically the same), the
   teacher run *with* autograd recording, since their teacher's parameters require grad and its
   forward is not under ``no_grad`` (only its output is detached), and PyTorch's default
-  (non-fused) AdamW. This is an emulation built
-  from timm modules, not the authors' code; check with their code on the same machine.
+  (non-fused) AdamW. This is an emulation built from timm modules, not the authors' code;
+  check with their code on the same machine. Their ``load_pretrained`` freezes the teacher
+  only when its checkpoint path contains 'finetune': ``--authors-frozen-teacher`` adds that
+  case (then only attention and AdamW differ).
 * the requested ``--precision`` / ``--compile`` variants of this package.
 
-Steps of the variants are interleaved (A, B, C, A, B, C, ...) and the median is reported, so
+On a shared or small CPU, use ``--threads 1``: OpenMP threads competing with other
+processes make multi-threaded timings swing by 2-3x. Steps of the variants are interleaved (A, B, C, A, B, C, ...) and the median is reported, so
 that load from other processes affects all variants alike. Memory: peak allocated on CUDA;
 on CPU, the bytes autograd saves for backward during the step (activations), which is
 where the variants differ.
@@ -165,6 +168,16 @@ def variants(args: argparse.Namespace) -> list[Variant]:
         ),
     ]
     out[1].task.teacher.requires_grad_(True)  # as in the authors' code
+    if args.authors_frozen_teacher:
+        # their code freezes the teacher when its checkpoint path contains 'finetune'
+        out.append(
+            Variant(
+                'authors-like frozen tchr',
+                build(args.arch, args.device, False),
+                authors_like_loss,
+                autocast(None),
+            )
+        )
     dtypes = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
     for precision in args.precision:
         if precision != 'fp32':
@@ -200,6 +213,11 @@ def main() -> None:
     parser.add_argument('--steps', type=int, default=5)
     parser.add_argument(
         '--threads', type=int, default=0, help='CPU threads (0: torch default)'
+    )
+    parser.add_argument(
+        '--authors-frozen-teacher',
+        action='store_true',
+        help="also time the authors' step with a requires_grad=False teacher",
     )
     args = parser.parse_args()
     if args.threads:
