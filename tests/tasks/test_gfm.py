@@ -349,6 +349,10 @@ def test_export(trained: Path, tmp_path: Path) -> None:
     torch.testing.assert_close(
         model.patch_embed.proj.weight, state['student.patch_embed.proj.weight']
     )
+    from torchgeo_gfm.models import gfm_swin_b
+
+    model = gfm_swin_b(weights=out, **STUDENT)
+    torch.testing.assert_close(model.norm.weight, state['student.norm.weight'])
     task = make_task(weights=str(out))
     torch.testing.assert_close(
         task.student.layers[3].downsample.reduction.weight,
