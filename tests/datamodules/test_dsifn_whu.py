@@ -8,7 +8,7 @@ import torch
 from lightning.pytorch import Trainer
 
 from torchgeo_gfm.datamodules import DSIFNDataModule, WHUBuildingDataModule
-from torchgeo_gfm.datamodules.dsifn import IMAGENET_MEAN
+from torchgeo_gfm.datamodules.utils import IMAGENET_MEAN
 
 DATA = Path(__file__).parents[1] / 'data'
 

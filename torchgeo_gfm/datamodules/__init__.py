@@ -8,6 +8,7 @@ from .dsifn import DSIFNDataModule
 from .geopile import GeoPileDataModule
 from .oscd import OSCDDataModule
 from .spacenet2_sr import SpaceNet2SRDataModule, SpaceNet2SuperResolution
+from .ucmerced import UCMercedDataModule
 from .vaihingen import Vaihingen2DDataModule
 from .whu_building import WHUBuildingDataModule
 
@@ -16,4 +17,4 @@ __all__ += ('GeoPileDataModule',)
 __all__ += ('DSIFNDataModule', 'WHUBuildingDataModule')
 __all__ += ('SpaceNet2SRDataModule', 'SpaceNet2SuperResolution')
 __all__ += ('BigEarthNetRGBDataModule', 'OSCDDataModule')
-__all__ += ('Vaihingen2DDataModule',)
+__all__ += ('UCMercedDataModule', 'Vaihingen2DDataModule')

@@ -12,7 +12,7 @@ from torchgeo.datamodules import BigEarthNetDataModule
 from torchgeo.datasets import BigEarthNet
 from torchgeo.datasets.utils import Path, Sample
 
-from .dsifn import IMAGENET_MEAN, IMAGENET_STD
+from .utils import IMAGENET_MEAN, IMAGENET_STD
 
 #: Sentinel-2 bands B04, B03, B02 (red, green, blue) in BigEarthNet's 12-band order
 RGB = [3, 2, 1]

@@ -8,17 +8,13 @@ from typing import Any
 import kornia.augmentation as K
 import torch
 from einops import rearrange
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
 from torchgeo.datamodules import NonGeoDataModule
 from torchgeo.datasets.utils import Sample
 from torchgeo.samplers.utils import _to_tuple
 
 from ..datasets.dsifn import DSIFN
-
-#: ImageNet statistics on the 0-255 scale, as the Swin backbones were trained with
-IMAGENET_MEAN = torch.tensor(IMAGENET_DEFAULT_MEAN) * 255
-IMAGENET_STD = torch.tensor(IMAGENET_DEFAULT_STD) * 255
+from .utils import IMAGENET_MEAN, IMAGENET_STD
 
 
 class BitemporalAugmentation(nn.Module):

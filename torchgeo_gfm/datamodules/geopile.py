@@ -16,12 +16,9 @@ from torchgeo.datamodules import NonGeoDataModule
 from torchgeo.datasets.utils import Sample
 
 from ..datasets.geopile import GeoPile
+from .utils import IMAGENET_MEAN, IMAGENET_STD
 
 logger = logging.getLogger(__name__)
-
-#: ImageNet mean and std (timm's IMAGENET_DEFAULT_*), on the 0-255 scale of the batches.
-IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
-IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
 
 class GeoPileDataModule(NonGeoDataModule):
@@ -58,8 +55,8 @@ class GeoPileDataModule(NonGeoDataModule):
         scale: tuple[float, float] = (0.67, 1.0),
         ratio: tuple[float, float] = (3 / 4, 4 / 3),
         flip: float = 0.5,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
+        mean: Sequence[float] = tuple(IMAGENET_MEAN.tolist()),
+        std: Sequence[float] = tuple(IMAGENET_STD.tolist()),
         val_fraction: float = 0.0,
         sources: Sequence[str] | None = None,
         seed: int = 0,

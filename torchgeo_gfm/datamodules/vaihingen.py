@@ -11,6 +11,7 @@ from torchgeo.datasets import Vaihingen2D
 
 from .oscd import RandomPairCrop
 from .tiling import GridTiles
+from .utils import IMAGENET_MEAN, IMAGENET_STD
 
 
 class Vaihingen2DDataModule(_Vaihingen2DDataModule):
@@ -21,11 +22,15 @@ class Vaihingen2DDataModule(_Vaihingen2DDataModule):
     test area, and collates whole tiles of different sizes for training (which fails
     for batches > 1 on the real data). This one crops training tiles on the CPU
     (:class:`~.oscd.RandomPairCrop`) and cuts each val/test tile into a grid of
-    ``patch_size`` windows (:class:`~.tiling.GridTiles`). Splits, statistics and
-    arguments are TorchGeo's.
+    ``patch_size`` windows (:class:`~.tiling.GridTiles`), flips training crops, and
+    normalises with ImageNet statistics like the GFM weights (TorchGeo divides by 255).
+    Splits and arguments are TorchGeo's.
 
     .. versionadded:: 0.1
     """
+
+    mean = IMAGENET_MEAN
+    std = IMAGENET_STD
 
     def setup(self, stage: str) -> None:
         """Set up datasets.
@@ -33,9 +38,15 @@ class Vaihingen2DDataModule(_Vaihingen2DDataModule):
         Args:
             stage: 'fit', 'validate', 'test' or 'predict'.
         """
-        self.aug = K.AugmentationSequential(
-            K.Normalize(mean=self.mean, std=self.std), data_keys=None, keepdim=True
+        normalize = K.Normalize(mean=self.mean, std=self.std)
+        self.train_aug = K.AugmentationSequential(
+            normalize,
+            K.RandomHorizontalFlip(),
+            K.RandomVerticalFlip(),
+            data_keys=None,
+            keepdim=True,
         )
+        self.aug = K.AugmentationSequential(normalize, data_keys=None, keepdim=True)
         if stage in ('fit', 'validate'):
             self.dataset = Vaihingen2D(split='train', **self.kwargs)
             generator = torch.Generator().manual_seed(0)

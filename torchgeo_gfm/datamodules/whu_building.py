@@ -10,7 +10,7 @@ from torchgeo.datamodules import NonGeoDataModule
 from torchgeo.samplers.utils import _to_tuple
 
 from ..datasets.whu_building import WHUBuilding
-from .dsifn import IMAGENET_MEAN, IMAGENET_STD
+from .utils import IMAGENET_MEAN, IMAGENET_STD
 
 
 class WHUBuildingDataModule(NonGeoDataModule):

@@ -1,0 +1,57 @@
+# Copyright (c) torchgeo-gfm contributors.
+# Licensed under the MIT License.
+
+"""UC Merced datamodule with GFM's fine-tuning input pipeline."""
+
+from typing import Any
+
+import kornia.augmentation as K
+from torchgeo.datamodules import UCMercedDataModule as _UCMercedDataModule
+
+from .utils import IMAGENET_MEAN, IMAGENET_STD
+
+
+class UCMercedDataModule(_UCMercedDataModule):
+    """TorchGeo's UC Merced datamodule, normalised and augmented as GFM was fine-tuned.
+
+    TorchGeo's divides by 255 and only resizes. The GFM weights expect ImageNet
+    statistics, and the authors fine-tuned with a random resized crop and horizontal flips
+    (timm's ``create_transform`` at 256 px); evaluation resizes to ``size``. Splits and
+    arguments are TorchGeo's. Not reproduced: RandAugment, random erasing, mixup and
+    cutmix (TorchGeo's ``Classification`` takes integer labels).
+
+    .. versionadded:: 0.1
+    """
+
+    mean = IMAGENET_MEAN
+    std = IMAGENET_STD
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        size: int = 256,
+        scale: tuple[float, float] = (0.08, 1.0),
+        **kwargs: Any,
+    ) -> None:
+        """Initialize a new UCMercedDataModule instance.
+
+        Args:
+            batch_size: size of each mini-batch.
+            num_workers: number of workers for parallel data loading.
+            size: input size of the model (the paper fine-tunes at 256).
+            scale: area range of the training crops (timm's default).
+            **kwargs: passed to :class:`~torchgeo.datasets.UCMerced`.
+        """
+        super().__init__(batch_size, num_workers, **kwargs)
+        normalize = K.Normalize(mean=self.mean, std=self.std)
+        self.train_aug = K.AugmentationSequential(
+            normalize,
+            K.RandomResizedCrop((size, size), scale=scale),
+            K.RandomHorizontalFlip(),
+            data_keys=None,
+            keepdim=True,
+        )
+        self.aug = K.AugmentationSequential(
+            normalize, K.Resize((size, size)), data_keys=None, keepdim=True
+        )
