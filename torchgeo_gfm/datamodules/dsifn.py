@@ -6,7 +6,6 @@
 from typing import Any
 
 import kornia.augmentation as K
-import torch
 from einops import rearrange
 from torch import nn
 from torchgeo.datamodules import NonGeoDataModule
