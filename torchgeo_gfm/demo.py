@@ -79,6 +79,7 @@ def fit(args: argparse.Namespace, extra: list[str]) -> LightningCLI:
         f'--trainer.default_root_dir={out}',
         f'--trainer.logger.init_args.save_dir={out}',
         f'--model.init_args.plot_dir={out / "reconstructions"}',
+        f'--trainer.callbacks.init_args.dirpath={out / "checkpoints"}',
     ]
     if args.teacher_weights:
         cli_args.append(f'--model.init_args.teacher_weights={args.teacher_weights}')

@@ -4,9 +4,11 @@
 """The GFM configs run with `torchgeo fit`, and the demo runs end to end (tiny, offline)."""
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from torchgeo.main import main as torchgeo_main
 
@@ -53,6 +55,7 @@ def test_paper_config_fits(
     geopile: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr('sys.argv', ['torchgeo'])
+    monkeypatch.chdir(tmp_path)  # the config's checkpoint dirpath is relative
     torchgeo_main(
         [
             'fit',
@@ -101,3 +104,35 @@ def test_demo_missing_config(
 ) -> None:
     assert demo.main([f'--config={tmp_path / "nope.yaml"}']) == 1
     assert 'not found' in capsys.readouterr().out
+
+
+def test_paper_config_resumes_with_ckpt_path_last(
+    geopile: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr('sys.argv', ['torchgeo'])
+    monkeypatch.chdir(tmp_path)
+    args = [
+        'fit',
+        f'--config={CONFIGS / "gfm.yaml"}',
+        *TINY,
+        f'--data.init_args.root={geopile}',
+        '--trainer.accelerator=cpu',
+        '--trainer.devices=1',
+        '--trainer.strategy=auto',
+        '--trainer.precision=32',
+        '--trainer.enable_progress_bar=false',
+        '--trainer.callbacks.init_args.every_n_train_steps=2',
+    ]
+    # "killed" after step 3, mid-epoch: last.ckpt holds step 2
+    torchgeo_main([*args, '--trainer.max_steps=3'])
+    last = tmp_path / 'output' / 'gfm' / 'checkpoints' / 'last.ckpt'
+    assert torch.load(last, weights_only=True)['global_step'] == 2
+    with caplog.at_level(logging.INFO):
+        torchgeo_main([*args, '--trainer.max_steps=4', '--ckpt_path=last'])
+    assert f'Restored all states from the checkpoint at {last}' in caplog.text
+    state = torch.load(last, weights_only=True)
+    assert state['global_step'] == 4
+    assert not any(k.startswith('teacher.') for k in state['state_dict'])
