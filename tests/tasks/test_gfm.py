@@ -428,6 +428,12 @@ def test_load_upstream_checkpoint(upstream: tuple[Path, dict[str, Tensor]]) -> N
     assert torch.isfinite(out['loss'])
 
 
+def test_upstream_checkpoint_argument(upstream: tuple[Path, dict[str, Tensor]]) -> None:
+    path, model = upstream
+    task = upstream_task(upstream_checkpoint=str(path))
+    torch.testing.assert_close(task.projector.weight, model['projector.weight'])
+
+
 def test_load_upstream_checkpoint_wrong_architecture(
     upstream: tuple[Path, dict[str, Tensor]],
 ) -> None:

@@ -118,6 +118,7 @@ class GFM(BaseTask):
         compile: bool = False,
         plot_every_n_steps: int = 500,
         plot_dir: str | None = None,
+        upstream_checkpoint: str | None = None,
     ) -> None:
         """Initialize a new GFM task.
 
@@ -152,6 +153,8 @@ class GFM(BaseTask):
             compile: ``torch.compile`` the student's stages and the teacher.
             plot_every_n_steps: steps between reconstruction figures (0 = never).
             plot_dir: where figure PNGs go; default ``<log_dir>/reconstructions``.
+            upstream_checkpoint: the authors' ``gfm.pth`` to continue pretraining from
+                (see :meth:`load_upstream_checkpoint`); usable from a config file.
         """
         self.weights = weights
         self.teacher_weights = teacher_weights
@@ -193,6 +196,8 @@ class GFM(BaseTask):
         width_t = stage_dim(self.teacher, hp['distill_stage'])
         self.projector = nn.Linear(width_s, width_t)
         truncate_swin(self.teacher, hp['distill_stage'])
+        if hp['upstream_checkpoint']:
+            self.load_upstream_checkpoint(hp['upstream_checkpoint'])
         self._configure_speed()
 
     def _configure_teacher(self) -> None:
