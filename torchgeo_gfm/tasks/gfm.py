@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from torchgeo.tasks import BaseTask
 
 from .gfm_utils import (
+    broadcast_window_attention,
     check_swin,
     param_groups,
     run_blocks,
@@ -196,6 +197,8 @@ class GFM(BaseTask):
         width_t = stage_dim(self.teacher, hp['distill_stage'])
         self.projector = nn.Linear(width_s, width_t)
         truncate_swin(self.teacher, hp['distill_stage'])
+        broadcast_window_attention(self.student)
+        broadcast_window_attention(self.teacher)
         if hp['upstream_checkpoint']:
             self.load_upstream_checkpoint(hp['upstream_checkpoint'])
         self._configure_speed()
@@ -287,22 +290,40 @@ class GFM(BaseTask):
         return self.teacher.forward_features(images).mean(dim=(1, 2))
 
     def _losses(self, images: Tensor, mask: Tensor) -> tuple[dict[str, Tensor], Tensor]:
-        """Losses and the reconstruction."""
+        """Losses and the last student stage (``[B, C_last, H/32, W/32]``)."""
         feature, last = self.forward_student(images, mask)
         target = self.forward_teacher(images)
-        # losses in fp32 even under bf16/fp16 autocast: a bf16 sum over ~10^6 pixels is off
-        x_rec = self.decoder(last).float()
-        pixels = mask.repeat_interleave(self.patch_size, 1)
-        pixels = pixels.repeat_interleave(self.patch_size, 2).unsqueeze(1).float()
-        error = F.l1_loss(images.float(), x_rec, reduction='none')
-        chans = images.shape[1]
-        loss_mim = (error * pixels).sum() / (pixels.sum() + 1e-5) / chans
+        loss_mim = self._loss_mim(images, mask, last)
         projected = self.projector(feature).float()
         cos = F.cosine_similarity(projected, target.detach().float(), dim=1)
         loss_distill = -cos.mean()
         loss = loss_mim + self.hparams['alpha'] * loss_distill
         out = {'loss': loss, 'loss_mim': loss_mim, 'loss_distill': loss_distill}
-        return out, x_rec
+        return out, last
+
+    def _loss_mim(self, images: Tensor, mask: Tensor, last: Tensor) -> Tensor:
+        """L1 reconstruction loss over the masked pixels, per channel."""
+        chans, stride = images.shape[1], self.stride
+        if self.hparams['mask_patch_size'] % stride == 0:
+            # mask blocks cover whole decoder cells: decode only the masked ones
+            step = stride // self.patch_size
+            cells = mask[:, ::step, ::step].reshape(-1).nonzero().squeeze(1)
+            tokens = last.permute(0, 2, 3, 1).reshape(-1, last.shape[1])[cells]
+            conv: Any = self.decoder[0]
+            weight = conv.weight.view(conv.weight.shape[0], -1)
+            # channel c * s^2 + i * s + j of the 1x1 conv is pixel (c, i, j) of its cell
+            rec = F.linear(tokens, weight, conv.bias).float()
+            b, _, h, w = images.shape
+            grid = images.view(b, chans, h // stride, stride, w // stride, stride)
+            grid = grid.permute(0, 2, 4, 1, 3, 5).reshape(-1, chans * stride**2)
+            error = (grid[cells].float() - rec).abs().sum()
+            return error / (cells.numel() * stride**2 + 1e-5) / chans
+        # losses in fp32 even under bf16/fp16 autocast: a bf16 sum over ~10^6 pixels is off
+        x_rec = self.decoder(last).float()
+        pixels = mask.repeat_interleave(self.patch_size, 1)
+        pixels = pixels.repeat_interleave(self.patch_size, 2).unsqueeze(1).float()
+        error = F.l1_loss(images.float(), x_rec, reduction='none')
+        return (error * pixels).sum() / (pixels.sum() + 1e-5) / chans
 
     def compute_loss(self, images: Tensor, mask: Tensor) -> dict[str, Tensor]:
         """Compute the GFM loss exactly as the paper (and the authors' code) defines it.
@@ -399,7 +420,7 @@ class GFM(BaseTask):
         images = batch['image']
         self._check_channels(images.shape[1], 'The batch')
         mask = self.draw_mask(images)
-        losses, x_rec = self._losses(images, mask)
+        losses, last = self._losses(images, mask)
         batch_size = images.shape[0]
         for key, value in losses.items():
             self.log(
@@ -411,7 +432,8 @@ class GFM(BaseTask):
         if every and step % every == 0 and step != self._last_plot_step:
             self._last_plot_step = step  # once per step under gradient accumulation
             if self.trainer.is_global_zero:
-                self._plot(images, mask, x_rec)
+                with torch.no_grad():
+                    self._plot(images, mask, self.decoder(last).float())
         return losses['loss']
 
     def validation_step(
