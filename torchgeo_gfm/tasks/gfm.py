@@ -25,7 +25,6 @@ from torch import Tensor, nn
 from torchgeo.tasks import BaseTask
 
 from .gfm_utils import (
-    broadcast_window_attention,
     check_swin,
     param_groups,
     run_blocks,
@@ -197,8 +196,6 @@ class GFM(BaseTask):
         width_t = stage_dim(self.teacher, hp['distill_stage'])
         self.projector = nn.Linear(width_s, width_t)
         truncate_swin(self.teacher, hp['distill_stage'])
-        broadcast_window_attention(self.student)
-        broadcast_window_attention(self.teacher)
         if hp['upstream_checkpoint']:
             self.load_upstream_checkpoint(hp['upstream_checkpoint'])
         self._configure_speed()

@@ -11,9 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from timm.models._manipulate import checkpoint_seq
-from timm.models.swin_transformer import WindowAttention
 from torch import Tensor, nn
 
 
@@ -174,70 +172,3 @@ def param_groups(
         {'params': decay, 'weight_decay': weight_decay},
         {'params': no_decay, 'weight_decay': 0.0},
     ]
-
-
-class BroadcastWindowAttention(WindowAttention):
-    """timm's Swin window attention whose fused path broadcasts the mask over the batch.
-
-    timm's fused path adds the shift mask to the relative position bias per window *and
-    image* (a ``[B * nW, heads, N, N]`` tensor, rebuilt every call). Viewing the windows of
-    each image as extra heads, ``[B, nW * heads, N, dim]``, lets one ``[1, nW * heads, N, N]``
-    bias broadcast over the batch: the same attention, without the copy, and on CPU
-    PyTorch's flash kernel handles it (1.45x faster teacher). The unfused path
-    (``fused_attn=False``) is timm's own.
-
-    .. versionadded:: 0.1
-    """
-
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        """Attention within windows.
-
-        Args:
-            x: ``[B * nW, N, C]`` windows.
-            mask: ``[nW, N, N]`` additive shift mask, or None.
-
-        Returns:
-            ``[B * nW, N, C]``.
-        """
-        if not self.fused_attn:
-            return super().forward(x, mask)
-        windows, tokens, _ = x.shape
-        heads = self.num_heads
-        qkv = self.qkv(x).reshape(windows, tokens, 3, heads, -1).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)
-        bias = self._get_rel_pos_bias()  # [1, heads, N, N]
-        if mask is not None:
-            nw = mask.shape[0]
-            bias = (bias + mask.unsqueeze(1)).view(1, nw * heads, tokens, tokens)
-            shape = (windows // nw, nw * heads, tokens, -1)
-            q, k, v = q.reshape(shape), k.reshape(shape), v.reshape(shape)
-        out = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=bias,
-            dropout_p=self.attn_drop.p if self.training else 0.0,
-        )
-        out = out.reshape(windows, heads, tokens, -1).transpose(1, 2)
-        out = self.proj(out.reshape(windows, tokens, -1))
-        result: Tensor = self.proj_drop(out)
-        return result
-
-
-def broadcast_window_attention(model: nn.Module) -> nn.Module:
-    """Switch the window attentions of a timm Swin to :class:`BroadcastWindowAttention`.
-
-    Same parameters, buffers and results; only the class changes.
-
-    Args:
-        model: a timm Swin (modified in place).
-
-    Returns:
-        The same model.
-
-    .. versionadded:: 0.1
-    """
-    for module in model.modules():
-        if type(module) is WindowAttention:
-            module.__class__ = BroadcastWindowAttention
-    return model
