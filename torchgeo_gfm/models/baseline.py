@@ -18,6 +18,8 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models.swin_transformer import SwinTransformer, checkpoint_filter_fn
 
+from .swin import SWIN_B_ARGS
+
 default_cfgs = generate_default_cfgs(
     {
         'swin_base_in22k.ms_in22k': {
@@ -51,15 +53,7 @@ def swin_base_in22k(pretrained: bool = False, **kwargs: Any) -> SwinTransformer:
 
     .. versionadded:: 0.1
     """
-    args: dict[str, Any] = {
-        'patch_size': 4,
-        'window_size': 7,
-        'embed_dim': 128,
-        'depths': (2, 2, 18, 2),
-        'num_heads': (4, 8, 16, 32),
-        'strict_img_size': False,
-    }
-    args.update(kwargs)
+    args: dict[str, Any] = {**SWIN_B_ARGS, 'window_size': 7, **kwargs}
     out_indices = args.pop('out_indices', (0, 1, 2, 3))
     return build_model_with_cfg(
         SwinTransformer,

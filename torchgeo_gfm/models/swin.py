@@ -49,6 +49,16 @@ _SOURCE_KEYS = ('file', 'url', 'hf_hub_id', 'hf_hub_filename')
 _FLAT_STAGE = re.compile(r'^layers_(\d+)\.')
 
 
+#: Swin-B, as in the GFM paper (student and ImageNet-22k teacher); any input size
+SWIN_B_ARGS: dict[str, Any] = {
+    'patch_size': 4,
+    'embed_dim': 128,
+    'depths': (2, 2, 18, 2),
+    'num_heads': (4, 8, 16, 32),
+    'strict_img_size': False,
+}
+
+
 def _cfg(**kwargs: Any) -> dict[str, Any]:
     return {
         'num_classes': 0,
@@ -343,16 +353,7 @@ def gfm_swin_base(pretrained: bool = False, **kwargs: Any) -> nn.Module:
 
     .. versionadded:: 0.1
     """
-    args: dict[str, Any] = {
-        'img_size': 192,
-        'patch_size': 4,
-        'window_size': 6,
-        'embed_dim': 128,
-        'depths': (2, 2, 18, 2),
-        'num_heads': (4, 8, 16, 32),
-        'strict_img_size': False,
-    }
-    args.update(kwargs)
+    args: dict[str, Any] = {**SWIN_B_ARGS, 'img_size': 192, 'window_size': 6, **kwargs}
     out_indices = args.pop('out_indices', (0, 1, 2, 3))
     if pretrained:
         # every weight but the classifier is overwritten: skip timm's slow random init
