@@ -288,8 +288,8 @@ def test_logs_and_figures(tmp_path: Path) -> None:
     t.fit(task, RandomDataModule())
     assert logger.figures == [0, 2]
     assert sorted(p.name for p in (tmp_path / 'png').iterdir()) == [
-        'step_0000000.png',
-        'step_0000002.png',
+        'reconstruction_0000000.png',
+        'reconstruction_0000002.png',
     ]
     for key in (
         'train_loss',

@@ -131,8 +131,8 @@ class TestSuperResolution:
         figures = list(Path(trainer.logger.log_dir).glob('figures/*.png'))  # type: ignore[union-attr, arg-type]
         # one figure per validation (after each 1-step epoch), none for the sanity check
         assert sorted(f.name for f in figures) == [
-            'val_super_resolution_1.png',
-            'val_super_resolution_2.png',
+            'val_super_resolution_0000001.png',
+            'val_super_resolution_0000002.png',
         ]
         trainer.test(task, datamodule=dm)
         assert 'test_PSNR' in trainer.callback_metrics

@@ -3,13 +3,14 @@
 
 """TorchGeo's change detection task, with validation figures that work on Kornia >= 0.8."""
 
-import matplotlib.pyplot as plt
 import torch
 from torch import Tensor
 from torchgeo.datamodules import BaseDataModule
 from torchgeo.datasets import RGBBandsMissingError
 from torchgeo.datasets.utils import Sample
 from torchgeo.tasks import ChangeDetection as _ChangeDetection
+
+from .utils import log_figure
 
 
 class ChangeDetection(_ChangeDetection):
@@ -40,14 +41,16 @@ class ChangeDetection(_ChangeDetection):
         # an index past TorchGeo's figure range: its (crashing) figure code is skipped
         self._shared_step(batch, batch_idx + self._torchgeo_figure_batches, 'val')
         if batch_idx == 0:
-            self._log_figure(batch)
+            self._plot_batch(batch)
 
-    def _log_figure(self, batch: Sample) -> None:
+    def _plot_batch(self, batch: Sample) -> None:
+        # drawing costs time: only for loggers that take figures
         experiment = getattr(self.logger, 'experiment', None)
+        takes_figures = hasattr(experiment, 'add_figure') or hasattr(
+            self.logger, 'log_image'
+        )
         datamodule = getattr(self.trainer, 'datamodule', None)
-        if not hasattr(experiment, 'add_figure') or not isinstance(
-            datamodule, BaseDataModule
-        ):
+        if not takes_figures or not isinstance(datamodule, BaseDataModule):
             return
         with torch.no_grad():
             probs: Tensor = self.predict_step(batch, 0)
@@ -68,5 +71,4 @@ class ChangeDetection(_ChangeDetection):
         except RGBBandsMissingError:
             return
         if fig is not None:
-            experiment.add_figure('image/0', fig, global_step=self.global_step)  # type: ignore[union-attr]
-            plt.close(fig)
+            log_figure(self.logger, 'image/0', fig, self.global_step)

@@ -32,6 +32,7 @@ from .gfm_utils import (
     stage_dim,
     truncate_swin,
 )
+from .utils import log_figure
 
 #: The teacher of the paper: Swin-B, ImageNet-22k supervised (timm / Hugging Face Hub).
 DEFAULT_TEACHER = 'swin_base_patch4_window7_224.ms_in22k'
@@ -483,17 +484,8 @@ class GFM(BaseTask):
         fig = plot_reconstruction(
             images, mask, x_rec, self.hparams['mean'], self.hparams['std']
         )
-        step = self.global_step
-        logger: Any = self.logger
-        experiment: Any = getattr(logger, 'experiment', None)
-        if hasattr(experiment, 'add_figure'):
-            experiment.add_figure('reconstruction', fig, global_step=step)
-        elif hasattr(logger, 'log_image'):
-            logger.log_image('reconstruction', [fig], step=step)
-        directory = Path(self.hparams['plot_dir'] or self._default_plot_dir())
-        directory.mkdir(parents=True, exist_ok=True)
-        fig.savefig(directory / f'step_{step:07d}.png', dpi=80)
-        plt.close(fig)
+        directory = self.hparams['plot_dir'] or self._default_plot_dir()
+        log_figure(self.logger, 'reconstruction', fig, self.global_step, directory)
 
     def _default_plot_dir(self) -> str:
         log_dir = self.trainer.log_dir or self.trainer.default_root_dir

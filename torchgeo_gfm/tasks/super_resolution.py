@@ -23,6 +23,8 @@ from torchmetrics import MetricCollection
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 from torchvision.models._api import WeightsEnum
 
+from .utils import log_figure
+
 
 def load_backbone_file(path: str) -> dict[str, Tensor]:
     """Backbone weights from a file: safetensors, a state dict, or a TorchGeo checkpoint.
@@ -336,21 +338,12 @@ class SuperResolution(BaseTask):
         """
         _, y_hat = self._shared_step(batch, 'val')
         if batch_idx == 0 and self.logger and not self.trainer.sanity_checking:
-            self._log_figure(self.plot(batch['image'][0], batch['target'][0], y_hat[0]))
-
-    def _log_figure(self, fig: Figure) -> None:
-        # TensorBoard-like loggers take figures; others (CSV) get a PNG in their folder
-        experiment = getattr(self.logger, 'experiment', None)
-        log_dir = getattr(self.logger, 'log_dir', None)
-        if hasattr(experiment, 'add_figure'):
-            experiment.add_figure('val/super_resolution', fig, self.global_step)  # type: ignore[union-attr]
-        elif log_dir:
-            out = Path(
-                log_dir, 'figures', f'val_super_resolution_{self.global_step}.png'
+            fig = self.plot(batch['image'][0], batch['target'][0], y_hat[0])
+            log_dir = getattr(self.logger, 'log_dir', None)
+            directory = Path(log_dir, 'figures') if log_dir else None
+            log_figure(
+                self.logger, 'val/super_resolution', fig, self.global_step, directory
             )
-            out.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(out, dpi=100)
-        plt.close(fig)
 
     def test_step(self, batch: Sample, batch_idx: int, dataloader_idx: int = 0) -> None:
         """Compute the test loss and metrics.
