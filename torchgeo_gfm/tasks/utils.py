@@ -32,7 +32,7 @@ def log_figure(
 
     .. versionadded:: 0.1
     """
-    experiment = getattr(logger, 'experiment', None)
+    experiment: Any = getattr(logger, 'experiment', None)
     if hasattr(experiment, 'add_figure'):
         experiment.add_figure(tag, fig, global_step=step)
     elif hasattr(logger, 'log_image'):
