@@ -9,15 +9,21 @@ teacher forward on the resized unmasked image, losses, backward, gradient clippi
 AdamW. Variants, all built from the same weights:
 
 * ``fp32 eager``: this package in fp32 without compilation; the baseline of the ratios.
-* ``authors-like``: the same step as the authors' ``main_teacher.py`` computes it: Microsoft
-  Swin's explicit softmax attention (timm's unfused path, numerically the same), the
-  teacher run *with* autograd recording, since their teacher's parameters require grad and its
-  forward is not under ``no_grad`` (only its output is detached), and PyTorch's default
-  (non-fused) AdamW. This is an emulation built from timm modules, not the authors' code;
-  check with their code on the same machine. Their ``load_pretrained`` freezes the teacher
-  only when its checkpoint path contains 'finetune': ``--authors-frozen-teacher`` adds that
-  case (then only attention and AdamW differ).
+* ``authors, documented``: the same step as the authors' ``main_teacher.py`` computes it when
+  run as their README says (``--pretrained output/simmim_finetune/swin_base_..._22k.pth``):
+  Microsoft Swin's explicit softmax attention (timm's unfused path, numerically the same),
+  PyTorch's default (non-fused) AdamW, and a frozen teacher, because their
+  ``load_pretrained`` freezes it when the checkpoint path contains 'finetune', as that one does.
+  This is an emulation built from timm modules, not the authors' code; check with their code
+  on the same machine.
+* ``authors, other path``: their step when the teacher checkpoint lies elsewhere: its
+  parameters then require grad and its forward, not under ``no_grad``, is recorded by
+  autograd (only its output is detached).
 * the requested ``--precision`` / ``--compile`` variants of this package.
+
+``--breakdown`` profiles one step of this package and prints the share of its time spent in
+matrix multiplications, which both implementations perform identically: the authors' step
+time divided by that time bounds what any implementation with the same matmuls can gain.
 
 On a shared or small CPU, use ``--threads 1``: OpenMP threads competing with other
 processes make multi-threaded timings swing by 2-3x. Steps of the variants are interleaved (A, B, C, A, B, C, ...) and the median is reported, so
@@ -45,6 +51,7 @@ from torch import Tensor
 
 import torchgeo_gfm  # noqa: F401  (registers gfm_swin_base)
 from torchgeo_gfm.tasks import GFM
+from torchgeo_gfm.tasks.gfm_utils import run_blocks, set_fused_attention
 
 ARCHS: dict[str, dict[str, Any]] = {
     # Swin-B student and teacher as in the paper
@@ -65,17 +72,20 @@ def build(arch: str, device: str, fused: bool, seed: int = 0) -> GFM:
         teacher_weights=None,  # random: speed does not depend on the values
         teacher_kwargs=kwargs,
     ).to(device)
-    for module in task.modules():
-        if hasattr(module, 'fused_attn'):
-            module.fused_attn = fused
+    set_fused_attention(task, fused)
     return task.train()
 
 
 def authors_like_loss(task: GFM, images: Tensor, mask: Tensor) -> Tensor:
-    """The loss as the authors' code computes it: teacher forward recorded by autograd."""
+    """The loss as the authors' code computes it (teacher forward with grad mode on)."""
     feature, last = task.forward_student(images, mask)
     small = F.interpolate(images, (224, 224), mode='bilinear', align_corners=True)
-    target = task.teacher.forward_features(small).mean(dim=(1, 2))  # grad enabled
+    x = task.teacher.patch_embed(small)  # grad enabled, as in their code
+    for layer in task.teacher.layers:
+        x = run_blocks(
+            layer, layer.downsample(x)
+        )  # no padding copy, as Microsoft's Swin
+    target = x.mean(dim=(1, 2))
     rec = task.decoder(last)
     pixels = mask.repeat_interleave(4, 1).repeat_interleave(4, 2).unsqueeze(1)
     loss = (F.l1_loss(images, rec, reduction='none') * pixels).sum()
@@ -161,23 +171,19 @@ def variants(args: argparse.Namespace) -> list[Variant]:
             'fp32 eager', build(args.arch, args.device, True), ours, autocast(None)
         ),
         Variant(
-            'authors-like fp32 eager',
+            'authors, documented',
+            build(args.arch, args.device, False),
+            authors_like_loss,
+            autocast(None),
+        ),
+        Variant(
+            'authors, other path',
             build(args.arch, args.device, False),
             authors_like_loss,
             autocast(None),
         ),
     ]
-    out[1].task.teacher.requires_grad_(True)  # as in the authors' code
-    if args.authors_frozen_teacher:
-        # their code freezes the teacher when its checkpoint path contains 'finetune'
-        out.append(
-            Variant(
-                'authors-like frozen tchr',
-                build(args.arch, args.device, False),
-                authors_like_loss,
-                autocast(None),
-            )
-        )
+    out[2].task.teacher.requires_grad_(True)
     dtypes = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
     for precision in args.precision:
         if precision != 'fp32':
@@ -215,9 +221,9 @@ def main() -> None:
         '--threads', type=int, default=0, help='CPU threads (0: torch default)'
     )
     parser.add_argument(
-        '--authors-frozen-teacher',
+        '--breakdown',
         action='store_true',
-        help="also time the authors' step with a requires_grad=False teacher",
+        help='profile one step: share of matrix multiplications (CPU only)',
     )
     args = parser.parse_args()
     if args.threads:
@@ -247,10 +253,34 @@ def main() -> None:
             f'| {run.name:<24} | {args.batch / t:>8.2f} | {1000 * t:>9.1f} | '
             f'{base / t:>12.2f}x | {run.memory / 2**20:>15.1f} |'
         )
-    authors = statistics.median(runs[1].times)
-    print(
-        f'\nthis package (fp32 eager) vs authors-like step: {authors / base:.2f}x faster'
-    )
+    for run, what in ((runs[1], 'as documented'), (runs[2], 'teacher elsewhere')):
+        ratio = statistics.median(run.times) / base
+        print(f"this package vs the authors' step ({what}): {ratio:.2f}x faster")
+    if args.breakdown:
+        matmul = matmul_seconds(runs[0], images)
+        authors = statistics.median(runs[1].times)
+        print(
+            f'\nmatrix multiplications: {1000 * matmul:.0f} ms of this step '
+            f'({matmul / base:.0%}); the same matmuls bound any speed-up over the '
+            f"documented authors' step at {authors / matmul:.2f}x"
+        )
+
+
+#: profiler names of the matrix multiplications (the same work in every implementation)
+MATMULS = {'aten::mm', 'aten::addmm', 'aten::bmm', 'aten::baddbmm'}
+MATMULS |= {'aten::mkldnn_convolution', 'aten::convolution_backward'}
+
+
+def matmul_seconds(run: Variant, images: Tensor) -> float:
+    """CPU seconds one step of *run* spends in matrix multiplications (self time)."""
+    if images.device.type != 'cpu':
+        raise SystemExit('--breakdown profiles CPU steps only')
+    with torch.profiler.profile(
+        activities=[torch.profiler.ProfilerActivity.CPU]
+    ) as prof:
+        run.step(images, measure=False)
+    events = prof.key_averages()
+    return sum(e.self_cpu_time_total for e in events if e.key in MATMULS) / 1e6
 
 
 if __name__ == '__main__':

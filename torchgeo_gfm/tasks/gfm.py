@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from matplotlib.figure import Figure
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import use_fused_attn
 from timm.scheduler import CosineLRScheduler
 from torch import Tensor, nn
 from torchgeo.tasks import BaseTask
@@ -28,6 +29,7 @@ from .gfm_utils import (
     check_swin,
     param_groups,
     run_blocks,
+    set_fused_attention,
     simmim_mask,
     stage_dim,
     truncate_swin,
@@ -224,11 +226,11 @@ class GFM(BaseTask):
         if self.hparams['grad_checkpointing']:
             self.student.set_grad_checkpointing(True)
         if self.hparams['compile']:
-            # compile the modules the forward calls (the stage loop calls their parts)
-            for stage in self.student.layers:
-                stage.downsample.compile()
-                stage.blocks.compile()
-            self.teacher.layers.compile()
+            # the modules the forward calls (the stage loop calls their parts)
+            for model in (self.student, self.teacher):
+                for stage in model.layers:
+                    stage.downsample.compile()
+                    stage.blocks.compile()
 
     def train(self, mode: bool = True) -> 'GFM':
         """Set training mode; the teacher always stays in eval mode.
@@ -264,7 +266,7 @@ class GFM(BaseTask):
             x = layer.downsample(x)
             if i == stage:  # MS stage `stage` ends with this patch merging
                 feature = x
-            x = run_blocks(layer, x)
+            x = run_blocks(layer, x, lean=not self.hparams['compile'])
         if stage == len(self.student.layers):
             feature = x
         x = self.student.norm(x)
@@ -285,10 +287,17 @@ class GFM(BaseTask):
             images = F.interpolate(
                 images, (size, size), mode='bilinear', align_corners=True
             )
-        return self.teacher.forward_features(images).mean(dim=(1, 2))
+        x = self.teacher.patch_embed(images)
+        for layer in self.teacher.layers:  # cut after distill_stage
+            x = run_blocks(layer, layer.downsample(x), not self.hparams['compile'])
+        return x.mean(dim=(1, 2))
 
     def _losses(self, images: Tensor, mask: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         """Losses and the last student stage (``[B, C_last, H/32, W/32]``)."""
+        # on CPU, SDPA falls back to a slow math path when the attention bias needs
+        # gradients (the student's); explicit attention computes the same, faster
+        explicit = images.device.type == 'cpu' and torch.is_grad_enabled()
+        set_fused_attention(self.student, use_fused_attn() and not explicit)
         feature, last = self.forward_student(images, mask)
         target = self.forward_teacher(images)
         loss_mim = self._loss_mim(images, mask, last)

@@ -8,11 +8,17 @@
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from timm.models._manipulate import checkpoint_seq
+from timm.models.swin_transformer import (
+    SwinTransformerBlock,
+    window_partition,
+    window_reverse,
+)
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 
 def simmim_mask(
@@ -122,23 +128,99 @@ def truncate_swin(model: Any, stage: int) -> Any:
     return model
 
 
-def run_blocks(stage: Any, x: Tensor) -> Tensor:
+def run_blocks(stage: Any, x: Tensor, lean: bool = True) -> Tensor:
     """Run the blocks of a timm Swin stage, honouring its activation checkpointing flag.
 
     Args:
         stage: a timm ``SwinTransformerStage`` whose patch merging already ran.
         x: NHWC input.
+        lean: run the blocks with :func:`run_block` (False: call ``stage.blocks``
+            itself, e.g. when it is compiled).
 
     Returns:
         NHWC output.
 
     .. versionadded:: 0.1
     """
-    if getattr(stage, 'grad_checkpointing', False) and torch.is_grad_enabled():
-        out: Tensor = checkpoint_seq(stage.blocks, x)
+    checkpointing = (
+        getattr(stage, 'grad_checkpointing', False) and torch.is_grad_enabled()
+    )
+    if not lean:
+        out: Tensor = (
+            checkpoint_seq(stage.blocks, x) if checkpointing else stage.blocks(x)
+        )
         return out
-    out = stage.blocks(x)
-    return out
+    for block in stage.blocks:
+        if checkpointing:
+            x = checkpoint(run_block, block, x, use_reentrant=False)
+        else:
+            x = run_block(block, x)
+    return x
+
+
+def run_block(block: nn.Module, x: Tensor) -> Tensor:
+    """Run a Swin block; a timm ``SwinTransformerBlock`` without its padding copy.
+
+    timm pads each block's input to a multiple of the window with ``F.pad``, which copies
+    the whole feature map even when there is nothing to pad (Microsoft's Swin, the
+    authors' code, has no such copy). When the map divides into windows, this runs the
+    block's own modules in the same order without that copy; other blocks, or maps that
+    need padding, run the block itself.
+
+    Args:
+        block: a Swin block.
+        x: NHWC input.
+
+    Returns:
+        NHWC output, equal to ``block(x)``.
+
+    .. versionadded:: 0.1
+    """
+    swin = cast(SwinTransformerBlock, block)  # checked next: subclasses run themselves
+    plain = type(block) is SwinTransformerBlock
+    if (
+        not plain
+        or x.shape[1] % swin.window_size[0]
+        or x.shape[2] % swin.window_size[1]
+    ):
+        out: Tensor = block(x)
+        return out
+    b, h, w, c = x.shape
+    x = x + swin.drop_path1(_window_attention(swin, swin.norm1(x)))
+    x = x.reshape(b, -1, c)
+    x = x + swin.drop_path2(swin.mlp(swin.norm2(x)))
+    return x.reshape(b, h, w, c)
+
+
+def _window_attention(block: SwinTransformerBlock, x: Tensor) -> Tensor:
+    """(Shifted) window attention of *block* on an NHWC map that divides into windows."""
+    _, h, w, c = x.shape
+    shift = (int(block.shift_size[0]), int(block.shift_size[1]))
+    if any(shift):
+        x = torch.roll(x, (-shift[0], -shift[1]), (1, 2))
+    dynamic = getattr(block, 'dynamic_mask', False)
+    mask = block.get_attn_mask(x) if dynamic else block.attn_mask
+    windows = window_partition(x, block.window_size).view(-1, block.window_area, c)
+    windows = block.attn(windows, mask=mask)
+    windows = windows.view(-1, *block.window_size, c)
+    x = window_reverse(windows, block.window_size, h, w)
+    if any(shift):
+        x = torch.roll(x, shift, (1, 2))
+    return x
+
+
+def set_fused_attention(model: nn.Module, fused: bool) -> None:
+    """Choose between PyTorch's fused attention and explicit softmax attention in timm.
+
+    Args:
+        model: a timm model; its attention modules' ``fused_attn`` flag is set.
+        fused: use ``F.scaled_dot_product_attention`` (True) or explicit attention.
+
+    .. versionadded:: 0.1
+    """
+    for module in model.modules():
+        if hasattr(module, 'fused_attn'):
+            cast(Any, module).fused_attn = fused
 
 
 def param_groups(
