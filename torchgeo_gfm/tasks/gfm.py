@@ -153,7 +153,7 @@ class GFM(BaseTask):
             mean: per-channel mean of the normalised images (figures only).
             std: per-channel std of the normalised images (figures only).
             grad_checkpointing: activation checkpointing of the student's stages.
-            compile: ``torch.compile`` the student's stages and the teacher.
+            compile: ``torch.compile`` the stages of the student and the teacher.
             plot_every_n_steps: steps between reconstruction figures (0 = never).
             plot_dir: where figure PNGs go; default ``<log_dir>/reconstructions``.
             upstream_checkpoint: the authors' ``gfm.pth`` to continue pretraining from
@@ -163,6 +163,7 @@ class GFM(BaseTask):
         self.teacher_weights = teacher_weights
         super().__init__()
         self._last_step_time: float | None = None
+        self._student_fused_attn: bool | None = None  # chosen per device in _losses
         self._last_plot_step = -1
 
     # ----------------------------------------------------------------- models
@@ -297,7 +298,10 @@ class GFM(BaseTask):
         # on CPU, SDPA falls back to a slow math path when the attention bias needs
         # gradients (the student's); explicit attention computes the same, faster
         explicit = images.device.type == 'cpu' and torch.is_grad_enabled()
-        set_fused_attention(self.student, use_fused_attn() and not explicit)
+        fused = use_fused_attn() and not explicit
+        if fused != self._student_fused_attn:
+            set_fused_attention(self.student, fused)
+            self._student_fused_attn = fused
         feature, last = self.forward_student(images, mask)
         target = self.forward_teacher(images)
         loss_mim = self._loss_mim(images, mask, last)
