@@ -1,7 +1,7 @@
 # Copyright (c) torchgeo-gfm contributors.
 # Licensed under the MIT License.
 
-"""Building blocks of the GFM task: SimMIM masks, Swin stage surgery, parameter groups.
+"""Building blocks of the GFM task: SimMIM masks, Swin surgery and blocks, parameter groups.
 
 .. versionadded:: 0.1
 """
