@@ -80,11 +80,10 @@ def authors_like_loss(task: GFM, images: Tensor, mask: Tensor) -> Tensor:
     """The loss as the authors' code computes it (teacher forward with grad mode on)."""
     feature, last = task.forward_student(images, mask)
     small = F.interpolate(images, (224, 224), mode='bilinear', align_corners=True)
-    x = task.teacher.patch_embed(small)  # grad enabled, as in their code
+    # grad mode on, as in their code; run_blocks: no padding copy, as Microsoft's Swin
+    x = task.teacher.patch_embed(small)
     for layer in task.teacher.layers:
-        x = run_blocks(
-            layer, layer.downsample(x)
-        )  # no padding copy, as Microsoft's Swin
+        x = run_blocks(layer, layer.downsample(x))
     target = x.mean(dim=(1, 2))
     rec = task.decoder(last)
     pixels = mask.repeat_interleave(4, 1).repeat_interleave(4, 2).unsqueeze(1)

@@ -10,7 +10,7 @@ from torchgeo.datasets import RGBBandsMissingError
 from torchgeo.datasets.utils import Sample
 from torchgeo.tasks import ChangeDetection as _ChangeDetection
 
-from .utils import log_figure
+from .utils import log_figure, takes_figures
 
 
 class ChangeDetection(_ChangeDetection):
@@ -45,12 +45,8 @@ class ChangeDetection(_ChangeDetection):
 
     def _plot_batch(self, batch: Sample) -> None:
         # drawing costs time: only for loggers that take figures
-        experiment = getattr(self.logger, 'experiment', None)
-        takes_figures = hasattr(experiment, 'add_figure') or hasattr(
-            self.logger, 'log_image'
-        )
         datamodule = getattr(self.trainer, 'datamodule', None)
-        if not takes_figures or not isinstance(datamodule, BaseDataModule):
+        if not takes_figures(self.logger) or not isinstance(datamodule, BaseDataModule):
             return
         with torch.no_grad():
             probs: Tensor = self.predict_step(batch, 0)

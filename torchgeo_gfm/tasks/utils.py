@@ -11,6 +11,21 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 
+def takes_figures(logger: Any) -> bool:
+    """Whether *logger* takes figures (TensorBoard-like ``add_figure`` or ``log_image``).
+
+    Args:
+        logger: a Lightning logger, or None.
+
+    Returns:
+        True if :func:`log_figure` hands figures to it.
+
+    .. versionadded:: 0.1
+    """
+    experiment = getattr(logger, 'experiment', None)
+    return hasattr(experiment, 'add_figure') or hasattr(logger, 'log_image')
+
+
 def log_figure(
     logger: Any,
     tag: str,
@@ -35,7 +50,7 @@ def log_figure(
     experiment: Any = getattr(logger, 'experiment', None)
     if hasattr(experiment, 'add_figure'):
         experiment.add_figure(tag, fig, global_step=step)
-    elif hasattr(logger, 'log_image'):
+    elif takes_figures(logger):
         logger.log_image(tag, [fig], step=step)
     if directory is not None:
         path = Path(directory, f'{tag.replace("/", "_")}_{step:07d}.png')
