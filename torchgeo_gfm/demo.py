@@ -58,7 +58,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
         type=Path,
         help='weights file for the demo teacher (timm or Microsoft Swin key names)',
     )
-    return parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # 'python -m torchgeo_gfm.demo -- --trainer.max_epochs 1': the separator is ours
+    return args, [a for a in extra if a != '--']
 
 
 def fit(args: argparse.Namespace, extra: list[str]) -> LightningCLI:
@@ -169,7 +171,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parse_args(sys.argv[1:] if argv is None else argv)
     if not args.config.is_file():
         print(
-            f'error: {args.config} not found; run from the repository root or pass --config.'
+            f'error: {args.config} not found; run from the repository root or pass --config.',
+            file=sys.stderr,
+        )
+        return 1
+    if args.teacher_weights is not None and not args.teacher_weights.is_file():
+        print(
+            f'error: --teacher-weights {args.teacher_weights}: no such file.',
+            file=sys.stderr,
         )
         return 1
     if args.teacher_weights is None:

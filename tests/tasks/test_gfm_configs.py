@@ -65,8 +65,7 @@ def test_paper_config_fits(
             '--trainer.accelerator=cpu',
             '--trainer.devices=1',
             '--trainer.strategy=auto',
-            '--trainer.precision=32',
-            '--trainer.max_steps=1',
+            '--trainer.max_steps=2',
             f'--trainer.default_root_dir={tmp_path}',
         ]
     )
@@ -103,7 +102,7 @@ def test_demo_missing_config(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert demo.main([f'--config={tmp_path / "nope.yaml"}']) == 1
-    assert 'not found' in capsys.readouterr().out
+    assert 'not found' in capsys.readouterr().err
 
 
 def test_paper_config_resumes_with_ckpt_path_last(

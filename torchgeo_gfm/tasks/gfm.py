@@ -8,6 +8,7 @@
 
 import math
 import os
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,10 @@ from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from matplotlib.figure import Figure
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import use_fused_attn
+from timm.models.swin_transformer import SwinTransformer
+from timm.models.swin_transformer import (
+    checkpoint_filter_fn as swin_checkpoint_filter_fn,
+)
 from timm.scheduler import CosineLRScheduler
 from torch import Tensor, nn
 from torchgeo.tasks import BaseTask
@@ -40,8 +45,18 @@ from .utils import log_figure
 DEFAULT_TEACHER = 'swin_base_patch4_window7_224.ms_in22k'
 
 
+_BOOL_WORDS = {'true': True, 'false': False, 'none': None, 'null': None}
+
+
+def _weights_arg(value: str | bool | None) -> str | bool | None:
+    """``'true'``/``'false'``/``'null'`` typed on a command line mean the literal."""
+    if isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
+        return _BOOL_WORDS[value.strip().lower()]
+    return value
+
+
 def _create(
-    name: str, weights: str | bool | None, kwargs: dict[str, Any] | None
+    name: str, weights: str | bool | None, kwargs: dict[str, Any] | None, role: str
 ) -> nn.Module:
     """Create a timm model; *weights* True = timm's own, a path = that file, else random."""
     args = dict(kwargs or {})
@@ -57,7 +72,143 @@ def _create(
         return timm.create_model(
             name, pretrained=True, pretrained_cfg_overlay=overlay, **args
         )
-    return timm.create_model(name, pretrained=bool(weights), **args)
+    try:
+        return timm.create_model(name, pretrained=bool(weights), **args)
+    except TypeError as e:
+        # e.g. img_size given to a non-Swin model: say what the model is instead
+        with torch.device('meta'):
+            model = timm.create_model(name, num_classes=0)
+        check_swin(model, 1, role)
+        raise ValueError(
+            f'timm model {name!r} does not take {sorted(args)}: {e}'
+        ) from e
+
+
+def load_teacher_file(
+    teacher: nn.Module, path: str | os.PathLike[str], stage: int
+) -> None:
+    """Load a weights file into the teacher, requiring every weight distillation uses.
+
+    timm and Microsoft Swin key names are accepted (timm's Swin filter converts them and
+    fits relative-position tables to the window size). Everything the teacher computes up to
+    and including MS stage *stage* must come from the file: a teacher left partly random
+    would silently distil the wrong target.
+
+    Args:
+        teacher: the (untruncated) timm Swin teacher.
+        path: the weights file (safetensors or a torch file, any format
+            :func:`~torchgeo_gfm.models.checkpoint.read_state_dict` reads).
+        stage: the distilled stage, Microsoft numbering.
+
+    Raises:
+        GFMCheckpointError: if the file lacks a weight the distillation uses or a shape
+            does not fit.
+
+    .. versionadded:: 0.1
+    """
+    from ..models.checkpoint import GFMCheckpointError, read_state_dict
+
+    expected = f'weights of the teacher {type(teacher).__name__} (timm or Microsoft Swin names)'
+    state = read_state_dict(path, expected)
+    if isinstance(teacher, SwinTransformer):
+        state = swin_checkpoint_filter_fn(
+            {k: v for k, v in state.items() if _in_model(teacher, k)}, teacher
+        )
+    try:
+        missing, _ = teacher.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # size mismatch
+        raise GFMCheckpointError(
+            f'{path}: does not fit the teacher ({e}). Build the teacher with the '
+            'architecture of these weights (teacher / teacher_kwargs).'
+        ) from None
+    used = [k for k in missing if _distilled(k, stage)]
+    if used:
+        more = f' and {len(used) - 5} more' if len(used) > 5 else ''
+        raise GFMCheckpointError(
+            f'{path}: has no weights for {used[:5]}{more} of the teacher, which the '
+            f'distillation of stage {stage} uses; found {len(state)} tensors matching '
+            f'{len(teacher.state_dict()) - len(missing)} of the model. Is it a '
+            f'checkpoint of another architecture? Pass weights of {expected}.'
+        )
+
+
+def _in_model(model: nn.Module, key: str) -> bool:
+    """Whether the module owning *key* exists (timm's filter looks it up)."""
+    try:
+        model.get_submodule(key.rsplit('.', 1)[0])
+    except AttributeError:
+        return False
+    return True
+
+
+_STAGE = re.compile(r'^layers\.(\d+)\.(\w+)\.')
+
+
+def _distilled(key: str, stage: int) -> bool:
+    """Whether teacher weight *key* (timm names) feeds MS stage *stage*'s output."""
+    if key.startswith('patch_embed.'):
+        return True
+    m = _STAGE.match(key)
+    if not m:
+        return False  # final norm and head: cut away
+    index = int(m[1])
+    return index < stage or (index == stage and m[2] == 'downsample')
+
+
+def _require(ok: bool, name: str, value: Any, expected: str) -> None:
+    if not ok:
+        raise ValueError(f'{name}={value!r}: expected {expected}.')
+
+
+def check_hparams(hp: Any) -> None:
+    """Refuse task arguments that would fail (or mislead) only later in training.
+
+    Args:
+        hp: the task's hyperparameters.
+
+    Raises:
+        ValueError: naming the first bad argument and what it should be.
+
+    .. versionadded:: 0.1
+    """
+
+    def number(name: str, low: float, expected: str, strict: bool = False) -> None:
+        value = hp[name]
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value) and (value > low if strict else value >= low)
+        _require(ok, name, value, expected)
+
+    def integer(name: str, low: int) -> None:
+        value = hp[name]
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+        _require(ok, name, value, f'an integer >= {low}')
+
+    for name in ('in_channels', 'distill_stage', 'mask_patch_size', 'lr_batch_ref'):
+        integer(name, 1)
+    integer('plot_every_n_steps', 0)
+    if hp['teacher_size'] is not None:
+        integer('teacher_size', 1)
+    number('mask_ratio', 0, 'a fraction in (0, 1), 0.6 in the paper', strict=True)
+    _require(
+        hp['mask_ratio'] < 1, 'mask_ratio', hp['mask_ratio'], 'a fraction in (0, 1)'
+    )
+    number('lr', 0, 'a positive learning rate', strict=True)
+    for name in ('warmup_lr', 'min_lr', 'weight_decay', 'warmup_epochs', 'alpha'):
+        number(name, 0, 'a finite number >= 0')
+    betas = list(hp['betas'])
+    _require(
+        len(betas) == 2 and all(0 <= b < 1 for b in betas),
+        'betas',
+        hp['betas'],
+        'two AdamW coefficients in [0, 1), e.g. (0.9, 0.999)',
+    )
+    std = list(hp['std'])
+    _require(
+        len(std) == len(hp['mean']) and all(s > 0 for s in std),
+        'std',
+        hp['std'],
+        'positive values, one per entry of mean',
+    )
 
 
 class GFM(BaseTask):
@@ -97,11 +248,11 @@ class GFM(BaseTask):
     def __init__(
         self,
         model: str = 'gfm_swin_base',
-        weights: str | bool | None = None,
+        weights: bool | str | None = None,
         in_channels: int = 3,
         model_kwargs: dict[str, Any] | None = None,
         teacher: str = DEFAULT_TEACHER,
-        teacher_weights: str | bool | None = True,
+        teacher_weights: bool | str | None = True,
         teacher_kwargs: dict[str, Any] | None = None,
         teacher_size: int | None = None,
         distill_stage: int = 3,
@@ -159,8 +310,8 @@ class GFM(BaseTask):
             upstream_checkpoint: the authors' ``gfm.pth`` to continue pretraining from
                 (see :meth:`load_upstream_checkpoint`); usable from a config file.
         """
-        self.weights = weights
-        self.teacher_weights = teacher_weights
+        self.weights = _weights_arg(weights)
+        self.teacher_weights = _weights_arg(teacher_weights)
         super().__init__()
         self._last_step_time: float | None = None
         self._student_fused_attn: bool | None = None  # chosen per device in _losses
@@ -170,15 +321,14 @@ class GFM(BaseTask):
     def configure_models(self) -> None:
         """Build student, mask token, decoder, projector and the frozen teacher."""
         hp = self.hparams
-        if hp['mask_ratio'] <= 0 or hp['mask_ratio'] >= 1:
-            raise ValueError(f'mask_ratio={hp["mask_ratio"]} must be in (0, 1).')
+        check_hparams(hp)
         # SimMIM/GFM pretraining uses no stochastic depth (timm's Swin default is 0.1)
         student_kwargs = {
             'in_chans': hp['in_channels'],
             'drop_path_rate': 0.0,
             **(hp['model_kwargs'] or {}),
         }
-        self.student = _create(hp['model'], self.weights, student_kwargs)
+        self.student = _create(hp['model'], self.weights, student_kwargs, 'student')
         check_swin(self.student, hp['distill_stage'], 'student')
         self.patch_size = int(self.student.patch_embed.patch_size[0])
         self.stride = self.patch_size * 2 ** (len(self.student.layers) - 1)
@@ -210,9 +360,15 @@ class GFM(BaseTask):
         kwargs = dict(hp['teacher_kwargs'] or {})
         if hp['teacher_size']:
             kwargs.setdefault('img_size', hp['teacher_size'])
-        self.teacher = _create(hp['teacher'], self.teacher_weights, kwargs).eval()
-        self.teacher.requires_grad_(False)
+        weights = self.teacher_weights
+        file = weights if isinstance(weights, str | os.PathLike) else None
+        self.teacher = _create(
+            hp['teacher'], None if file else weights, kwargs, 'teacher'
+        )
+        self.teacher.eval().requires_grad_(False)
         check_swin(self.teacher, hp['distill_stage'], 'teacher')
+        if file is not None:
+            load_teacher_file(self.teacher, file, hp['distill_stage'])
         chans = int(self.teacher.patch_embed.proj.in_channels)
         if chans != hp['in_channels']:
             raise ValueError(
@@ -432,6 +588,7 @@ class GFM(BaseTask):
         self._check_channels(images.shape[1], 'The batch')
         mask = self.draw_mask(images)
         losses, last = self._losses(images, mask)
+        self._check_finite(losses)
         batch_size = images.shape[0]
         for key, value in losses.items():
             self.log(
@@ -446,6 +603,21 @@ class GFM(BaseTask):
                 with torch.no_grad():
                     self._plot(images, mask, self.decoder(last).float())
         return losses['loss']
+
+    def _check_finite(self, losses: dict[str, Tensor]) -> None:
+        """Stop training on a non-finite loss (on every rank at once, so DDP exits)."""
+        finite = bool(torch.isfinite(losses['loss']).item())
+        if self._trainer is not None:
+            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if not finite:
+            values = ', '.join(f'{k}={v.item():.4g}' for k, v in losses.items())
+            raise FloatingPointError(
+                f'Non-finite GFM loss at step {self.global_step} ({values} on this rank). '
+                'Training stopped so that no NaN weights are saved. Check the teacher and '
+                'student weights and the input data; lower lr or use bf16 instead of fp16 '
+                'if it happens after many steps. Resume from the last good checkpoint '
+                'with --ckpt_path.'
+            )
 
     def validation_step(
         self, batch: Any, batch_idx: int, dataloader_idx: int = 0
@@ -528,31 +700,75 @@ class GFM(BaseTask):
 
         Returns:
             Optimizer and learning rate scheduler.
+
+        Raises:
+            ValueError: if the run has no optimizer step (e.g. a batch larger than the
+                training set with ``drop_last``).
         """
-        hp = self.hparams
-        total = int(self.trainer.estimated_stepping_batches)
-        scale = self.global_batch_size() / hp['lr_batch_ref']
-        # fused AdamW unscales fp16 gradients itself, which Lightning's clipping forbids
-        fp16 = str(self.trainer.precision).startswith('16')
-        optimizer = self.build_optimizer(scale, fused=None if not fp16 else False)
-        per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
-        if math.isfinite(self.trainer.num_training_batches):
-            batches = int(self.trainer.num_training_batches)
-            per_epoch = max(1, batches // self.trainer.accumulate_grad_batches)
-        scheduler = CosineLRScheduler(
-            optimizer,
-            t_initial=total,
-            lr_min=hp['min_lr'] * scale,
-            warmup_lr_init=hp['warmup_lr'] * scale,
-            warmup_t=int(hp['warmup_epochs'] * per_epoch),
-            cycle_limit=1,
-            t_in_epochs=False,
-        )
+        trainer = self.trainer
+        total = int(trainer.estimated_stepping_batches)
+        if total < 1:
+            raise ValueError(
+                f'This run has {total} optimizer steps: the training set yields no full '
+                f'batch of {self.global_batch_size() // trainer.world_size} images (per '
+                'device, with gradient accumulation). Use a smaller batch_size or more data.'
+            )
+        per_epoch = max(1, total // max(1, trainer.max_epochs or 1))
+        if math.isfinite(trainer.num_training_batches):
+            # Lightning steps the optimizer on an epoch's last batch too: ceil
+            batches = int(trainer.num_training_batches)
+            per_epoch = max(1, -(-batches // trainer.accumulate_grad_batches))
+        # Lightning refuses to clip gradients under mixed precision when the optimizer
+        # unscales them itself, as fused AdamW does (even in bf16, which has no scaler)
+        mixed = 'mixed' in str(trainer.precision)
+        fused = False if mixed and trainer.gradient_clip_val else None
+        scale = self.lr_scale()
+        optimizer = self.build_optimizer(scale, fused=fused)
+        scheduler = self.build_scheduler(optimizer, total, per_epoch, scale)
         config: Any = {
             'optimizer': optimizer,
             'lr_scheduler': {'scheduler': scheduler, 'interval': 'step'},
         }
         return config
+
+    def lr_scale(self) -> float:
+        """The linear scaling rule: global batch / ``lr_batch_ref``.
+
+        Returns:
+            The factor of ``lr``, ``warmup_lr`` and ``min_lr``.
+        """
+        return self.global_batch_size() / self.hparams['lr_batch_ref']
+
+    def build_scheduler(
+        self,
+        optimizer: torch.optim.Optimizer,
+        total_steps: int,
+        steps_per_epoch: int,
+        lr_scale: float = 1.0,
+    ) -> CosineLRScheduler:
+        """The authors' schedule: linear warmup, then cosine to ``min_lr``, per step.
+
+        Args:
+            optimizer: the optimizer, at its peak lr.
+            total_steps: optimizer steps of the whole run.
+            steps_per_epoch: optimizer steps per epoch (for ``warmup_epochs``).
+            lr_scale: factor of ``warmup_lr`` and ``min_lr`` (see :meth:`lr_scale`).
+
+        Returns:
+            timm's scheduler, stepped by :meth:`lr_scheduler_step`.
+
+        .. versionadded:: 0.1
+        """
+        hp = self.hparams
+        return CosineLRScheduler(
+            optimizer,
+            t_initial=total_steps,
+            lr_min=hp['min_lr'] * lr_scale,
+            warmup_lr_init=hp['warmup_lr'] * lr_scale,
+            warmup_t=int(hp['warmup_epochs'] * steps_per_epoch),
+            cycle_limit=1,
+            t_in_epochs=False,
+        )
 
     def build_optimizer(
         self, lr_scale: float = 1.0, fused: bool | None = None
