@@ -11,6 +11,7 @@ import pytest
 import torch
 from lightning import LightningModule, Trainer
 from torch import Tensor, nn
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 from torchgeo_gfm.datamodules import GeoPileDataModule
 from torchgeo_gfm.datasets import GeoPile
@@ -94,7 +95,7 @@ def test_augmentation_arguments() -> None:
 
 
 def test_no_validation_by_default() -> None:
-    dm = GeoPileDataModule(ROOT)
+    dm = GeoPileDataModule(ROOT, batch_size=2)
     dm.setup('fit')
     assert dm.val_dataloader() == []
 
@@ -110,6 +111,52 @@ def test_test_and_predict_use_held_out_files() -> None:
 def test_load_size_smaller_than_size() -> None:
     with pytest.raises(ValueError, match='load_size'):
         GeoPileDataModule(ROOT, size=192, load_size=128)
+
+
+def test_size_exposed() -> None:
+    """The GFM task checks the image size against its mask blocks before training."""
+    assert GeoPileDataModule(ROOT, size=64, load_size=96).size == 64
+
+
+@pytest.mark.parametrize(
+    ('kwargs', 'error', 'match'),
+    [
+        ({'size': 0}, ValueError, 'size must be >= 1, got 0'),
+        ({'size': 19.5}, TypeError, 'size must be an int >= 1, got 19.5'),
+        ({'batch_size': 0}, ValueError, 'batch_size must be >= 1, got 0'),
+        ({'batch_size': True}, TypeError, 'batch_size must be an int'),
+        ({'num_workers': -1}, ValueError, 'num_workers must be >= 0, got -1'),
+        ({'val_fraction': 1.0}, ValueError, r'val_fraction must be in \[0, 1\)'),
+    ],
+)
+def test_bad_arguments(
+    kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        GeoPileDataModule(ROOT, **kwargs)
+
+
+def test_batch_larger_than_train_split() -> None:
+    dm = GeoPileDataModule(ROOT, batch_size=31)
+    with pytest.raises(ValueError, match='has 30 images, fewer than batch_size 31'):
+        dm.setup('fit')
+    dm = GeoPileDataModule(ROOT, batch_size=20)
+    dm.trainer = SimpleNamespace(world_size=2)  # type: ignore[assignment]
+    with pytest.raises(
+        ValueError, match='30 images \\(15 per device on 2\\), fewer than batch_size 20'
+    ):
+        dm.setup('fit')
+
+
+def test_train_loader_is_stateful() -> None:
+    """Lightning saves the loader's position in checkpoints (mid-epoch resume)."""
+    dm = GeoPileDataModule(ROOT, batch_size=4, size=16, load_size=16)
+    dm.setup('fit')
+    loader = dm.train_dataloader()
+    assert isinstance(loader, StatefulDataLoader)
+    it = iter(loader)
+    next(it)
+    assert loader.state_dict()['_num_yielded'] == 1
 
 
 def test_fit_with_lightning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -10,7 +10,12 @@ import torch
 from PIL import Image
 from rasterio.errors import NotGeoreferencedWarning
 
-from torchgeo_gfm.datasets.utils import array_to_rgb, read_rgb, stretch_to_uint8
+from torchgeo_gfm.datasets.utils import (
+    DegenerateImageError,
+    array_to_rgb,
+    read_rgb,
+    stretch_to_uint8,
+)
 
 
 def test_stretch_percentiles() -> None:
@@ -22,8 +27,37 @@ def test_stretch_percentiles() -> None:
     assert 100 < np.median(out) < 155
 
 
-def test_stretch_flat() -> None:
-    assert stretch_to_uint8(np.full((4, 4), 7.5, np.float32)).max() == 0
+@pytest.mark.parametrize(
+    ('array', 'match'),
+    [
+        (
+            np.full((4, 4), 7.5, np.float32),
+            r'constant float32 image \(every pixel 7.5\)',
+        ),
+        (np.full((4, 4, 3), 300, np.uint16), 'constant uint16 image'),
+        (np.full((4, 4), np.nan, np.float32), 'no finite pixel'),
+        (np.array([[np.inf, -np.inf]], np.float64), 'no finite pixel'),
+    ],
+)
+def test_stretch_degenerate(array: np.ndarray, match: str) -> None:
+    with pytest.raises(DegenerateImageError, match=match):
+        stretch_to_uint8(array)
+
+
+def test_stretch_nodata_left_out() -> None:
+    data = np.linspace(0, 1, 100, dtype=np.float32).reshape(10, 10)
+    data[0, :5] = np.nan
+    out = stretch_to_uint8(data)
+    assert out[0, :5].tolist() == [0] * 5
+    assert out.max() == 255  # NaN did not spoil the percentiles
+
+
+def test_stretch_flat_with_outliers_uses_min_max() -> None:
+    data = np.full((10, 10), 1000, np.uint16)
+    data[0, 0], data[9, 9] = 900, 1200  # 2nd and 98th percentiles are both 1000
+    out = stretch_to_uint8(data)
+    assert (out[0, 0], out[9, 9]) == (0, 255)
+    assert 0 < out[5, 5] < 255
 
 
 @pytest.mark.parametrize(
@@ -101,3 +135,36 @@ def test_not_an_image(tmp_path: Path) -> None:
     (tmp_path / 'x.tif').write_bytes(b'garbage')
     with pytest.raises(OSError):  # noqa: PT011 (rasterio's and PIL's messages differ)
         read_rgb(tmp_path / 'x.tif')
+
+
+def _write_png16(path: Path, bands: np.ndarray) -> None:
+    """A 16-bit PNG of 1-4 bands (GDAL writes the depths PIL cannot)."""
+    profile = {'driver': 'PNG', 'dtype': 'uint16', 'count': len(bands)}
+    with (
+        pytest.warns(NotGeoreferencedWarning),
+        rasterio.open(path, 'w', height=6, width=6, **profile) as dst,
+    ):
+        dst.write(bands)
+
+
+@pytest.mark.parametrize('count', [1, 2, 3, 4])
+def test_png16_read_at_full_depth(tmp_path: Path, count: int) -> None:
+    """12-bit data in a 16-bit PNG is stretched, not truncated to its high byte."""
+    rng = np.random.default_rng(0)
+    _write_png16(tmp_path / 'a.png', rng.integers(0, 4096, (count, 6, 6), np.uint16))
+    image = read_rgb(tmp_path / 'a.png')
+    assert image.shape == (3, 6, 6)
+    assert image.dtype == torch.uint8
+    assert image.max() == 255  # PIL alone gives at most 15 here
+
+
+def test_degenerate_file_named(tmp_path: Path) -> None:
+    _write_png16(tmp_path / 'flat.png', np.full((3, 6, 6), 500, np.uint16))
+    with pytest.raises(DegenerateImageError, match=r'flat\.png: constant uint16'):
+        read_rgb(tmp_path / 'flat.png')
+
+
+def test_flat_8bit_image_kept(tmp_path: Path) -> None:
+    """8-bit levels are colours: a flat 8-bit image is a valid (if dull) picture."""
+    Image.fromarray(np.full((4, 4, 3), 90, np.uint8)).save(tmp_path / 'f.png')
+    assert read_rgb(tmp_path / 'f.png').unique().tolist() == [90]

@@ -5,6 +5,7 @@
 
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,11 +13,12 @@ import kornia.augmentation as K
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
+from torchdata.stateful_dataloader import StatefulDataLoader
 from torchgeo.datamodules import NonGeoDataModule
 from torchgeo.datasets.utils import Sample
 
 from ..datasets.geopile import GeoPile
-from .utils import IMAGENET_MEAN, IMAGENET_STD
+from .utils import IMAGENET_MEAN, IMAGENET_STD, check_int
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,13 @@ class GeoPileDataModule(NonGeoDataModule):
     Unreadable files are replaced (see :class:`~torchgeo_gfm.datasets.GeoPile`); the
     number skipped so far is logged as a warning whenever it grows, and is
     :attr:`num_skipped`.
+
+    Resuming: the training loader is a torchdata ``StatefulDataLoader``, whose position
+    in the epoch (shuffled order and number of batches served) Lightning saves in each
+    checkpoint and restores, so ``--ckpt_path`` after a mid-epoch kill continues with the
+    very samples, in the same order, that the uninterrupted run would have seen (the
+    random crops and flips are drawn afresh: Lightning does not checkpoint the random
+    number generators).
 
     .. versionadded:: 0.1
     """
@@ -84,10 +93,21 @@ class GeoPileDataModule(NonGeoDataModule):
                 :class:`~torchgeo_gfm.datasets.GeoPile`.
 
         Raises:
-            ValueError: if ``load_size`` < ``size``.
+            TypeError: if ``size``, ``load_size``, ``batch_size`` or ``num_workers`` is
+                not an int.
+            ValueError: if one of them or ``val_fraction`` is out of range, or
+                ``load_size`` < ``size``.
         """
-        if load_size < size:
-            raise ValueError(f'load_size ({load_size}) must be >= size ({size})')
+        self.size = check_int('size', size, 1)
+        check_int('batch_size', batch_size, 1)
+        check_int('num_workers', num_workers, 0)
+        if check_int('load_size', load_size, 1) < size:
+            raise ValueError(
+                f'load_size ({load_size}) must be >= size ({size}): images are loaded '
+                'at load_size and cropped to size on the device'
+            )
+        if not 0 <= val_fraction < 1:
+            raise ValueError(f'val_fraction must be in [0, 1), got {val_fraction}')
         super().__init__(
             GeoPile,
             batch_size,
@@ -124,13 +144,29 @@ class GeoPileDataModule(NonGeoDataModule):
         if stage == 'fit':
             self.train_dataset = GeoPile(split='train' if held_out else 'all', **args)
             logger.info('GeoPile train: %s', self.train_dataset)
+            self._check_enough_images(len(self.train_dataset))
         if stage in ('fit', 'validate') and held_out:
             self.val_dataset = GeoPile(split='val', **args)
         if stage in ('test', 'predict'):
             self.dataset = GeoPile(split='val' if held_out else 'all', **args)
 
+    def _check_enough_images(self, n: int) -> None:
+        """Refuse a train split that gives no full batch (drop_last: empty epochs)."""
+        batch = self.train_batch_size or self.batch_size
+        replicas = getattr(self.trainer, 'world_size', 1)  # DDP splits the data
+        if n // replicas < batch:
+            per = f' ({n // replicas} per device on {replicas})' if replicas > 1 else ''
+            raise ValueError(
+                f'GeoPile train split has {n} images{per}, fewer than batch_size '
+                f'{batch}: an epoch would have no batch (the last partial batch is '
+                'dropped). Reduce batch_size or add images.'
+            )
+
     def _dataloader_factory(self, split: str) -> DataLoader[Sample]:
         """Build a DataLoader; unlike the base class, it can pin memory.
+
+        The training loader is stateful (see the class docstring), so that a resumed run
+        continues mid-epoch exactly where the checkpoint was taken.
 
         Args:
             split: either 'train', 'val', 'test' or 'predict'.
@@ -139,16 +175,19 @@ class GeoPileDataModule(NonGeoDataModule):
             The data loader.
         """
         dataset = self._valid_attribute(f'{split}_dataset', 'dataset')
-        return DataLoader(
-            dataset,
-            batch_size=self._valid_attribute(f'{split}_batch_size', 'batch_size'),
-            shuffle=split == 'train',
-            num_workers=self.num_workers,
-            collate_fn=self.collate_fn,
-            drop_last=split == 'train',
-            pin_memory=self.pin_memory and torch.cuda.is_available(),
-            persistent_workers=self.num_workers > 0,
-        )
+        loader_class = StatefulDataLoader if split == 'train' else DataLoader
+        with warnings.catch_warnings():  # torchdata 0.11 calls torch.set_vital
+            warnings.filterwarnings('ignore', "'set_vital' is deprecated", UserWarning)
+            return loader_class(
+                dataset,
+                batch_size=self._valid_attribute(f'{split}_batch_size', 'batch_size'),
+                shuffle=split == 'train',
+                num_workers=self.num_workers,
+                collate_fn=self.collate_fn,
+                drop_last=split == 'train',
+                pin_memory=self.pin_memory and torch.cuda.is_available(),
+                persistent_workers=self.num_workers > 0,
+            )
 
     def val_dataloader(self) -> DataLoader[Sample]:
         """Validation loader, or none (an empty list) when ``val_fraction`` is 0.

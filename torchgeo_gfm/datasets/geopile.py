@@ -3,10 +3,11 @@
 
 """GeoPile, the pretraining corpus of GFM, as a TorchGeo dataset."""
 
+import math
 import os
 import warnings
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -18,7 +19,7 @@ from torch.utils.data import Dataset
 from torchgeo.datasets import DatasetNotFoundError, NonGeoDataset
 from torchgeo.datasets.utils import Sample
 
-from .utils import find_images, is_image, read_rgb
+from .utils import ImageFinder, find_images, is_image, read_rgb
 
 #: What a source may be given as to :meth:`GeoPile.from_datasets`.
 SourceSpec = str | os.PathLike[str] | Dataset[Any] | Sequence[Dataset[Any]]
@@ -88,9 +89,16 @@ class GeoPile(NonGeoDataset):
     in :mod:`torchgeo_gfm.datasets.utils`. :meth:`from_torchgeo` and :meth:`from_datasets`
     compose the same corpus from the per-source TorchGeo datasets (or folders) instead.
 
-    Robustness: a file that cannot be read (corrupt, truncated, vanished) does not stop a
-    run. A warning names it once, it is remembered (across DataLoader workers, in shared
-    memory) and the next readable image takes its place; :attr:`num_skipped` counts them.
+    Robustness: a file that cannot be read (corrupt, truncated, vanished) or is degenerate
+    (a constant or all-NaN 16-bit/float image) does not stop a run, however many there
+    are. A warning names it once, it is remembered (across DataLoader workers, in shared
+    memory) and a readable image takes its place: the first good one in an order drawn
+    at random, seeded by ``seed`` and the index, so the replacement is reproducible and a
+    whole folder of bad files is left quickly. Only when every file is bad is an error
+    raised. :attr:`num_skipped` counts the bad files. When the files are listed, symlink
+    loops are not followed, each file is taken once however it is reached, and folders
+    that cannot be listed are named in a warning (see
+    :class:`~torchgeo_gfm.datasets.utils.ImageFinder`).
 
     Validation: ``split='train'``/``'val'`` hold out ``val_fraction`` of the files, chosen
     by a hash of ``seed`` and each file's ``source/class/name``, so the split is stable
@@ -104,7 +112,6 @@ class GeoPile(NonGeoDataset):
     """
 
     splits: ClassVar[tuple[str, ...]] = ('all', 'train', 'val')
-    max_retries: ClassVar[int] = 16
 
     def __init__(
         self,
@@ -136,17 +143,46 @@ class GeoPile(NonGeoDataset):
             ValueError: if split, val_fraction or size is invalid.
         """
         self.root: str | os.PathLike[str] | None = root
+        names = self._source_folders(root, sources)
+        finder = ImageFinder()
+        files = {s: finder.find(os.path.join(root, s)) for s in names}
+        finder.warn(root, stacklevel=2)
+        if finder.unreadable and not any(files.values()):
+            raise GeoPileLayoutError(
+                f'no readable images under {os.fspath(root)!r}: folders that could not '
+                f'be listed: {finder.unreadable[:5]}; give read and execute permission '
+                '(chmod -R a+rX)'
+            )
+        empty = [s for s, f in files.items() if not f]
+        if empty and len(empty) < len(files):
+            warnings.warn(
+                f'GeoPile: source folders {empty} in {os.fspath(root)!r} hold no images',
+                UserWarning,
+                stacklevel=2,
+            )
+        self._setup(files, split, val_fraction, size, transforms, seed)
+
+    @staticmethod
+    def _source_folders(
+        root: str | os.PathLike[str], sources: Sequence[str] | None
+    ) -> list[str]:
+        """Names of the source folders to use, checked against those under ``root``."""
         if not os.path.isdir(root):
             raise GeoPileLayoutError(
                 f'GeoPile root {os.fspath(root)!r} is not a folder'
             )
+        try:
+            entries = list(os.scandir(root))
+        except OSError as error:
+            raise GeoPileLayoutError(
+                f'GeoPile root {os.fspath(root)!r} cannot be listed ({error}); give '
+                'read and execute permission (chmod a+rX)'
+            ) from error
         found = sorted(
-            d.name
-            for d in os.scandir(root)
-            if d.is_dir() and not d.name.startswith('.')
+            d.name for d in entries if d.is_dir() and not d.name.startswith('.')
         )
         if not found:
-            loose = len([f for f in os.listdir(root) if is_image(f)])
+            loose = len([d for d in entries if is_image(d.name)])
             raise GeoPileLayoutError(
                 f'GeoPile root {os.fspath(root)!r} has no source sub-folders'
                 + (f' ({loose} images lie directly in it)' if loose else '')
@@ -157,16 +193,7 @@ class GeoPile(NonGeoDataset):
                 f'GeoPile sources {missing} not found in {os.fspath(root)!r} '
                 f'(found source folders: {found})'
             )
-        names = list(sources) if sources is not None else found
-        files = {s: find_images(os.path.join(root, s)) for s in names}
-        empty = [s for s, f in files.items() if not f]
-        if empty and len(empty) < len(files):
-            warnings.warn(
-                f'GeoPile: source folders {empty} in {os.fspath(root)!r} hold no images',
-                UserWarning,
-                stacklevel=2,
-            )
-        self._setup(files, split, val_fraction, size, transforms, seed)
+        return list(sources) if sources is not None else found
 
     @classmethod
     def from_datasets(
@@ -323,7 +350,7 @@ class GeoPile(NonGeoDataset):
         return len(self._offsets) - 1
 
     def __getitem__(self, index: int) -> Sample:
-        """Return an image and its source; an unreadable file is replaced by the next.
+        """Return an image and its source; a bad file is replaced by a readable one.
 
         Args:
             index: index to return
@@ -333,13 +360,12 @@ class GeoPile(NonGeoDataset):
 
         Raises:
             IndexError: if index is out of range.
-            RuntimeError: if ``max_retries`` files in a row are unreadable.
+            RuntimeError: if every file of the dataset is unreadable or degenerate.
         """
         n = len(self)
         if not -n <= index < n:
             raise IndexError(f'index {index} out of range for GeoPile of length {n}')
-        for attempt in range(self.max_retries):
-            i = (index + attempt) % n
+        for i in self._candidates(index % n):
             if self._bad[i]:
                 continue
             try:
@@ -350,22 +376,42 @@ class GeoPile(NonGeoDataset):
             sample = {'image': image, 'source': torch.tensor(int(self._source_ids[i]))}
             return self.transforms(sample) if self.transforms is not None else sample
         raise RuntimeError(
-            f'GeoPile: {self.max_retries} unreadable files in a row from index {index} '
-            f'({self.num_skipped} skipped so far); check the disk and the files under '
+            f'GeoPile: all {n} images are unreadable or degenerate (each was warned '
+            'about); check the disk and the files under '
             f'{os.fspath(self.root) if self.root is not None else "the sources"}'
         )
 
+    def _candidates(self, index: int) -> Iterator[int]:
+        """``index``, then every index once in a random order seeded by seed and index.
+
+        The order is an affine walk ``(start + k * stride) mod n`` with ``stride``
+        coprime to ``n``: O(1) memory, visits each index exactly once, and a random
+        stride jumps out of a run of bad files (one broken class folder) at once. The
+        first readable file in it does not depend on which files are already known to
+        be bad, so the replacement is the same in every worker and after a resume.
+        """
+        yield index
+        n = len(self)
+        rng = np.random.default_rng([self.seed % 2**32, index])
+        start = int(rng.integers(n))
+        stride = int(rng.integers(1, n)) if n > 1 else 1
+        while math.gcd(stride, n) != 1:  # ends at n - 1 at the latest
+            stride += 1
+        for k in range(n):
+            yield (start + k * stride) % n
+
     def _skip(self, i: int, error: Exception) -> None:
-        """Record an unreadable file and warn about it once."""
+        """Record a bad file and warn about it once."""
         if self._bad[i]:
             return
         self._bad[i] = True
         path = self.file(i)
         warnings.warn(
-            f'GeoPile: skipping unreadable image {path} ({type(error).__name__}: '
-            f'{error}); the next readable image replaces it. Fix or delete the file.',
+            f'GeoPile: skipping bad image {path} ({type(error).__name__}: '
+            f'{error}); a readable image replaces it (counted in num_skipped). Fix or '
+            'delete the file.',
             UserWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
 
     def file(self, index: int) -> str:
