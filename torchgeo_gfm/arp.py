@@ -13,10 +13,14 @@ paper's table next to ours and draws the radar chart.
 import argparse
 import csv
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import os
+import sys
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.figure import Figure
 
 
@@ -128,18 +132,33 @@ RUNS = tuple(dict.fromkeys(e.run for e in PAPER))
 _BY_NAME = {e.name: e for e in PAPER}
 
 
-def relative_performance(score: float, baseline: float) -> float:
+def relative_performance(score: float, baseline: float, name: str = 'metric') -> float:
     """Relative improvement over the baseline, in percent.
 
     Args:
         score: the model's score (higher is better).
         baseline: the baseline's score on the same metric.
+        name: what is compared, for error messages.
 
     Returns:
         ``100 * (score - baseline) / baseline``.
 
+    Raises:
+        ValueError: if a score is not finite or the baseline is 0.
+
     .. versionadded:: 0.1
     """
+    for role, value in (('score', score), ('baseline score', baseline)):
+        if not math.isfinite(value):
+            raise ValueError(
+                f'{role} of {name} is {value}: expected a finite number; '
+                'check the metrics.csv it was read from (did the run diverge?)'
+            )
+    if baseline == 0:
+        raise ValueError(
+            f'baseline score of {name} is 0: relative performance divides by it; '
+            'check the baseline run (a score of 0 means it failed)'
+        )
     return 100 * (score - baseline) / baseline
 
 
@@ -155,12 +174,18 @@ def dataset_terms(
     Returns:
         Dataset -> mean relative performance (percent) of its entries.
 
+    Raises:
+        ValueError: if a score is not finite, or a baseline is missing, not finite or 0.
+
     .. versionadded:: 0.1
     """
     groups: dict[str, list[float]] = {}
     for e in PAPER:
         if e.name in scores:
-            rp = relative_performance(scores[e.name], baseline[e.name])
+            name = f'{e.dataset} {e.metric} ({e.name!r})'
+            if e.name not in baseline:
+                raise ValueError(f'no baseline score for {name}: add it to baseline')
+            rp = relative_performance(scores[e.name], baseline[e.name], name)
             groups.setdefault(e.dataset, []).append(rp)
     return {d: sum(v) / len(v) for d, v in groups.items()}
 
@@ -181,7 +206,8 @@ def average_relative_performance(
         ARP in percent.
 
     Raises:
-        ValueError: if *scores* holds no known entry.
+        ValueError: if *scores* holds an unknown entry or none, or a score is invalid
+            (see :func:`dataset_terms`).
 
     .. versionadded:: 0.1
     """
@@ -222,12 +248,17 @@ def find_metrics_csv(path: Path) -> Path:
         Path of the CSV file.
 
     Raises:
-        FileNotFoundError: if none exists.
+        FileNotFoundError: if *path* or the file is missing.
 
     .. versionadded:: 0.1
     """
     if path.is_file():
         return path
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f'{path}: no such file or folder; expected a metrics.csv or a log folder '
+            'holding one'
+        )
     found = sorted(path.rglob('metrics.csv'), key=lambda p: p.stat().st_mtime)
     if not found:
         raise FileNotFoundError(
@@ -248,18 +279,35 @@ def read_metric(path: Path, column: str) -> float:
         The value.
 
     Raises:
+        FileNotFoundError: if there is no ``metrics.csv``.
         KeyError: if the log has no value for *column*.
+        ValueError: if the file is not a CSV, or the value not a finite number.
 
     .. versionadded:: 0.1
     """
     csv_path = find_metrics_csv(path)
-    with csv_path.open(newline='') as f:
-        values = [row[column] for row in csv.DictReader(f) if row.get(column)]
+    try:
+        with csv_path.open(newline='') as f:
+            values = [row[column] for row in csv.DictReader(f) if row.get(column)]
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise ValueError(
+            f"{csv_path} is not a CSV log ({err}): pass the metrics.csv of Lightning's "
+            'CSVLogger'
+        ) from None
     if not values:
         raise KeyError(
             f'{csv_path} has no value for {column!r}: was the test stage run?'
         )
-    return float(values[-1])
+    try:
+        value = float(values[-1])
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError(
+            f'{csv_path}: {column} is {values[-1]!r}, expected a finite number; '
+            're-run the test stage (did the run diverge?)'
+        )
+    return value
 
 
 def collect(runs: Mapping[str, Path]) -> dict[str, float]:
@@ -273,7 +321,8 @@ def collect(runs: Mapping[str, Path]) -> dict[str, float]:
         Entry name -> score, for every entry of the given runs.
 
     Raises:
-        ValueError: for an unknown run name.
+        ValueError: for an unknown run name, or a percentage metric outside [0, 1].
+        FileNotFoundError, KeyError: see :func:`read_metric`.
 
     .. versionadded:: 0.1
     """
@@ -283,7 +332,14 @@ def collect(runs: Mapping[str, Path]) -> dict[str, float]:
             raise ValueError(f'unknown run name {run_name!r}; use one of {list(RUNS)}')
         for e in PAPER:
             if e.run == run_name:
-                scores[e.name] = e.scale * read_metric(Path(path), e.column)
+                value = read_metric(Path(path), e.column)
+                # the table shows these x100: a logged percentage would be 100x off
+                if e.scale == 100 and not 0 <= value <= 1:
+                    raise ValueError(
+                        f'{path}: {e.column} is {value}, expected a fraction in '
+                        '[0, 1] (torchmetrics logs fractions); was it logged in %?'
+                    )
+                scores[e.name] = e.scale * value
     return scores
 
 
@@ -300,10 +356,16 @@ def discover_runs(logs: Path) -> dict[str, Path]:
         Run name -> folder, for each run that has a ``metrics.csv``.
 
     Raises:
-        FileNotFoundError: if none is found.
+        FileNotFoundError: if *logs* is not a folder, or holds no run.
 
     .. versionadded:: 0.1
     """
+    if not logs.is_dir():
+        problem = 'not a folder' if logs.exists() else 'no such folder'
+        raise FileNotFoundError(
+            f"{logs}: {problem}; expected the folder of the runs' logs "
+            '(<logs>/<run>/version_*/metrics.csv)'
+        )
     found = {run: logs / run for run in RUNS if any((logs / run).rglob('metrics.csv'))}
     if not found:
         raise FileNotFoundError(
@@ -385,7 +447,7 @@ def radar_chart(
         baseline: entry name -> baseline score.
 
     Returns:
-        The figure (save it with ``fig.savefig``).
+        The figure (save it with :func:`save_figure`).
 
     .. versionadded:: 0.1
     """
@@ -408,14 +470,65 @@ def radar_chart(
     return fig
 
 
-def _parse_runs(items: Iterable[str]) -> dict[str, Path]:
-    runs = {}
-    for item in items:
-        name, sep, path = item.partition('=')
-        if not sep or not path:
-            raise ValueError(f'expected NAME=PATH, got {item!r}')
-        runs[name] = Path(path)
-    return runs
+def check_figure_path(path: Path) -> str:
+    """Check that a figure can be saved at *path*, before any work is done.
+
+    Args:
+        path: where to save it; the extension gives the format.
+
+    Returns:
+        The format (extension, lower case).
+
+    Raises:
+        ValueError: if matplotlib cannot write the extension.
+        FileNotFoundError: if the folder is missing.
+        IsADirectoryError: if *path* is a folder.
+
+    .. versionadded:: 0.1
+    """
+    formats = FigureCanvasBase.get_supported_filetypes()
+    fmt = path.suffix[1:].lower()
+    if fmt not in formats:
+        raise ValueError(
+            f'cannot save a figure as {path}: unknown image extension {path.suffix!r}; '
+            f'use one of {", ".join("." + f for f in sorted(formats))}'
+        )
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            f'cannot save a figure as {path}: no folder {path.parent}; create it first'
+        )
+    if path.is_dir():
+        raise IsADirectoryError(
+            f'cannot save a figure as {path}: it is a folder; add a file name'
+        )
+    return fmt
+
+
+def save_figure(fig: Figure, path: Path) -> None:
+    """Save a figure via a temporary file, so that *path* is never half-written.
+
+    Args:
+        fig: the figure.
+        path: where to save it (see :func:`check_figure_path`).
+
+    .. versionadded:: 0.1
+    """
+    fmt = check_figure_path(path)
+    tmp = path.with_name(f'.{path.name}.{uuid.uuid4().hex[:8]}.part')
+    try:
+        fig.savefig(tmp, format=fmt, dpi=150, bbox_inches='tight')
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _name_path(text: str) -> tuple[str, Path]:
+    """Argparse ``type=`` of ``--run`` and ``--baseline``."""
+    name, sep, path = text.partition('=')
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f'expected NAME=PATH, got {text!r}')
+    return name, Path(path)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -436,6 +549,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         '--run',
         action='append',
         default=[],
+        type=_name_path,
         metavar='NAME=PATH',
         help=f'a finished GFM run: NAME is one of {names}; PATH its metrics.csv or log folder',
     )
@@ -446,14 +560,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         '--baseline',
         action='append',
         default=[],
+        type=_name_path,
         metavar='NAME=PATH',
         help="a finished IN-22k baseline run (default: the paper's IN-22k numbers)",
     )
-    parser.add_argument('--plot', type=Path, help='save the radar chart to this PNG')
+    parser.add_argument(
+        '--plot', type=Path, help='save the radar chart here (.png, .pdf, .svg, ...)'
+    )
 
 
-def _runs(logs: Path | None, items: Iterable[str]) -> dict[str, Path]:
-    return {**(discover_runs(logs) if logs else {}), **_parse_runs(items)}
+def _runs(logs: Path | None, items: Sequence[tuple[str, Path]]) -> dict[str, Path]:
+    """Runs found under *logs*, replaced by those given by name."""
+    names = [name for name, _ in items]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f'runs {twice} given more than once: give each run once')
+    return {**(discover_runs(logs) if logs else {}), **dict(items)}
+
+
+def _chart(
+    ours: Mapping[str, float] | None, baseline: Mapping[str, float] | None
+) -> Figure:
+    """The radar chart of the paper's models, and ours if given."""
+    in22k = paper_scores('in22k')
+    models: dict[str, Mapping[str, float]] = {
+        'IN-22k (paper)': in22k,
+        'GFM (paper)': paper_scores('gfm'),
+    }
+    if ours:
+        models['GFM (ours)'] = ours
+    return radar_chart(models, {**in22k, **(baseline or {})})
+
+
+def _report(args: argparse.Namespace) -> str:
+    """Check and read everything, save the chart; return the text to print."""
+    if args.plot:
+        check_figure_path(args.plot)  # before the work, not after it
+    runs = _runs(args.logs, args.run)
+    baseline_runs = _runs(args.baseline_logs, args.baseline)
+    ours = collect(runs) if runs else None
+    baseline = collect(baseline_runs) if baseline_runs else None
+    text = format_table(ours, baseline)
+    if args.plot:
+        save_figure(_chart(ours, baseline), args.plot)
+        text += f'\nradar chart: {args.plot}'
+    return text
 
 
 def run(args: argparse.Namespace) -> int:
@@ -463,30 +614,18 @@ def run(args: argparse.Namespace) -> int:
         args: parsed arguments.
 
     Returns:
-        The exit status.
+        The exit status: 0, or 1 with a message on stderr for a bad input.
 
     .. versionadded:: 0.1
     """
     try:
-        runs = _runs(args.logs, args.run)
-        baseline_runs = _runs(args.baseline_logs, args.baseline)
-        ours = collect(runs) if runs else None
-        baseline = collect(baseline_runs) if baseline_runs else None
-    except (ValueError, KeyError, FileNotFoundError) as err:
-        print(f'error: {err}')
-        return 2
-    print(format_table(ours, baseline))
-    if args.plot:
-        in22k = paper_scores('in22k')
-        models: dict[str, Mapping[str, float]] = {
-            'IN-22k (paper)': in22k,
-            'GFM (paper)': paper_scores('gfm'),
-        }
-        base = {**in22k, **(baseline or {})}
-        if ours:
-            models['GFM (ours)'] = ours
-        radar_chart(models, base).savefig(args.plot, dpi=150, bbox_inches='tight')
-        print(f'radar chart: {args.plot}')
+        text = _report(args)
+    except (ValueError, KeyError, OSError) as err:
+        # KeyError's str() is the repr of its message
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f'error: {message}', file=sys.stderr)
+        return 1
+    print(text)
     return 0
 
 

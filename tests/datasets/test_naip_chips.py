@@ -2,11 +2,15 @@
 # Licensed under the MIT License.
 
 import csv
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
+import rasterio
 import torch
-from torchgeo.datasets import DatasetNotFoundError
+from PIL import Image
+from rasterio.transform import from_origin
 
 from torchgeo_gfm.cli import main
 from torchgeo_gfm.datasets import GeoPile
@@ -77,14 +81,211 @@ def test_cli_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.parametrize(
-    'kwargs', [{'n': 0}, {'size': 0}, {'sampler': 'x'}, {'image_format': 'gif'}]
+    'kwargs',
+    [
+        {'n': 0},
+        {'n': 2.5},
+        {'size': 0},
+        {'size': -3},
+        {'sampler': 'x'},
+        {'seed': -1},
+        {'res': 0.0},
+        {'res': -1.0},
+        {'res': math.nan},
+        {'res': math.inf},
+        {'image_format': 'gif'},
+        {'max_nodata': 1.5},
+        {'max_nodata': math.nan},
+    ],
 )
 def test_bad_arguments(tmp_path: Path, kwargs: dict[str, object]) -> None:
     args: dict[str, object] = {'n': 1, **kwargs}
-    with pytest.raises(ValueError, match=r'must be|need'):
-        cut_naip_chips(TILES, tmp_path, **args)  # type: ignore[arg-type]
+    (name, value), *_ = kwargs.items()
+    with pytest.raises(ValueError, match=rf'^{name} must be .*, got {value!r}$'):
+        cut_naip_chips(TILES, tmp_path / 'out', **args)  # type: ignore[arg-type]
+    assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('source', ['', '.', '..', '../../x', 'a/b', '/abs', '.hidden'])
+def test_unsafe_source(tmp_path: Path, source: str) -> None:
+    with pytest.raises(ValueError, match='source must be a plain folder name'):
+        cut_naip_chips(TILES, tmp_path / 'a' / 'out', n=1, source=source)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_no_tiles(tmp_path: Path) -> None:
-    with pytest.raises(DatasetNotFoundError):
+    with pytest.raises(FileNotFoundError, match=r'no NAIP GeoTIFF \(m_\*\.tif\) found'):
         cut_naip_chips(tmp_path, tmp_path / 'out', n=1)
+    with pytest.raises(
+        FileNotFoundError, match=r'missing\.tif: no such file or folder'
+    ):
+        cut_naip_chips([TILES, tmp_path / 'missing.tif'], tmp_path / 'out', n=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _cli(out: Path, *extra: str, paths: tuple[str, ...] = (str(TILES),)) -> list[str]:
+    return ['naip-chips', *paths, '--out', str(out), '-n', '2', '--size', '16', *extra]
+
+
+def _tree(root: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in root.rglob('*') if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    ('option', 'value', 'expected'),
+    [
+        ('-n', '-5', 'a positive integer'),
+        ('-n', '0', 'a positive integer'),
+        ('-n', 'two', 'a positive integer'),
+        ('--size', '0', 'a positive integer'),
+        ('--size', '-1', 'a positive integer'),
+        ('--res', '0', 'a positive number'),
+        ('--res', '-2.5', 'a positive number'),
+        ('--res', 'nan', 'a positive number'),
+        ('--res', 'inf', 'a positive number'),
+        ('--seed', '-1', 'a non-negative integer'),
+        ('--max-nodata', '2', 'a fraction in [0, 1]'),
+        ('--max-nodata', 'nan', 'a fraction in [0, 1]'),
+    ],
+)
+def test_cli_refuses_bad_numbers(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    option: str,
+    value: str,
+    expected: str,
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*_cli(tmp_path / 'out'), option, value])
+    assert exit_info.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ''
+    assert option in err
+    assert f': expected {expected}, got {value!r}\n' in err
+    assert list(tmp_path.iterdir()) == []
+
+
+ZERO_TILE = 'm_3807511_se_18_060_20181104.tif'
+
+
+def _zero_tile(folder: Path, bands: int = 4) -> None:
+    """A real, all-empty NAIP-named GeoTIFF (UTM 18N, 1 m)."""
+    folder.mkdir()
+    profile = {
+        'driver': 'GTiff',
+        'dtype': 'uint8',
+        'count': bands,
+        'height': 32,
+        'width': 32,
+        'crs': 'EPSG:26918',
+        'transform': from_origin(300_000, 4_300_000, 1, 1),
+    }
+    with rasterio.open(folder / ZERO_TILE, 'w', **profile) as f:
+        f.write(np.zeros((bands, 32, 32), np.uint8))
+
+
+# case -> (argv after setup, text stderr must hold); {p} is tmp_path
+BAD_INPUTS: dict[str, tuple[list[str], str]] = {
+    'missing path': (
+        _cli(Path('{p}/out'), paths=(str(TILES), '{p}/missing')),
+        '{p}/missing: no such file or folder',
+    ),
+    'no tiles': (_cli(Path('{p}/out'), paths=('{p}/empty',)), 'no NAIP GeoTIFF'),
+    'one-band tile': (
+        _cli(Path('{p}/out'), paths=(str(TILES), '{p}/gray')),
+        f'{{p}}/gray/{ZERO_TILE} has 1 band(s); expected a NAIP GeoTIFF with RGB',
+    ),
+    'out is a file': (_cli(Path('{p}/file')), 'out {p}/file is a file'),
+    'traversal': (
+        _cli(Path('{p}/a/out'), '--source', '../../x'),
+        (
+            "source must be a plain folder name (no path separator, no leading '.'), "
+            "got '../../x'"
+        ),
+    ),
+    'absolute source': (_cli(Path('{p}/out'), '--source', '{p}/x'), "got '{p}/x'"),
+    'empty source': (_cli(Path('{p}/out'), '--source', ''), "got ''"),
+    'existing output': (
+        _cli(Path('{p}'), '--source', 'full'),
+        '{p}/full already exists: delete it or choose another source or out',
+    ),
+    'output is a file': (
+        _cli(Path('{p}'), '--source', 'file'),
+        '{p}/file already exists',
+    ),
+    'chip too large': (
+        [*_cli(Path('{p}/out')), '--size', '1000'],
+        'no chip of 1000 px with <= 1% empty pixels',
+    ),
+    'empty imagery': (
+        _cli(Path('{p}/out'), paths=('{p}/zero',)),
+        'the tiles are smaller than a chip or mostly empty',
+    ),
+}
+
+
+@pytest.mark.parametrize('case', BAD_INPUTS)
+def test_cli_refuses_bad_input(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv, expected = BAD_INPUTS[case]
+    (tmp_path / 'empty').mkdir()
+    (tmp_path / 'file').write_text('not a folder')
+    (tmp_path / 'full').mkdir()
+    (tmp_path / 'full' / 'naip_0000000.jpg').write_text('an earlier chip')
+    _zero_tile(tmp_path / 'zero')
+    _zero_tile(tmp_path / 'gray', bands=1)
+    before = _tree(tmp_path)
+    assert main([a.format(p=tmp_path) for a in argv]) == 1
+    out, err = capsys.readouterr()
+    assert out == ''
+    assert err.startswith('error: ')
+    assert expected.format(p=tmp_path) in err
+    assert err.count('\n') == 1  # one paragraph, no traceback
+    assert _tree(tmp_path) == before  # nothing written, nothing changed
+    assert {p.name for p in tmp_path.iterdir()} == {
+        'empty',
+        'file',
+        'full',
+        'gray',
+        'zero',
+    }
+
+
+@pytest.mark.parametrize('error', [KeyboardInterrupt, OSError])
+def test_interrupted_run_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: type[BaseException]
+) -> None:
+    save = Image.Image.save
+    calls = []
+
+    def save_then_fail(
+        self: Image.Image, fp: Path, *args: object, **kw: object
+    ) -> None:
+        calls.append(fp)
+        if len(calls) == 3:
+            Path(fp).write_bytes(b'half a chip')
+            raise error('disk full')
+        save(self, fp, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Image.Image, 'save', save_then_fail)
+    (tmp_path / 'naip').mkdir()  # an empty folder is filled, not refused
+    with pytest.raises(error, match='disk full'):
+        cut_naip_chips(TILES, tmp_path, n=5, size=16)
+    assert len(calls) == 3
+    assert list(tmp_path.rglob('*')) == [tmp_path / 'naip']
+
+
+def test_rerun_is_refused_and_reproducible(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(_cli(tmp_path / 'a')) == 0
+    first = _tree(tmp_path / 'a')
+    assert main(_cli(tmp_path / 'a', '-n', '1')) == 1
+    assert 'already exists' in capsys.readouterr().err
+    assert _tree(tmp_path / 'a') == first
+    assert main(_cli(tmp_path / 'b')) == 0
+    second = {
+        p.relative_to(tmp_path / 'b'): v for p, v in _tree(tmp_path / 'b').items()
+    }
+    assert second == {p.relative_to(tmp_path / 'a'): v for p, v in first.items()}

@@ -18,26 +18,151 @@ TorchGeo's samplers:
 Chips where more than ``--max-nodata`` of the pixels are empty (all bands 0, e.g. outside
 the imagery) are skipped. Output: ``OUT/<source>/chips_<k>/naip_<i>.<ext>`` (10,000 chips a
 folder) plus ``OUT/<source>/chips.csv`` recording each chip's bounds and CRS. The same
-tiles, arguments and seed give the same chips.
+tiles, arguments and seed give the same chips. The chips are written into a hidden folder
+next to ``OUT/<source>`` and renamed into place when complete, so an interrupted run leaves
+no partial source; an existing, non-empty ``OUT/<source>`` is never overwritten.
 
 .. versionadded:: 0.1
 """
 
 import argparse
+import contextlib
 import csv
 import itertools
+import math
 import os
+import shutil
 import sys
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import rasterio
 import torch
 from PIL import Image
-from torchgeo.datasets import NAIP
+from torchgeo.datasets import NAIP, DatasetNotFoundError
 from torchgeo.samplers import GriddedPatchSampler, RandomPatchSampler
 
 CHIPS_PER_FOLDER = 10_000
+#: image format (file extension) -> PIL format name
+FORMATS = {'jpg': 'JPEG', 'png': 'PNG'}
+
+Chip = tuple[np.ndarray, slice, slice]
+
+
+def _is_positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0
+
+
+def _is_fraction(value: float) -> bool:
+    return 0 <= value <= 1  # False for NaN
+
+
+def _arg_type[T: (int, float)](
+    convert: Callable[[str], T], ok: Callable[[T], bool], expected: str
+) -> Callable[[str], T]:
+    """An argparse ``type=`` converting text, refusing values that fail ``ok``."""
+
+    def parse(text: str) -> T:
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f'expected {expected}, got {text!r}')
+        return value
+
+    return parse
+
+
+positive_int = _arg_type(int, _is_positive, 'a positive integer')
+non_negative_int = _arg_type(int, lambda v: v >= 0, 'a non-negative integer')
+positive_float = _arg_type(float, _is_positive, 'a positive number')
+fraction = _arg_type(float, _is_fraction, 'a fraction in [0, 1]')
+
+
+def _require(ok: bool, name: str, value: object, expected: str) -> None:
+    if not ok:
+        raise ValueError(f'{name} must be {expected}, got {value!r}')
+
+
+def _check_arguments(
+    n: int,
+    size: int,
+    sampler: str,
+    seed: int,
+    res: float | None,
+    image_format: str,
+    max_nodata: float,
+) -> None:
+    """Refuse invalid arguments of :func:`cut_naip_chips` before any work."""
+    _require(isinstance(n, int) and n >= 1, 'n', n, 'a positive integer')
+    _require(isinstance(size, int) and size >= 1, 'size', size, 'a positive integer')
+    _require(sampler in ('random', 'grid'), 'sampler', sampler, "'random' or 'grid'")
+    # numpy's generators refuse negative seeds
+    _require(
+        isinstance(seed, int) and seed >= 0, 'seed', seed, 'a non-negative integer'
+    )
+    _require(res is None or _is_positive(res), 'res', res, 'a positive number or None')
+    _require(image_format in FORMATS, 'image_format', image_format, "'jpg' or 'png'")
+    _require(_is_fraction(max_nodata), 'max_nodata', max_nodata, 'in [0, 1]')
+
+
+def _check_source(source: str) -> None:
+    """Refuse a source that is not one plain folder name: it could write outside out."""
+    if (
+        not isinstance(source, str)
+        or not source
+        or source.startswith('.')  # '.', '..', and hidden folders, which GeoPile skips
+        or any(c in source for c in ('/', '\\', '\0', os.sep))
+        or os.path.isabs(source)
+    ):
+        raise ValueError(
+            f'source must be a plain folder name (no path separator, no leading '
+            f"'.'), got {source!r}: pass a name such as 'naip'"
+        )
+
+
+def _open_naip(paths: Sequence[str | os.PathLike[str]], res: float | None) -> NAIP:
+    """TorchGeo's NAIP over ``paths``, with errors that name them."""
+    for path in paths:
+        if not os.path.exists(path):
+            raise FileNotFoundError(
+                f'{os.fspath(path)}: no such file or folder; expected NAIP GeoTIFFs '
+                '(m_*.tif) or folders holding them'
+            )
+    try:
+        dataset = NAIP(paths=paths, res=res, bands=NAIP.rgb_bands)
+    except DatasetNotFoundError:
+        raise FileNotFoundError(
+            f'no NAIP GeoTIFF (m_*.tif) found in {[os.fspath(p) for p in paths]}: '
+            'pass NAIP tiles or folders holding them'
+        ) from None
+    for file in dataset.index['filepath']:
+        # else reading a chip over it fails halfway through with an IndexError
+        with rasterio.open(file) as f:
+            if f.count < len(NAIP.rgb_bands):
+                raise ValueError(
+                    f'{file} has {f.count} band(s); expected a NAIP GeoTIFF with '
+                    'RGB (+ NIR) bands: remove it from the paths'
+                )
+    return dataset
+
+
+def _output_folder(out: Path, source: str) -> Path:
+    """``out/source``, refused if it would overwrite anything."""
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(
+            f'out {out} is a file; expected the GeoPile root folder (created if missing)'
+        )
+    root = out / source
+    if root.exists() and not (root.is_dir() and not any(root.iterdir())):
+        raise FileExistsError(
+            f'{root} already exists: delete it or choose another source or out '
+            "(chips are never mixed with an earlier run's)"
+        )
+    return root
 
 
 def _locations(
@@ -60,6 +185,35 @@ def _to_uint8(image: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(array.numpy())
 
 
+def _chips(
+    dataset: NAIP, locations: Iterable[tuple[slice, slice]], max_nodata: float
+) -> Iterator[Chip]:
+    """The chips at ``locations`` with at most ``max_nodata`` empty pixels."""
+    for x, y in locations:
+        image = _to_uint8(dataset[x, y]['image'])
+        if (image.max(axis=-1) == 0).mean() <= max_nodata:
+            yield image, x, y
+
+
+def _write_chips(
+    folder: Path, chips: Iterable[Chip], image_format: str, crs: str
+) -> int:
+    """Write chips and their ``chips.csv`` into ``folder``; return their number."""
+    written = 0
+    with open(folder / 'chips.csv', 'w', newline='') as f:
+        manifest = csv.writer(f)
+        manifest.writerow(['file', 'xmin', 'xmax', 'ymin', 'ymax', 'crs'])
+        for i, (image, x, y) in enumerate(chips):
+            name = f'chips_{i // CHIPS_PER_FOLDER:03d}/naip_{i:07d}.{image_format}'
+            (folder / name).parent.mkdir(exist_ok=True)
+            Image.fromarray(image).save(
+                folder / name, format=FORMATS[image_format], quality=95
+            )
+            manifest.writerow([name, x.start, x.stop, y.start, y.stop, crs])
+            written = i + 1
+    return written
+
+
 def cut_naip_chips(
     paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str],
@@ -74,57 +228,63 @@ def cut_naip_chips(
 ) -> int:
     """Cut ``n`` RGB chips from NAIP GeoTIFFs into ``out/<source>/chips_<k>/``.
 
+    The chips are written into a hidden folder in ``out`` and renamed to ``out/<source>``
+    when complete: an error or an interruption leaves nothing behind.
+
     Args:
         paths: NAIP GeoTIFF files or folders (searched for ``m_*.tif``).
-        out: GeoPile root to write into.
+        out: GeoPile root to write into (created if missing).
         n: number of chips.
         size: chip side in pixels (at ``res``).
         sampler: 'random' or 'grid' (see the module docstring).
-        seed: random seed of the chip locations.
+        seed: random seed of the chip locations (>= 0).
         res: output resolution in CRS units (metres for NAIP's UTM); None keeps the
             native resolution (0.6 m for recent NAIP; GeoPile's is about 1 m).
         image_format: 'jpg' (quality 95) or 'png'.
         max_nodata: largest allowed fraction of empty (all-zero) pixels in a chip.
-        source: source folder name under ``out``.
+        source: source folder name under ``out``: one plain folder name.
 
     Returns:
         The number of chips written (less than ``n`` if the imagery ran out).
 
     Raises:
-        ValueError: if an argument is invalid.
-        DatasetNotFoundError: if no NAIP file is found in ``paths``.
+        ValueError: if an argument is invalid, a tile has fewer than 3 bands, or no
+            chip fits in the imagery.
+        FileNotFoundError: if a path is missing or holds no NAIP file.
+        NotADirectoryError: if ``out`` is a file.
+        FileExistsError: if ``out/<source>`` exists and is not an empty folder.
 
     .. versionadded:: 0.1
     """
-    if n < 1 or size < 1 or sampler not in ('random', 'grid'):
-        raise ValueError('need n >= 1, size >= 1 and sampler in {random, grid}')
-    if image_format not in ('jpg', 'png'):
-        raise ValueError(f"image_format must be 'jpg' or 'png', got {image_format!r}")
+    _check_arguments(n, size, sampler, seed, res, image_format, max_nodata)
+    _check_source(source)
     paths = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
-    dataset = NAIP(paths=paths, res=res, bands=NAIP.rgb_bands)
-    root = Path(out, source)
-    root.mkdir(parents=True, exist_ok=True)
-    written, crs = 0, dataset.crs.to_string()
-    with open(root / 'chips.csv', 'w', newline='') as f:
-        manifest = csv.writer(f)
-        manifest.writerow(['file', 'xmin', 'xmax', 'ymin', 'ymax', 'crs'])
-        for x, y in itertools.islice(
+    dataset = _open_naip(paths, res)
+    root = _output_folder(Path(out), source)
+    staging = root.with_name(f'.{source}.{uuid.uuid4().hex[:8]}.partial')
+    created = [p for p in staging.parents if not p.exists()]  # deepest first
+    staging.mkdir(parents=True)
+    try:
+        locations = itertools.islice(
             _locations(dataset, size, sampler, seed, n), 50 * n
-        ):
-            image = _to_uint8(dataset[x, y]['image'])
-            if (image.max(axis=-1) == 0).mean() > max_nodata:
-                continue
-            name = Path(
-                f'chips_{written // CHIPS_PER_FOLDER:03d}', f'naip_{written:07d}'
+        )
+        chips = itertools.islice(_chips(dataset, locations, max_nodata), n)
+        written = _write_chips(staging, chips, image_format, dataset.crs.to_string())
+        if not written:
+            raise ValueError(
+                f'no chip of {size} px with <= {max_nodata:.0%} empty pixels in '
+                f'{[os.fspath(p) for p in paths]}: the tiles are smaller than a chip '
+                'or mostly empty; lower size or res, or raise max_nodata'
             )
-            file = root / name.with_suffix(f'.{image_format}')
-            file.parent.mkdir(exist_ok=True)
-            Image.fromarray(image).save(file, quality=95)
-            row = [file.relative_to(root).as_posix(), x.start, x.stop, y.start, y.stop]
-            manifest.writerow([*row, crs])
-            written += 1
-            if written == n:
-                break
+        if root.is_dir():
+            root.rmdir()  # empty (checked above); rename cannot replace a folder
+        staging.rename(root)
+    except BaseException:  # interrupted too: leave nothing behind
+        shutil.rmtree(staging, ignore_errors=True)
+        for folder in created:
+            with contextlib.suppress(OSError):  # not empty: no longer only ours
+                folder.rmdir()
+        raise
     return written
 
 
@@ -138,20 +298,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """
     parser.add_argument('paths', nargs='+', help='NAIP GeoTIFF files or folders')
     parser.add_argument('--out', required=True, help='GeoPile root to write into')
-    parser.add_argument('-n', '--num-chips', type=int, required=True, help='chips')
-    parser.add_argument('--size', type=int, default=256, help='chip side in pixels')
+    parser.add_argument(
+        '-n', '--num-chips', type=positive_int, required=True, help='chips'
+    )
+    parser.add_argument(
+        '--size', type=positive_int, default=256, help='chip side in pixels'
+    )
     parser.add_argument(
         '--sampler', choices=('random', 'grid'), default='random', help='see --help'
     )
-    parser.add_argument('--seed', type=int, default=0, help='random seed')
+    parser.add_argument('--seed', type=non_negative_int, default=0, help='random seed')
     parser.add_argument(
-        '--res', type=float, default=None, help='resolution in metres (native if unset)'
+        '--res',
+        type=positive_float,
+        default=None,
+        help='resolution in metres (native if unset)',
     )
-    parser.add_argument('--format', choices=('jpg', 'png'), default='jpg')
+    parser.add_argument('--format', choices=tuple(FORMATS), default='jpg')
     parser.add_argument(
-        '--max-nodata', type=float, default=0.01, help='max fraction of empty pixels'
+        '--max-nodata', type=fraction, default=0.01, help='max fraction of empty pixels'
     )
-    parser.add_argument('--source', default='naip', help='source folder name')
+    parser.add_argument(
+        '--source', default='naip', help='source folder name (a plain name)'
+    )
     parser.epilog = __doc__.split('\n\n')[1] if __doc__ else None
 
 
@@ -162,22 +331,26 @@ def run(args: argparse.Namespace) -> int:
         args: parsed arguments.
 
     Returns:
-        0 if all chips were written, 1 if the imagery ran out first.
+        0 if all chips were written, 1 if the imagery ran out first or on an error.
 
     .. versionadded:: 0.1
     """
-    written = cut_naip_chips(
-        args.paths,
-        args.out,
-        args.num_chips,
-        size=args.size,
-        sampler=args.sampler,
-        seed=args.seed,
-        res=args.res,
-        image_format=args.format,
-        max_nodata=args.max_nodata,
-        source=args.source,
-    )
+    try:
+        written = cut_naip_chips(
+            args.paths,
+            args.out,
+            args.num_chips,
+            size=args.size,
+            sampler=args.sampler,
+            seed=args.seed,
+            res=args.res,
+            image_format=args.format,
+            max_nodata=args.max_nodata,
+            source=args.source,
+        )
+    except (ValueError, OSError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
     where = os.path.join(args.out, args.source)
     print(f'wrote {written} NAIP chips of {args.size} px to {where}')
     if written < args.num_chips:
