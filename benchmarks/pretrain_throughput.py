@@ -51,7 +51,6 @@ from torch import Tensor
 
 import torchgeo_gfm  # noqa: F401  (registers gfm_swin_base)
 from torchgeo_gfm.tasks import GFM
-from torchgeo_gfm.tasks.gfm_utils import run_blocks, set_fused_attention
 
 ARCHS: dict[str, dict[str, Any]] = {
     # Swin-B student and teacher as in the paper
@@ -72,24 +71,22 @@ def build(arch: str, device: str, fused: bool, seed: int = 0) -> GFM:
         teacher_weights=None,  # random: speed does not depend on the values
         teacher_kwargs=kwargs,
     ).to(device)
-    set_fused_attention(task, fused)
+    for module in task.modules():  # timm's switch between SDPA and explicit softmax
+        if hasattr(module, 'fused_attn'):
+            module.fused_attn = fused
     return task.train()
 
 
 def authors_like_loss(task: GFM, images: Tensor, mask: Tensor) -> Tensor:
     """The loss as the authors' code computes it (teacher forward with grad mode on)."""
-    feature, last = task.forward_student(images, mask)
+    model = task.model
+    feature, rec = model.forward_student(images, mask)
     small = F.interpolate(images, (224, 224), mode='bilinear', align_corners=True)
-    # grad mode on, as in their code; run_blocks: no padding copy, as Microsoft's Swin
-    x = task.teacher.patch_embed(small)
-    for layer in task.teacher.layers:
-        x = run_blocks(layer, layer.downsample(x))
-    target = x.mean(dim=(1, 2))
-    rec = task.decoder(last)
+    target = model.teacher.forward_features(small).mean(dim=(1, 2))  # grad mode on
     pixels = mask.repeat_interleave(4, 1).repeat_interleave(4, 2).unsqueeze(1)
     loss = (F.l1_loss(images, rec, reduction='none') * pixels).sum()
     loss = loss / (pixels.sum() + 1e-5) / images.shape[1]
-    cos = F.cosine_similarity(task.projector(feature), target.detach(), dim=1)
+    cos = F.cosine_similarity(model.projector(feature), target.detach(), dim=1)
     return loss - cos.mean()
 
 
@@ -182,7 +179,7 @@ def variants(args: argparse.Namespace) -> list[Variant]:
             autocast(None),
         ),
     ]
-    out[2].task.teacher.requires_grad_(True)
+    out[2].task.model.teacher.requires_grad_(True)
     dtypes = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
     for precision in args.precision:
         if precision != 'fp32':

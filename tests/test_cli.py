@@ -2,9 +2,13 @@
 # Licensed under the MIT License.
 
 import hashlib
+import os
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+import safetensors.torch
 import torch
 
 from tests.data.gfm.data import TINY, write_upstream_checkpoint
@@ -58,3 +62,123 @@ def test_convert_refuses_other_files(
     assert not out.exists()
     assert main(['convert', str(tmp_path / 'missing.pth'), str(out)]) == 1
     assert 'missing.pth' in capsys.readouterr().err
+
+
+@pytest.fixture(scope='module')
+def inputs(gfm_file: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Valid input of each command: the authors' file, a GFM training checkpoint.
+
+    The checkpoint has the older layout ('student.*'; now 'model.student.*'): both export.
+    """
+    student = student_state_dict(load_upstream_checkpoint(gfm_file))
+    ckpt = tmp_path_factory.mktemp('cli-export') / 'last.ckpt'
+    state = {f'student.{k}': v for k, v in student.items()}
+    hparams = {'model': 'gfm_swin_base', 'in_channels': 3}
+    torch.save({'state_dict': state, 'hyper_parameters': hparams}, ckpt)
+    return {'convert': gfm_file, 'export': ckpt}
+
+
+COMMANDS = ('convert', 'export')
+
+
+def _fails(argv: list[str], capsys: pytest.CaptureFixture[str], match: str) -> None:
+    capsys.readouterr()
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith('error: ')
+    assert match in err
+    assert 'Traceback' not in err
+
+
+@pytest.mark.parametrize('command', COMMANDS)
+def test_output_path_refused(
+    command: str,
+    inputs: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    src = str(inputs[command])
+    _fails([command, src, ''], capsys, 'output path is empty')
+    _fails([command, src, str(tmp_path)], capsys, f'{tmp_path} is a directory')
+    (tmp_path / 'file').write_text('')
+    _fails(
+        [command, src, str(tmp_path / 'file' / 'o.safetensors')],
+        capsys,
+        'cannot create its folder',
+    )
+    assert os.listdir(tmp_path) == ['file']
+
+
+@pytest.mark.parametrize('command', COMMANDS)
+def test_never_overwrites_its_input(
+    command: str,
+    inputs: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    src = tmp_path / 'sub' / inputs[command].name
+    src.parent.mkdir()
+    shutil.copy(inputs[command], src)
+    before = _sha(src)
+    (tmp_path / 'link').symlink_to(src)
+    os.link(src, tmp_path / 'hard')
+    spellings = [src, tmp_path / 'sub' / '..' / 'sub' / src.name]
+    for out in [*spellings, tmp_path / 'link', tmp_path / 'hard']:
+        _fails([command, str(src), str(out), '--force'], capsys, 'is the input file')
+    assert _sha(src) == before
+
+
+@pytest.mark.parametrize('command', COMMANDS)
+def test_existing_output_needs_force(
+    command: str,
+    inputs: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / 'new' / 'folder' / 'b.safetensors'  # missing folders are created
+    src = str(inputs[command])
+    assert main([command, src, str(out)]) == 0
+    first = load_backbone(out)
+    out.unlink()  # not truncated in place: safetensors maps the file into `first`
+    out.write_bytes(b'keep me')
+    _fails([command, src, str(out)], capsys, 'exists (use --force to overwrite)')
+    assert out.read_bytes() == b'keep me'
+    assert main([command, src, str(out), '-f']) == 0
+    again = load_backbone(out)
+    assert all(torch.equal(again[k], v) for k, v in first.items())
+    assert os.listdir(out.parent) == ['b.safetensors']
+
+
+@pytest.mark.parametrize('command', COMMANDS)
+def test_interrupted_write_leaves_no_file(
+    command: str,
+    inputs: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def disk_full(tensors: Any, path: str, metadata: Any = None) -> None:
+        Path(path).write_bytes(b'half a file')
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(safetensors.torch, 'save_file', disk_full)
+    out = tmp_path / 'b.safetensors'
+    out.write_bytes(b'previous export')
+    _fails(
+        [command, str(inputs[command]), str(out), '--force'],
+        capsys,
+        'No space left on device',
+    )
+    assert out.read_bytes() == b'previous export'
+    assert os.listdir(tmp_path) == ['b.safetensors']
+
+
+@pytest.mark.parametrize('command', COMMANDS)
+def test_help_says_how_output_is_written(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([command, '--help'])
+    text = ' '.join(capsys.readouterr().out.split())
+    assert 'missing folders are created' in text
+    assert '--force' in text

@@ -160,3 +160,143 @@ def test_no_teacher(tmp_path: Path, tiny_arch: dict[str, Any]) -> None:
     model = write_upstream_checkpoint(path, teacher=False, **tiny_arch)
     assert not any(k.startswith('teacher.') for k in model)
     assert ck.teacher_state_dict(ck.load_upstream_checkpoint(path)) == {}
+
+
+TEACHER = 'ImageNet-22k Swin-B teacher weights'
+
+
+def _write(tmp_path: Path, name: str, obj: Any) -> Path:
+    path = tmp_path / name
+    if name.endswith('.safetensors'):
+        safetensors.torch.save_file(obj, path)
+    else:
+        torch.save(obj, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ('name', 'wrap'),
+    [
+        ('w.safetensors', lambda sd: sd),
+        ('w.pth', lambda sd: sd),
+        ('w.ckpt', lambda sd: {'state_dict': sd, 'epoch': 3}),
+        ('w.pth', lambda sd: {'model': sd, 'optimizer': {}}),
+    ],
+)
+def test_read_state_dict(name: str, wrap: Any, tmp_path: Path) -> None:
+    sd = {
+        'a.weight': torch.randn(2, 3),
+        'b.relative_position_index': torch.arange(4),  # integer buffers are fine
+    }
+    out = ck.read_state_dict(_write(tmp_path, name, wrap(sd)), TEACHER)
+    assert out.keys() == sd.keys()
+    assert all(torch.equal(out[k], v) for k, v in sd.items())
+
+
+def test_read_state_dict_upstream_and_legacy(tiny_gfm: Path, tmp_path: Path) -> None:
+    out = ck.read_state_dict(tiny_gfm, TEACHER)  # the authors' file: its 'model'
+    assert any(k.startswith('teacher.') for k in out)
+    legacy = tmp_path / 'legacy.pth'
+    torch.save({'x': torch.ones(2)}, legacy, _use_new_zipfile_serialization=False)
+    assert ck.sniff_format(legacy) == 'torch-pickle'
+    assert torch.equal(ck.read_state_dict(legacy, TEACHER)['x'], torch.ones(2))
+
+
+@pytest.mark.parametrize(
+    ('content', 'match'),
+    [
+        (b'', 'empty'),
+        (b'\x00' * 100, '100 bytes of neither format'),
+        ({'x': [1, 2]}, 'not tensors'),
+        ({'x': torch.ones(2, dtype=torch.int32)}, 'not floating point'),
+        ({'x': torch.tensor([1.0, float('nan')])}, 'NaN or Inf'),
+        ({'x': torch.tensor([float('-inf')])}, 'NaN or Inf'),
+        ({}, 'no tensors'),
+        ([torch.ones(1)], 'holds a list'),
+    ],
+)
+def test_read_state_dict_refuses(content: Any, match: str, tmp_path: Path) -> None:
+    path = tmp_path / 'teacher.pth'
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        torch.save(content, path)
+    with pytest.raises(ck.GFMCheckpointError, match=match) as info:
+        ck.read_state_dict(path, TEACHER)
+    assert str(path) in str(info.value)
+    assert TEACHER in str(info.value)
+
+
+def test_read_state_dict_missing_and_directory(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=f'nope.pth.*{TEACHER}'):
+        ck.read_state_dict(tmp_path / 'nope.pth', TEACHER)
+    with pytest.raises(ck.GFMCheckpointError, match='is a directory'):
+        ck.read_state_dict(tmp_path, TEACHER)
+
+
+def test_read_state_dict_malicious(tmp_path: Path) -> None:
+    marker = tmp_path / 'pwned'
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {'x': _Exploit(marker)}}, path)
+    with pytest.raises(ck.GFMCheckpointError, match='refused to unpickle'):
+        ck.read_state_dict(path, TEACHER)
+    assert not marker.exists()
+
+
+def _safetensors_with_header_length(path: Path, low_bytes: int, modulo: int) -> int:
+    """Write a backbone file whose header length is ``low_bytes`` modulo *modulo*."""
+    tensors = {'w': torch.ones(2)}
+    ck.save_backbone(tensors, path, metadata={'pad': ''})
+    n = int.from_bytes(path.read_bytes()[:8], 'little')
+    # the header is padded to 8 bytes, so growing the metadata by d (multiple of 8) adds d
+    ck.save_backbone(tensors, path, metadata={'pad': 'x' * ((low_bytes - n) % modulo)})
+    return int.from_bytes(path.read_bytes()[:8], 'little')
+
+
+@pytest.mark.parametrize(
+    ('low_bytes', 'modulo', 'looks_like'),
+    [
+        (0x80, 0x100, 'pickle'),  # first byte 0x80
+        (0x0280, 0x10000, 'pickle protocol 2'),  # b'\x80\x02': a legacy torch file
+        (0x0580, 0x10000, 'pickle protocol 5'),
+        (0x50, 0x100, 'zip'),  # first byte 'P'
+        (0x4B50, 0x10000, 'zip'),  # b'PK'
+    ],
+)
+def test_sniff_safetensors_whatever_the_header_length(
+    low_bytes: int, modulo: int, looks_like: str, tmp_path: Path
+) -> None:
+    path = tmp_path / 'b.safetensors'
+    n = _safetensors_with_header_length(path, low_bytes, modulo)
+    assert n % modulo == low_bytes, looks_like
+    assert ck.sniff_format(path) == 'safetensors'
+    assert torch.equal(ck.load_student_weights(path)['w'], torch.ones(2))
+
+
+def test_sniff_safetensors_with_zip_magic(tmp_path: Path) -> None:
+    # header length 0x04034B50 (64 MiB): the file starts with b'PK\x03\x04'
+    path = tmp_path / 'b.safetensors'
+    _safetensors_with_header_length(path, 0x04034B50, 1 << 32)
+    assert path.read_bytes()[:4] == b'PK\x03\x04'
+    assert ck.sniff_format(path) == 'safetensors'
+
+
+@pytest.mark.parametrize(
+    ('head', 'fmt'),
+    [
+        (b'PK\x03\x04rest', 'torch-zip'),
+        (b'\x80\x02\x8a\x0a', 'torch-pickle'),
+        (b'\x80\x05', 'torch-pickle'),
+        (b'\x80\x06', None),
+        (b'\x80', None),
+        (b'', None),
+        (b'{"a": 1}', None),
+        ((2).to_bytes(8, 'little') + b'{}', 'safetensors'),
+        ((3).to_bytes(8, 'little') + b'{}', None),  # length past the end
+        ((2).to_bytes(8, 'little') + b'{]', None),  # not JSON
+    ],
+)
+def test_sniff_format(head: bytes, fmt: str | None, tmp_path: Path) -> None:
+    path = tmp_path / 'f'
+    path.write_bytes(head)
+    assert ck.sniff_format(path) == fmt

@@ -9,7 +9,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import Logger
 from matplotlib.figure import Figure
 
-from torchgeo_gfm.datamodules import DSIFNDataModule, OSCDDataModule
+from torchgeo_gfm.datamodules import DSIFNDataModule, OSCDTiledDataModule
 from torchgeo_gfm.tasks import ChangeDetection
 
 DATA = Path(__file__).parents[1] / 'data'
@@ -70,7 +70,7 @@ def test_validation_figures_on_kornia_0_8(tmp_path: Path) -> None:
 
 def test_fast_dev_run_oscd(tmp_path: Path) -> None:
     # fast_dev_run's dummy logger "draws" figures: TorchGeo's task crashes there
-    dm = OSCDDataModule(
+    dm = OSCDTiledDataModule(
         root=DATA / 'oscd', bands=['B04', 'B03', 'B02'], batch_size=2, patch_size=32
     )
     trainer = Trainer(

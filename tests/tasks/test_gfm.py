@@ -18,9 +18,9 @@ from torch.utils.data import DataLoader, Dataset
 import torchgeo_gfm  # noqa: F401  (registers gfm_swin_base)
 from torchgeo_gfm.cli import main as cli_main
 from torchgeo_gfm.models.checkpoint import GFMCheckpointError, load_backbone
+from torchgeo_gfm.models.pretraining import simmim_mask
 from torchgeo_gfm.tasks import GFM
 from torchgeo_gfm.tasks.export import export_checkpoint
-from torchgeo_gfm.tasks.gfm_utils import simmim_mask, truncate_swin
 
 # tiny Swins: 4 stages, so the paper's stage-3 distillation and stride 32 are kept
 STUDENT = {
@@ -91,8 +91,8 @@ def trainer(tmp_path: Path, **kwargs: Any) -> Trainer:
 
 def reference_loss(task: GFM, images: Tensor, mask: Tensor) -> dict[str, Tensor]:
     """The paper's loss through timm's own forward code, not the task's stage loop."""
-    student = copy.deepcopy(task.student)
-    token = task.mask_token.view(1, 1, 1, -1)
+    student = copy.deepcopy(task.model.student)
+    token = task.model.mask_token.view(1, 1, 1, -1)
 
     def put_mask_token(module: Any, inputs: Any, out: Tensor) -> Tensor:
         w = mask.unsqueeze(-1)
@@ -108,20 +108,20 @@ def reference_loss(task: GFM, images: Tensor, mask: Tensor) -> dict[str, Tensor]
     teacher = timm.create_model(
         'swin_tiny_patch4_window7_224', num_classes=0, img_size=32, **TEACHER
     ).eval()
-    teacher.load_state_dict(task.teacher.state_dict(), strict=False)
+    teacher.load_state_dict(task.model.teacher.state_dict(), strict=False)
     small = F.interpolate(images, (32, 32), mode='bilinear', align_corners=True)
     t2 = teacher.forward_intermediates(small, indices=[2], intermediates_only=True)[0]
     f_t = teacher.layers[3].downsample(t2.permute(0, 2, 3, 1)).mean((1, 2))
     # L1 over masked pixels, per channel
-    rec = task.decoder(last)
+    rec = task.model.decoder(last)
     hidden = mask.bool().repeat_interleave(4, 1).repeat_interleave(4, 2)
     hidden = hidden.unsqueeze(1).expand_as(images)
     loss_mim = (images - rec).abs()[hidden].mean()
-    cos = F.cosine_similarity(task.projector(f_s), f_t, dim=1)
+    cos = F.cosine_similarity(task.model.projector(f_s), f_t, dim=1)
     return {'loss_mim': loss_mim, 'loss_distill': -cos.mean()}
 
 
-# 32: masked cells only are decoded; 16: the whole image is (blocks smaller than cells)
+# mask blocks as large as the decoder cells (32) and smaller (16)
 @pytest.mark.parametrize('mask_patch_size', [32, 16])
 def test_compute_loss_matches_reference(mask_patch_size: int) -> None:
     torch.manual_seed(0)
@@ -134,15 +134,15 @@ def test_compute_loss_matches_reference(mask_patch_size: int) -> None:
         torch.testing.assert_close(out[key], ref[key], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(out['loss'], out['loss_mim'] + out['loss_distill'])
     out['loss'].backward()
-    assert task.mask_token.grad is not None
-    assert task.projector.weight.grad is not None
-    assert all(p.grad is None for p in task.teacher.parameters())
+    assert task.model.mask_token.grad is not None
+    assert task.model.projector.weight.grad is not None
+    assert all(p.grad is None for p in task.model.teacher.parameters())
 
 
 def test_alpha_and_last_stage() -> None:
     torch.manual_seed(0)
     task = make_task(alpha=0.5, distill_stage=4)
-    assert task.projector.in_features == task.student.num_features
+    assert task.model.projector.in_features == task.model.student.num_features
     images = torch.randn(2, 3, SIZE, SIZE)
     out = task.compute_loss(images, task.draw_mask(images))
     torch.testing.assert_close(out['loss'], out['loss_mim'] + 0.5 * out['loss_distill'])
@@ -150,22 +150,22 @@ def test_alpha_and_last_stage() -> None:
 
 def test_teacher_is_cut_after_distilled_stage() -> None:
     task = make_task()
-    assert len(task.teacher.layers) == 4
-    assert len(task.teacher.layers[3].blocks) == 0
-    assert isinstance(task.teacher.norm, torch.nn.Identity)
-    assert task.projector.in_features == 8 * 8
-    assert task.projector.out_features == 12 * 8
-    assert not task.teacher.training
-    assert not any(p.requires_grad for p in task.teacher.parameters())
+    assert len(task.model.teacher.layers) == 4
+    assert len(task.model.teacher.layers[3].blocks) == 0
+    assert isinstance(task.model.teacher.norm, torch.nn.Identity)
+    assert task.model.projector.in_features == 8 * 8
+    assert task.model.projector.out_features == 12 * 8
+    assert not task.model.teacher.training
+    assert not any(p.requires_grad for p in task.model.teacher.parameters())
     task.train()
-    assert task.student.training
-    assert not task.teacher.training
+    assert task.model.student.training
+    assert not task.model.teacher.training
 
 
-def test_truncate_last_stage_keeps_all_blocks() -> None:
-    model = timm.create_model('swin_tiny_patch4_window7_224', num_classes=0, **TEACHER)
-    truncate_swin(model, 4)
-    assert len(model.layers[3].blocks) == 1
+def test_last_stage_teacher_keeps_all_blocks() -> None:
+    task = make_task(distill_stage=4)
+    assert len(task.model.teacher.layers[3].blocks) == 1
+    assert isinstance(task.model.teacher.norm, torch.nn.Identity)
 
 
 def test_simmim_mask() -> None:
@@ -188,13 +188,13 @@ def test_simmim_mask() -> None:
         ({'mask_ratio': 1.0}, 'mask_ratio'),
         (
             {'teacher': 'resnet18', 'teacher_kwargs': None, 'teacher_size': None},
-            'not a Swin-like',
+            'not a timm Swin',
         ),
         ({'weights': 'missing.safetensors'}, 'does not exist'),
     ],
 )
 def test_bad_arguments(kwargs: dict[str, Any], match: str) -> None:
-    with pytest.raises((ValueError, FileNotFoundError), match=match):
+    with pytest.raises((TypeError, ValueError, FileNotFoundError), match=match):
         make_task(**kwargs)
 
 
@@ -230,17 +230,17 @@ def test_optimizer_groups_and_lr_scaling(tmp_path: Path) -> None:
     t = trainer(tmp_path, max_epochs=3, max_steps=-1, accumulate_grad_batches=2)
     t.fit(task, dm)
     optimizer = t.optimizers[0]
-    decay, no_decay = optimizer.param_groups
+    no_decay, decay = optimizer.param_groups
     names = {id(p): n for n, p in task.named_parameters()}
     no_decay_names = {names[id(p)] for p in no_decay['params']}
-    assert 'mask_token' in no_decay_names
+    assert 'model.mask_token' in no_decay_names
     assert any('relative_position_bias_table' in n for n in no_decay_names)
     assert all(names[id(p)].endswith('weight') for p in decay['params'])
-    assert 'projector.weight' in {names[id(p)] for p in decay['params']}
+    assert 'model.projector.weight' in {names[id(p)] for p in decay['params']}
     assert no_decay['weight_decay'] == 0
     assert decay['weight_decay'] == 0.05
     assert not any(
-        n.startswith('teacher.') for n in names.values() if n in no_decay_names
+        n.startswith('model.teacher.') for n in names.values() if n in no_decay_names
     )
     scheduler = t.lr_scheduler_configs[0].scheduler
     scale = 2 * 1 * 2 / 512  # batch x devices x accumulation / 512
@@ -318,13 +318,13 @@ def test_checkpoint_leaves_out_teacher_and_resumes(
 ) -> None:
     state = torch.load(trained, map_location='cpu', weights_only=True)
     assert state['state_dict']
-    assert not any(k.startswith('teacher.') for k in state['state_dict'])
+    assert not any(k.startswith('model.teacher.') for k in state['state_dict'])
     task = make_task()
     t = trainer(tmp_path, max_steps=4)
     t.fit(task, RandomDataModule(), ckpt_path=trained)
     assert t.global_step == 4
-    assert not task.teacher.training
-    assert not any(p.requires_grad for p in task.teacher.parameters())
+    assert not task.model.teacher.training
+    assert not any(p.requires_grad for p in task.model.teacher.parameters())
     # the schedule went on from step 2, it did not restart
     scheduler = t.lr_scheduler_configs[0].scheduler
     assert math.isclose(
@@ -332,7 +332,8 @@ def test_checkpoint_leaves_out_teacher_and_resumes(
     )
     loaded = GFM.load_from_checkpoint(trained, teacher_weights=None)
     torch.testing.assert_close(
-        loaded.mask_token, torch.as_tensor(state['state_dict']['mask_token'])
+        loaded.model.mask_token,
+        torch.as_tensor(state['state_dict']['model.mask_token']),
     )
 
 
@@ -341,7 +342,7 @@ def test_export(trained: Path, tmp_path: Path) -> None:
     weights = load_backbone(out)
     state = torch.load(trained, map_location='cpu', weights_only=True)['state_dict']
     for key, value in weights.items():
-        torch.testing.assert_close(value, state[f'student.{key}'])
+        torch.testing.assert_close(value, state[f'model.student.{key}'])
     model = timm.create_model(
         'gfm_swin_base',
         pretrained=True,
@@ -349,16 +350,16 @@ def test_export(trained: Path, tmp_path: Path) -> None:
         **STUDENT,
     )
     torch.testing.assert_close(
-        model.patch_embed.proj.weight, state['student.patch_embed.proj.weight']
+        model.patch_embed.proj.weight, state['model.student.patch_embed.proj.weight']
     )
     from torchgeo_gfm.models import gfm_swin_b
 
     model = gfm_swin_b(weights=out, **STUDENT)
-    torch.testing.assert_close(model.norm.weight, state['student.norm.weight'])
+    torch.testing.assert_close(model.norm.weight, state['model.student.norm.weight'])
     task = make_task(weights=str(out))
     torch.testing.assert_close(
-        task.student.layers[3].downsample.reduction.weight,
-        state['student.layers.3.downsample.reduction.weight'],
+        task.model.student.layers[3].downsample.reduction.weight,
+        state['model.student.layers.3.downsample.reduction.weight'],
     )
 
 
@@ -407,22 +408,22 @@ def test_load_upstream_checkpoint(upstream: tuple[Path, dict[str, Tensor]]) -> N
     path, model = upstream
     task = upstream_task()
     task.load_upstream_checkpoint(path)
-    student = task.student.state_dict()
+    student = task.model.student.state_dict()
     # Microsoft's patch merging ends stage i, timm's starts stage i + 1
     torch.testing.assert_close(
         student['layers.3.downsample.reduction.weight'],
         model['encoder.layers.2.downsample.reduction.weight'],
     )
     torch.testing.assert_close(student['norm.weight'], model['encoder.norm.weight'])
-    torch.testing.assert_close(task.mask_token, model['encoder.mask_token'])
-    torch.testing.assert_close(task.decoder[0].weight, model['decoder.0.weight'])
-    torch.testing.assert_close(task.projector.bias, model['projector.bias'])
+    torch.testing.assert_close(task.model.mask_token, model['encoder.mask_token'])
+    torch.testing.assert_close(task.model.decoder[0].weight, model['decoder.0.weight'])
+    torch.testing.assert_close(task.model.projector.bias, model['projector.bias'])
     torch.testing.assert_close(
-        task.teacher.layers[3].downsample.norm.weight,
+        task.model.teacher.layers[3].downsample.norm.weight,
         model['teacher.layers.2.downsample.norm.weight'],
     )
     torch.testing.assert_close(
-        task.teacher.layers[2].blocks[1].attn.relative_position_bias_table,
+        task.model.teacher.layers[2].blocks[1].attn.relative_position_bias_table,
         model['teacher.layers.2.blocks.1.attn.relative_position_bias_table'],
     )
     images = torch.randn(1, 3, 192, 192)
@@ -433,7 +434,7 @@ def test_load_upstream_checkpoint(upstream: tuple[Path, dict[str, Tensor]]) -> N
 def test_upstream_checkpoint_argument(upstream: tuple[Path, dict[str, Tensor]]) -> None:
     path, model = upstream
     task = upstream_task(upstream_checkpoint=str(path))
-    torch.testing.assert_close(task.projector.weight, model['projector.weight'])
+    torch.testing.assert_close(task.model.projector.weight, model['projector.weight'])
 
 
 def test_load_upstream_checkpoint_wrong_architecture(
@@ -467,7 +468,7 @@ def test_grad_checkpointing_same_loss_and_grads() -> None:
     mask = plain.draw_mask(images)
     for task in (plain, ckpt):
         task.compute_loss(images, mask)['loss'].backward()
-    assert ckpt.student.layers[0].grad_checkpointing
+    assert ckpt.model.student.layers[0].grad_checkpointing
     for (name, a), b in zip(plain.named_parameters(), ckpt.parameters(), strict=True):
         if a.grad is not None:
             torch.testing.assert_close(a.grad, b.grad, msg=name)

@@ -38,6 +38,12 @@ def geopile(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+def test_every_config_runs_in_a_test() -> None:
+    # gfm: test_paper_config_fits (as shipped but for sizes, data and hardware);
+    # gfm_demo: test_demo; finetune/*: tests/configs/test_finetune_configs.py
+    assert sorted(p.stem for p in CONFIGS.glob('*.yaml')) == ['gfm', 'gfm_demo']
+
+
 def test_paper_config_recipe() -> None:
     config = yaml.safe_load((CONFIGS / 'gfm.yaml').read_text())
     trainer, model = config['trainer'], config['model']['init_args']

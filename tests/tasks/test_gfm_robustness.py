@@ -40,7 +40,7 @@ class TestTeacherFile:
             else:
                 safetensors.torch.save_file(state, path)
             task = make_task(teacher_weights=str(path))
-            kept = task.teacher.state_dict()
+            kept = task.model.teacher.state_dict()
             assert kept
             for key, value in kept.items():
                 torch.testing.assert_close(value, state[key], rtol=0, atol=0)
@@ -98,7 +98,7 @@ class TestTeacherFile:
             make_task(teacher_weights=str(tmp_path / 'nope.pth'))
 
     def test_non_swin_teacher_named_before_its_arguments(self) -> None:
-        with pytest.raises(ValueError, match='not a Swin-like'):
+        with pytest.raises(TypeError, match='not a timm Swin'):
             make_task(teacher='resnet18', teacher_kwargs=None, teacher_size=64)
 
 
@@ -168,7 +168,7 @@ class TestTraining:
     def test_non_finite_loss_stops_training(self, tmp_path: Path) -> None:
         task = make_task()
         with torch.no_grad():
-            task.projector.weight.fill_(math.nan)
+            task.model.projector.weight.fill_(math.nan)
         t = trainer(tmp_path, max_steps=3)
         with pytest.raises(FloatingPointError, match='Non-finite GFM loss at step 0'):
             t.fit(task, RandomDataModule())

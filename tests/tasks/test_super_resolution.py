@@ -13,9 +13,9 @@ from lightning.pytorch.loggers import CSVLogger
 
 import torchgeo_gfm  # noqa: F401  (registers gfm_swin_base)
 from torchgeo_gfm.datamodules import SpaceNet2SRDataModule
-from torchgeo_gfm.datamodules.spacenet2_sr import random_crop, random_flip_rotate
 from torchgeo_gfm.tasks import SuperResolution
 from torchgeo_gfm.tasks.super_resolution import SuperResolutionModel
+from torchgeo_gfm.transforms import random_crop, random_flip_rotate
 
 DATA = Path(__file__).parents[1] / 'data' / 'spacenet2_sr'
 
@@ -180,7 +180,7 @@ class TestSpaceNet2SR:
         test = tmp_path / 'SN2_buildings' / 'test'
         shutil.copytree(DATA / 'SN2_buildings' / 'train', test)
         next((test / 'AOI_2_Vegas' / 'MUL-PanSharpen').iterdir()).unlink()
-        from torchgeo_gfm.datamodules.spacenet2_sr import SpaceNet2SuperResolution
+        from torchgeo_gfm.datasets import SpaceNet2SuperResolution
 
         with pytest.raises(ValueError, match='chips differ'):
             SpaceNet2SuperResolution(tmp_path, split='test', aois=[2])

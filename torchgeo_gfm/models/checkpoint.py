@@ -12,18 +12,25 @@ allow-listed under its pickled name, bound to a stand-in that builds a plain ``O
 so nothing from the file is ever imported or called.
 
 The exported format is a safetensors file of the student in timm ``gfm_swin_base`` key names,
-with metadata saying what it is.
+with metadata saying what it is; :func:`save_backbone` writes it atomically and reads it back.
+
+Every reader goes through one path: :func:`sniff_format` tells the format from the content,
+torch files are read with ``weights_only=True`` only, and :func:`check_tensors` refuses
+non-tensor values, non-floating weights and NaN/Inf. Errors name the file, say what was
+expected and what to do.
 
 .. versionadded:: 0.1
 """
 
+import json
 import os
 import pickle
 import re
-import zipfile
+import secrets
+import struct
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, BinaryIO, Literal
 
 import safetensors
 import safetensors.torch
@@ -35,11 +42,28 @@ BACKBONE_FORMAT = 'torchgeo-gfm-backbone'
 #: version of that format
 BACKBONE_FORMAT_VERSION = '1'
 
+#: file formats :func:`sniff_format` recognises
+WeightsFormat = Literal['safetensors', 'torch-zip', 'torch-pickle']
+
 _UPSTREAM_KEYS = ('model', 'config')
 _STUDENT_PROBE = 'encoder.patch_embed.proj.weight'
 # buffers Microsoft's Swin saves but recomputes from the window size
 _NON_PERSISTENT = ('relative_position_index', 'attn_mask')
 _MS_DOWNSAMPLE = re.compile(r'^layers\.(\d+)\.downsample\.')
+# integer buffers a weights file may legitimately hold; every other tensor is a weight
+_INTEGER_BUFFERS = ('relative_position_index', 'num_batches_tracked')
+# safetensors refuses headers above 100 MB
+_MAX_SAFETENSORS_HEADER = 100_000_000
+_UPSTREAM_EXPECTED = (
+    "the authors' GFM checkpoint (gfm.pth: a dict with 'model' holding "
+    "'encoder.*' Swin weights and a yacs 'config')"
+)
+_BACKBONE_EXPECTED = (
+    f'a torchgeo-gfm backbone file (safetensors with metadata format={BACKBONE_FORMAT!r}, '
+    'written by `torchgeo-gfm convert` or `torchgeo-gfm export`)'
+)
+_GLOBAL = re.compile(r'GLOBAL ([\w.]+)')
+_AGAIN = 'Download or write the file again; check the path.'
 
 
 class GFMCheckpointError(ValueError):
@@ -71,24 +95,248 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def _torch_load(path: str) -> Any:
-    """``torch.load(weights_only=True)`` with only the yacs config class allow-listed."""
-    with torch.serialization.safe_globals([(_YacsCfgNode, 'yacs.config.CfgNode')]):
-        return torch.load(path, map_location='cpu', weights_only=True, mmap=False)
-
-
-def _check_file(path: str | os.PathLike[str]) -> str:
+def _check_file(path: str | os.PathLike[str], expected: str) -> str:
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise GFMCheckpointError(
+            f'{path} is a directory; expected {expected}. Give the path of the file.'
+        )
     if not os.path.isfile(path):
-        raise FileNotFoundError(f'{path}: no such file (expected a GFM checkpoint)')
+        raise FileNotFoundError(f'{path}: no such file (expected {expected})')
     return path
 
 
-def _is_torch_file(path: str) -> bool:
-    """Zip-based (torch >= 1.6) or legacy pickle-based torch file."""
+def _is_safetensors(f: BinaryIO, head: bytes) -> bool:
+    """Whether *f* (read up to *head*) has a safetensors header: length, JSON object."""
+    if len(head) < 9 or head[8:9] != b'{':
+        return False
+    (n,) = struct.unpack('<Q', head[:8])
+    size = os.fstat(f.fileno()).st_size
+    if not 2 <= n <= min(size - 8, _MAX_SAFETENSORS_HEADER):
+        return False
+    try:
+        header = json.loads(b'{' + f.read(n - 1))
+    except ValueError:  # also UnicodeDecodeError
+        return False
+    return isinstance(header, dict)
+
+
+def sniff_format(path: str | os.PathLike[str]) -> WeightsFormat | None:
+    r"""Tell a weights file's format from its content (never from its name).
+
+    safetensors is recognised first, by its whole header (8-byte little-endian length
+    within the file, then that many bytes of a JSON object), because the length's low
+    byte can be anything, including the first byte of a zip file or a pickle. Then the zip
+    magic ``PK\x03\x04`` (torch >= 1.6) and a pickle of protocol 2-5 (legacy torch).
+
+    Args:
+        path: the file.
+
+    Returns:
+        The format, or None if the file is none of them (empty, truncated, other).
+
+    .. versionadded:: 0.1
+    """
     with open(path, 'rb') as f:
-        head = f.read(4)
-    return head.startswith(b'PK\x03\x04') or head[:1] == b'\x80'
+        head = f.read(9)
+        if _is_safetensors(f, head):
+            return 'safetensors'
+    if head.startswith(b'PK\x03\x04'):
+        return 'torch-zip'
+    if head[:1] == b'\x80' and head[1:2] in (b'\x02', b'\x03', b'\x04', b'\x05'):
+        return 'torch-pickle'
+    return None
+
+
+def _sniffed(path: str, expected: str) -> WeightsFormat:
+    """:func:`sniff_format`, raising a clear error for anything unknown."""
+    fmt = sniff_format(path)
+    if fmt is None:
+        size = os.path.getsize(path)
+        what = 'the file is empty' if not size else f'{size} bytes of neither format'
+        raise GFMCheckpointError(
+            f'{path}: not a readable torch checkpoint or safetensors file ({what}); '
+            f'truncated or corrupt? Expected {expected}. {_AGAIN}'
+        )
+    return fmt
+
+
+def _torch_load(path: str, expected: str) -> Any:
+    """``torch.load(weights_only=True)`` with only the yacs config class allow-listed."""
+    try:
+        with torch.serialization.safe_globals([(_YacsCfgNode, 'yacs.config.CfgNode')]):
+            return torch.load(path, map_location='cpu', weights_only=True, mmap=False)
+    except pickle.UnpicklingError as e:
+        if 'Weights only load failed' not in str(e):
+            raise GFMCheckpointError(
+                f'{path}: not a readable torch checkpoint (corrupt pickle: {e}); '
+                f'expected {expected}. {_AGAIN}'
+            ) from None
+        asked = _GLOBAL.search(str(e))
+        raise GFMCheckpointError(
+            f'{path}: refused to unpickle: it asks for '
+            f'{asked[1] if asked else "code that is not allow-listed"}, which a weights '
+            f'file does not need; nothing was run. Expected {expected}. Use files from a '
+            'source you trust.'
+        ) from None
+    except Exception as e:  # noqa: BLE001  (damaged files raise many types)
+        raise GFMCheckpointError(
+            f'{path}: not a readable torch checkpoint ({type(e).__name__}: {e}); truncated or '
+            f'corrupt download? Expected {expected}. {_AGAIN}'
+        ) from None
+
+
+def _read_safetensors(
+    path: str, expected: str
+) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """All tensors and the metadata of a safetensors file."""
+    try:
+        with safetensors.safe_open(path, framework='pt') as f:
+            meta = f.metadata() or {}
+            return {k: f.get_tensor(k) for k in f.keys()}, meta  # noqa: SIM118
+    except Exception as e:  # noqa: BLE001  (SafetensorError, torch's for odd dtypes)
+        raise GFMCheckpointError(
+            f'{path}: not a readable safetensors file ({e}); truncated or corrupt? '
+            f'Expected {expected}. {_AGAIN}'
+        ) from None
+
+
+def read_checkpoint(path: str | os.PathLike[str], expected: str) -> Any:
+    """Read a weights file of any supported format, without running code from it.
+
+    Args:
+        path: a safetensors file, a torch zip file or a legacy torch file.
+        expected: what the file should be, for error messages (a noun phrase).
+
+    Returns:
+        The tensors of a safetensors file (a dict), or the object a torch file holds
+        (read with ``weights_only=True``; the yacs config of the authors' ``gfm.pth`` is
+        read as an ``OrderedDict``).
+
+    Raises:
+        FileNotFoundError: if *path* does not exist.
+        GFMCheckpointError: if the file is empty, truncated, of another format or asks
+            to run code.
+
+    .. versionadded:: 0.1
+    """
+    path = _check_file(path, expected)
+    if _sniffed(path, expected) == 'safetensors':
+        return _read_safetensors(path, expected)[0]
+    return _torch_load(path, expected)
+
+
+def check_tensors(
+    tensors: Mapping[str, Any], path: str | os.PathLike[str], expected: str
+) -> dict[str, Tensor]:
+    """Refuse anything but finite floating-point weights (integer index buffers aside).
+
+    Args:
+        tensors: a state dict read from *path*.
+        path: the file, for error messages.
+        expected: what the file should be, for error messages.
+
+    Returns:
+        *tensors* as a dict.
+
+    Raises:
+        GFMCheckpointError: on a non-tensor value, a non-floating weight (int, bool: it
+            would load as garbage) or NaN/Inf values, naming the first offending tensors.
+
+    .. versionadded:: 0.1
+    """
+    path = os.fspath(path)
+    if not tensors:
+        raise GFMCheckpointError(f'{path}: holds no tensors; expected {expected}.')
+    others = [k for k, v in tensors.items() if not isinstance(v, Tensor)]
+    if others:
+        raise GFMCheckpointError(
+            f'{path}: {others[:3]} are not tensors (e.g. {type(tensors[others[0]]).__name__}); '
+            f'expected {expected}.'
+        )
+    weights = {k: v for k, v in tensors.items() if not k.endswith(_INTEGER_BUFFERS)}
+    wrong = [
+        f'{k} ({v.dtype})' for k, v in weights.items() if not v.is_floating_point()
+    ]
+    if wrong:
+        raise GFMCheckpointError(
+            f'{path}: {len(wrong)} weights are not floating point (first: {wrong[:3]}); '
+            f'they would load as garbage. Expected {expected}; write the file from a '
+            'float model.'
+        )
+    bad = [k for k, v in weights.items() if not bool(torch.isfinite(v).all())]
+    if bad:
+        raise GFMCheckpointError(
+            f'{path}: {len(bad)} tensors hold NaN or Inf (first: {bad[:3]}); did the '
+            f'training diverge, or is the file corrupt? Expected {expected}; use an '
+            'earlier checkpoint or download the file again.'
+        )
+    return dict(tensors)
+
+
+def state_dict_from(
+    obj: Any, path: str | os.PathLike[str], expected: str
+) -> dict[str, Tensor]:
+    """The checked state dict in what :func:`read_checkpoint` returned.
+
+    Args:
+        obj: the file's contents: a state dict, or a mapping whose ``state_dict`` or
+            ``model`` entry is one (a Lightning or the authors' checkpoint).
+        path: the file, for error messages.
+        expected: what the file should be, for error messages.
+
+    Returns:
+        The state dict, checked by :func:`check_tensors`.
+
+    Raises:
+        GFMCheckpointError: if there is no state dict or :func:`check_tensors` refuses it.
+
+    .. versionadded:: 0.1
+    """
+    if not isinstance(obj, Mapping):
+        raise GFMCheckpointError(
+            f'{path}: holds a {type(obj).__name__}, not a state dict; expected {expected}.'
+        )
+    for key in ('state_dict', 'model'):
+        if isinstance(obj.get(key), Mapping):
+            return check_tensors(obj[key], path, expected)
+    return check_tensors(obj, path, expected)
+
+
+def read_state_dict(path: str | os.PathLike[str], expected: str) -> dict[str, Tensor]:
+    """Read tensors from a weights file of any supported format, safely.
+
+    Sniffs the format (:func:`sniff_format`), loads torch files with
+    ``weights_only=True`` (the stand-in for the yacs config of the authors' ``gfm.pth``
+    allow-listed), unwraps a top-level ``state_dict`` or ``model`` mapping if present and
+    checks the values (:func:`check_tensors`).
+
+    Args:
+        path: the file.
+        expected: what the file should be, for error messages (a noun phrase, e.g.
+            ``'ImageNet-22k Swin-B teacher weights'``).
+
+    Returns:
+        The state dict.
+
+    Raises:
+        FileNotFoundError: if *path* does not exist.
+        GFMCheckpointError: anything else (empty, truncated, foreign or malicious file,
+            non-tensor values, non-floating weights, NaN/Inf); the message names the file
+            and *expected*.
+
+    .. versionadded:: 0.1
+    """
+    return state_dict_from(read_checkpoint(path, expected), path, expected)
+
+
+def _read_torch_only(path: str, expected: str, hint: str) -> Any:
+    """A torch file's contents; a safetensors file is refused with *hint*."""
+    if _sniffed(path, expected) == 'safetensors':
+        raise GFMCheckpointError(
+            f'{path}: is a safetensors file; expected {expected}. {hint}'
+        )
+    return _torch_load(path, expected)
 
 
 def load_upstream_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -102,30 +350,25 @@ def load_upstream_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: if *path* does not exist.
-        GFMCheckpointError: if the file is truncated, not a torch file, refers to code that
-            is not allow-listed, or is not a GFM (SimMIM + teacher) checkpoint.
+        GFMCheckpointError: if the file is empty, truncated, not a torch file, refers to
+            code that is not allow-listed, is not a GFM (SimMIM + teacher) checkpoint, or
+            its weights are not finite floating-point tensors.
 
     .. versionadded:: 0.1
     """
-    path = _check_file(path)
-    expected = (
-        "the authors' GFM checkpoint (gfm.pth: a dict with 'model' holding "
-        "'encoder.*' Swin weights and a yacs 'config')"
+    expected = _UPSTREAM_EXPECTED
+    path = _check_file(path, expected)
+    ckpt = _read_torch_only(
+        path,
+        expected,
+        'A backbone file loads with load_backbone or gfm_swin_b(weights=...).',
     )
-    try:
-        ckpt = _torch_load(path)
-    except pickle.UnpicklingError as e:
-        raise GFMCheckpointError(
-            f'{path}: refused to unpickle ({e}). Expected {expected}; this file asks '
-            'for code that a GFM checkpoint does not need and was not loaded.'
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise GFMCheckpointError(
-            f'{path}: not a readable torch checkpoint ({type(e).__name__}: {e}); '
-            f'truncated or corrupt download? Expected {expected}.'
-        ) from None
     if not isinstance(ckpt, dict) or not all(k in ckpt for k in _UPSTREAM_KEYS):
-        found = sorted(ckpt)[:4] if isinstance(ckpt, dict) else type(ckpt).__name__
+        found = (
+            sorted(map(str, ckpt))[:4]
+            if isinstance(ckpt, dict)
+            else type(ckpt).__name__
+        )
         raise GFMCheckpointError(f'{path}: found {found}; expected {expected}.')
     model = ckpt['model']
     if not isinstance(model, Mapping) or _STUDENT_PROBE not in model:
@@ -133,6 +376,7 @@ def load_upstream_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise GFMCheckpointError(
             f"{path}: 'model' has no {_STUDENT_PROBE!r} (found {keys}); expected {expected}."
         )
+    check_tensors(model, path, expected)
     ckpt['config'] = _plain(ckpt['config'])
     return ckpt
 
@@ -215,6 +459,63 @@ def upstream_mask_token(upstream: Mapping[str, Any]) -> Tensor:
     return upstream.get('model', upstream)['encoder.mask_token']
 
 
+def prepare_output(
+    output: str | os.PathLike[str], source: str | os.PathLike[str], *, force: bool
+) -> str:
+    """Check where a weights file is about to be written; create its folder.
+
+    Args:
+        output: the file to write.
+        source: the file it is made from (never overwritten, whatever the spelling).
+        force: overwrite an existing *output*.
+
+    Returns:
+        *output* as a string.
+
+    Raises:
+        ValueError: if *output* is empty, a directory or *source* itself.
+        FileExistsError: if *output* exists and not *force*.
+        OSError: if its folder cannot be created.
+
+    .. versionadded:: 0.1
+    """
+    out = os.fspath(output)
+    if not out:
+        raise ValueError('the output path is empty; give a file name (.safetensors).')
+    if os.path.isdir(out):
+        raise ValueError(
+            f'{out} is a directory; give a file name such as {os.path.join(out, "gfm.safetensors")}.'
+        )
+    both = os.path.exists(out) and os.path.exists(source)
+    if os.path.realpath(out) == os.path.realpath(source) or (
+        both and os.path.samefile(out, source)  # also a hard link
+    ):
+        raise ValueError(f'{out} is the input file {source}; write to another file.')
+    if os.path.lexists(out) and not force:
+        raise FileExistsError(f'{out} exists (use --force to overwrite).')
+    folder = os.path.dirname(os.path.abspath(out))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise OSError(
+            f'{out}: cannot create its folder {folder} ({e.strerror}).'
+        ) from None
+    return out
+
+
+def _temporary_next_to(path: str) -> str:
+    """A new empty file in *path*'s folder (same file system: ``os.replace`` is atomic)."""
+    folder, name = os.path.split(os.path.abspath(path))
+    for _ in range(100):
+        tmp = os.path.join(folder, f'.{name}.{secrets.token_hex(4)}.tmp')
+        try:  # O_EXCL: never clobber; mode 0o666 minus umask, as a plain open would give
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(f'{folder}: could not create a temporary file')
+
+
 def save_backbone(
     state_dict: Mapping[str, Tensor],
     path: str | os.PathLike[str],
@@ -223,22 +524,53 @@ def save_backbone(
 ) -> None:
     """Write backbone weights (timm ``gfm_swin_base`` key names) as safetensors.
 
+    The file is written under a temporary name in the same folder, read back with
+    :func:`load_backbone` and compared, then renamed to *path*: an interrupted or failed
+    write never leaves a partial file at *path*.
+
     Args:
         state_dict: the backbone's state dict in timm key names.
-        path: output file (``.safetensors``).
-        metadata: extra string metadata (e.g. where the weights came from).
+        path: output file (``.safetensors``); its folder must exist.
+        metadata: extra string metadata (e.g. where the weights came from);
+            ``format`` and ``format_version`` are always this module's.
+
+    Raises:
+        GFMCheckpointError: if the weights are not finite floating-point tensors, or the
+            written file does not read back the same.
 
     .. versionadded:: 0.1
     """
+    path = os.fspath(path)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()}
+    check_tensors(tensors, path, 'backbone weights to save')
     meta = {
-        'format': BACKBONE_FORMAT,
-        'format_version': BACKBONE_FORMAT_VERSION,
         'architecture': 'gfm_swin_base',
         'key_names': 'timm',
         **(metadata or {}),
+        'format': BACKBONE_FORMAT,
+        'format_version': BACKBONE_FORMAT_VERSION,
     }
-    safetensors.torch.save_file(tensors, os.fspath(path), metadata=meta)
+    tmp = _temporary_next_to(path)
+    try:
+        safetensors.torch.save_file(tensors, tmp, metadata=meta)
+        _verify_written(tmp, tensors, path)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _verify_written(tmp: str, tensors: Mapping[str, Tensor], path: str) -> None:
+    """Cheap insurance: the written file reads back, through the loaders' route, the same."""
+    back = load_backbone(tmp)
+    same = back.keys() == tensors.keys() and all(
+        back[k].dtype == v.dtype and torch.equal(back[k], v) for k, v in tensors.items()
+    )
+    if not same:
+        raise GFMCheckpointError(
+            f'{path}: the written file does not read back the same weights; nothing was '
+            'written. Check the disk and try again.'
+        )
 
 
 def load_backbone(path: str | os.PathLike[str]) -> dict[str, Tensor]:
@@ -252,24 +584,25 @@ def load_backbone(path: str | os.PathLike[str]) -> dict[str, Tensor]:
 
     Raises:
         FileNotFoundError: if *path* does not exist.
-        GFMCheckpointError: if it is not a torchgeo-gfm backbone file.
+        GFMCheckpointError: if it is not a torchgeo-gfm backbone file, or its weights
+            are not finite floating-point tensors.
 
     .. versionadded:: 0.1
     """
-    path = _check_file(path)
-    expected = f'a torchgeo-gfm backbone file (safetensors with metadata format={BACKBONE_FORMAT!r})'
-    try:
-        with safetensors.safe_open(path, framework='pt') as f:
-            meta = f.metadata() or {}
-            if meta.get('format') != BACKBONE_FORMAT:
-                raise GFMCheckpointError(
-                    f'{path}: metadata format is {meta.get("format")!r}; expected {expected}.'
-                )
-            return {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-    except safetensors.SafetensorError as e:
+    expected = _BACKBONE_EXPECTED
+    path = _check_file(path, expected)
+    if _sniffed(path, expected) != 'safetensors':
         raise GFMCheckpointError(
-            f'{path}: not a readable safetensors file ({e}); expected {expected}.'
-        ) from None
+            f"{path}: is a torch file; expected {expected}. The authors' gfm.pth loads "
+            'with load_student_weights or gfm_swin_b(weights=...); `torchgeo-gfm convert` '
+            'turns it into a backbone file.'
+        )
+    tensors, meta = _read_safetensors(path, expected)
+    if meta.get('format') != BACKBONE_FORMAT:
+        raise GFMCheckpointError(
+            f'{path}: metadata format is {meta.get("format")!r}; expected {expected}.'
+        )
+    return check_tensors(tensors, path, expected)
 
 
 def load_student_weights(path: str | os.PathLike[str]) -> dict[str, Tensor]:
@@ -283,11 +616,13 @@ def load_student_weights(path: str | os.PathLike[str]) -> dict[str, Tensor]:
 
     Raises:
         FileNotFoundError: if *path* does not exist.
-        GFMCheckpointError: if it is neither.
+        GFMCheckpointError: if it is neither (see :func:`load_upstream_checkpoint` and
+            :func:`load_backbone`).
 
     .. versionadded:: 0.1
     """
-    path = _check_file(path)
-    if _is_torch_file(path):
-        return student_state_dict(load_upstream_checkpoint(path))
-    return load_backbone(path)
+    expected = f'{_UPSTREAM_EXPECTED} or {_BACKBONE_EXPECTED}'
+    path = _check_file(path, expected)
+    if _sniffed(path, expected) == 'safetensors':
+        return load_backbone(path)
+    return student_state_dict(load_upstream_checkpoint(path))

@@ -17,12 +17,31 @@ import sys
 
 from .adapt import describe_swin
 from .checkpoint import (
-    GFMCheckpointError,
     load_upstream_checkpoint,
+    prepare_output,
     save_backbone,
     student_state_dict,
 )
 from .download import sha256sum
+from .swin import check_complete_student
+
+#: help of the OUTPUT argument, shared with ``torchgeo-gfm export``
+OUTPUT_HELP = (
+    'backbone weights to write (.safetensors); missing folders are created, an existing '
+    'file is kept unless --force. Written to a temporary file, checked, then renamed.'
+)
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add OUTPUT and ``-f/--force`` (the same for ``convert`` and ``export``).
+
+    Args:
+        parser: the sub-command's parser.
+    """
+    parser.add_argument('output', help=OUTPUT_HELP)
+    parser.add_argument(
+        '-f', '--force', action='store_true', help='overwrite OUTPUT if it exists'
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,10 +51,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser: the sub-command's parser.
     """
     parser.add_argument('checkpoint', help="the authors' gfm.pth")
-    parser.add_argument('output', help='output file (.safetensors)')
-    parser.add_argument(
-        '-f', '--force', action='store_true', help='overwrite OUTPUT if it exists'
-    )
+    add_output_arguments(parser)
+
+
+def convert(
+    checkpoint: str | os.PathLike[str], output: str | os.PathLike[str], *, force: bool
+) -> dict[str, str]:
+    """Write the student of the authors' checkpoint as a backbone file.
+
+    Args:
+        checkpoint: the authors' ``gfm.pth``.
+        output: the safetensors file to write.
+        force: overwrite an existing *output*.
+
+    Returns:
+        The metadata written.
+
+    Raises:
+        FileNotFoundError: if *checkpoint* does not exist.
+        GFMCheckpointError: if it is not a complete GFM checkpoint.
+        ValueError: if *output* cannot be written (see
+            :func:`~torchgeo_gfm.models.checkpoint.prepare_output`).
+        OSError: if writing fails.
+
+    .. versionadded:: 0.1
+    """
+    source = os.fspath(checkpoint)
+    student = student_state_dict(load_upstream_checkpoint(source))
+    check_complete_student(student, source)
+    out = prepare_output(output, source, force=force)
+    arch = describe_swin(student)
+    metadata = {
+        'source': os.path.basename(source),
+        'source_sha256': sha256sum(source),
+        'arch': json.dumps(arch),
+    }
+    save_backbone(student, out, metadata=metadata)
+    return metadata
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,27 +97,15 @@ def run(args: argparse.Namespace) -> int:
         args: parsed arguments.
 
     Returns:
-        0 on success, 1 if the input is not a GFM checkpoint or OUTPUT exists.
+        0 on success, 1 if the input is not a complete GFM checkpoint or OUTPUT cannot
+        be written.
     """
-    if os.path.exists(args.output) and not args.force:
-        print(
-            f'error: {args.output} exists (use --force to overwrite)', file=sys.stderr
-        )
-        return 1
     try:
-        student = student_state_dict(load_upstream_checkpoint(args.checkpoint))
-    except (GFMCheckpointError, FileNotFoundError) as e:
+        metadata = convert(args.checkpoint, args.output, force=args.force)
+    except (ValueError, OSError) as e:  # GFMCheckpointError is a ValueError
         print(f'error: {e}', file=sys.stderr)
         return 1
-    source_sha = sha256sum(args.checkpoint)
-    arch = describe_swin(student)
-    metadata = {
-        'source': os.path.basename(args.checkpoint),
-        'source_sha256': source_sha,
-        'arch': json.dumps(arch),
-    }
-    save_backbone(student, args.output, metadata=metadata)
-    print(f'{source_sha}  {args.checkpoint}')
+    print(f'{metadata["source_sha256"]}  {args.checkpoint}')
     print(f'{sha256sum(args.output)}  {args.output}')
-    print(f'student: {len(student)} tensors, {arch}', file=sys.stderr)
+    print(f'student: arch {metadata["arch"]}', file=sys.stderr)
     return 0

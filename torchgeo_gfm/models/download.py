@@ -10,7 +10,6 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
 import urllib.parse
 from pathlib import Path
 
@@ -19,10 +18,11 @@ from torch import Tensor
 
 from .checkpoint import (
     GFMCheckpointError,
-    _is_torch_file,
     load_backbone,
+    load_student_weights,
     load_upstream_checkpoint,
     save_backbone,
+    sniff_format,
     student_state_dict,
 )
 
@@ -144,10 +144,8 @@ def student_weights(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     .. versionadded:: 0.1
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'{path}: no such file (expected a GFM checkpoint)')
-    if not _is_torch_file(os.fspath(path)):
-        return load_backbone(path)
+    if not path.is_file() or sniff_format(path) in (None, 'safetensors'):
+        return load_student_weights(path)  # or its error
     real = path.resolve()
     stat = real.stat()
     key = hashlib.sha256(
@@ -160,12 +158,7 @@ def student_weights(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     state_dict = student_state_dict(load_upstream_checkpoint(path))
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            dir=cached.parent, suffix='.tmp', delete=False
-        ) as f:
-            tmp = f.name
-        save_backbone(state_dict, tmp, metadata={'source': os.fspath(real)})
-        os.replace(tmp, cached)
+        save_backbone(state_dict, cached, metadata={'source': os.fspath(real)})
     except OSError as e:  # read-only cache: still usable, just slower next time
         _log.warning(
             'Could not cache converted GFM weights in %s: %s', cached.parent, e

@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
@@ -329,14 +330,69 @@ def load_gfm_weights(
             **state_dict,
             key: adapt_patch_embed(state_dict[key], _in_chans(model), rgb_indices),
         }
-    missing, unexpected = model.load_state_dict(
-        loadable_state_dict(state_dict), strict=False
-    )
+    try:
+        missing, unexpected = model.load_state_dict(
+            loadable_state_dict(state_dict), strict=False
+        )
+    except RuntimeError as e:  # size mismatch the fitting could not resolve
+        lines = [x.strip() for x in str(e).splitlines() if 'size mismatch' in x]
+        raise GFMCheckpointError(
+            f'{source}: does not fit the model ({_arch(want)}): '
+            f'{"; ".join(lines[:3]) or e}. Build the model with the architecture of '
+            'the weights.'
+        ) from None
     check_missing(missing, source, want)
     if unexpected:
         raise GFMCheckpointError(
             f'{source}: weights {unexpected[:5]} have no place in the model ({_arch(want)}).'
         )
+
+
+def check_complete_student(state_dict: Mapping[str, Tensor], source: str) -> None:
+    """Refuse weights that are not a whole ``gfm_swin_base`` of the architecture they show.
+
+    Every weight of the Swin the keys describe (embed_dim, depths, num_heads, in_chans;
+    :func:`~torchgeo_gfm.models.adapt.describe_swin`) must be present with its shape; a
+    classifier head may be absent. Relative-position tables may be of any window (they
+    are resized at load). The reference model is built on the meta device (no memory).
+
+    Args:
+        state_dict: student weights in timm names.
+        source: where they came from, for error messages.
+
+    Raises:
+        GFMCheckpointError: naming what is missing, extra or of the wrong shape.
+
+    .. versionadded:: 0.1
+    """
+    info = describe_swin(state_dict)
+    depths, heads = info['depths'], info['num_heads']
+    if 'embed_dim' not in info or not depths or len(depths) != len(heads):
+        raise GFMCheckpointError(
+            f'{source}: not a complete Swin (found {len(state_dict)} tensors describing '
+            f'{info}); expected a whole GFM Swin student (patch_embed.*, layers.*, norm.*).'
+        )
+    args = {**SWIN_B_ARGS, 'embed_dim': info['embed_dim'], 'depths': depths}
+    args.update(num_heads=heads, in_chans=info['in_chans'], weight_init='skip')
+    with torch.device('meta'):
+        own = gfm_swin_base(**args).state_dict()
+    missing = [k for k in own if k not in state_dict and not k.startswith('head.')]
+    extra = [k for k in state_dict if k not in own]
+    shapes = [
+        f'{k} {tuple(v.shape)} != {tuple(own[k].shape)}'
+        for k, v in state_dict.items()
+        if k in own
+        and v.shape != own[k].shape
+        and not k.endswith('relative_position_bias_table')
+    ]
+    for what, keys in (('lacks', missing), ('has extra', extra), ('misshapes', shapes)):
+        if keys:
+            more = f' and {len(keys) - 5} more' if len(keys) > 5 else ''
+            raise GFMCheckpointError(
+                f'{source}: {what} {len(keys)} weights of a gfm_swin_base with '
+                f'{_arch(info)}: {keys[:5]}{more}. Expected a complete GFM Swin student; '
+                'is the checkpoint incomplete or of another model?'
+            )
 
 
 @register_model

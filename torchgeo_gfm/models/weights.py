@@ -102,7 +102,9 @@ def gfm_swin_b(
         The model.
 
     Raises:
-        GFMCheckpointError: if the weights are not GFM weights of this architecture.
+        FileNotFoundError: if the weights file does not exist.
+        GFMCheckpointError: if the file is not GFM weights of this architecture, or is
+            empty, truncated, malicious or holds non-finite or non-floating weights.
 
     .. versionadded:: 0.1
     """

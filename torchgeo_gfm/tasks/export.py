@@ -11,39 +11,52 @@ pretrained_cfg_overlay=dict(file=OUT))`` and TorchGeo's tasks.
 """
 
 import argparse
-import hashlib
 import os
-import pickle
 import sys
-import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
-from ..models.checkpoint import GFMCheckpointError, save_backbone
+from ..models.checkpoint import (
+    GFMCheckpointError,
+    check_tensors,
+    prepare_output,
+    read_checkpoint,
+    save_backbone,
+)
+from ..models.convert import add_output_arguments
+from ..models.download import sha256sum
+from ..models.swin import check_complete_student
 
 _EXPECTED = (
     "a Lightning checkpoint of torchgeo_gfm.tasks.GFM (e.g. 'last.ckpt', with "
-    "'state_dict' holding 'student.*')"
+    "'state_dict' holding 'model.student.*')"
 )
+# the task's student: 'model.student.*' (GFMPretrainingModel), 'student.*' in older runs
+_PREFIXES = ('model.student.', 'student.')
 
 
-def _read(path: Path) -> dict[str, Any]:
-    """Safely read a Lightning checkpoint (no code runs: weights_only=True)."""
-    if not path.is_file():
-        raise FileNotFoundError(f'{path} does not exist: expected {_EXPECTED}.')
-    try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile) as e:
-        raise GFMCheckpointError(
-            f'{path}: not a readable torch checkpoint ({type(e).__name__}: {e}); '
-            f'expected {_EXPECTED}.'
-        ) from None
-    if not isinstance(ckpt, dict) or not isinstance(ckpt.get('state_dict'), dict):
+def _student(ckpt: Any, path: Path) -> dict[str, Tensor]:
+    """The student's tensors of a checkpoint, without their prefix."""
+    if not isinstance(ckpt, Mapping) or not isinstance(ckpt.get('state_dict'), Mapping):
         raise GFMCheckpointError(f'{path}: no state_dict; expected {_EXPECTED}.')
-    return ckpt
+    weights = ckpt['state_dict']
+    prefix = next((p for p in _PREFIXES if any(k.startswith(p) for k in weights)), '')
+    state = {
+        k[len(prefix) :]: v
+        for k, v in weights.items()
+        if prefix and k.startswith(prefix)
+    }
+    if not state:
+        hint = ''
+        if 'model' in ckpt and 'config' in ckpt:
+            hint = " This looks like the authors' gfm.pth: use `torchgeo-gfm convert`."
+        raise GFMCheckpointError(
+            f'{path}: no student weights; expected {_EXPECTED}.{hint}'
+        )
+    return check_tensors(state, path, _EXPECTED)
 
 
 def student_from_checkpoint(
@@ -59,26 +72,16 @@ def student_from_checkpoint(
 
     Raises:
         FileNotFoundError: if *path* does not exist.
-        GFMCheckpointError: if it is not a GFM training checkpoint. The authors'
-            ``gfm.pth`` is converted by ``torchgeo-gfm convert`` instead.
+        GFMCheckpointError: if it is not a GFM training checkpoint with a complete,
+            finite floating-point student. The authors' ``gfm.pth`` is converted by
+            ``torchgeo-gfm convert`` instead.
 
     .. versionadded:: 0.1
     """
     path = Path(path)
-    ckpt = _read(path)
-    prefix = 'student.'
-    state = {
-        k[len(prefix) :]: v
-        for k, v in ckpt['state_dict'].items()
-        if k.startswith(prefix)
-    }
-    if not state:
-        hint = ''
-        if 'model' in ckpt and 'config' in ckpt:
-            hint = " This looks like the authors' gfm.pth: use `torchgeo-gfm convert`."
-        raise GFMCheckpointError(
-            f'{path}: no student.* weights; expected {_EXPECTED}.{hint}'
-        )
+    ckpt = read_checkpoint(path, _EXPECTED)
+    state = _student(ckpt, path)
+    check_complete_student(state, os.fspath(path))
     hparams = ckpt.get('hyper_parameters') or {}
     meta = {
         'source': path.name,
@@ -91,24 +94,35 @@ def student_from_checkpoint(
 
 
 def export_checkpoint(
-    checkpoint: str | os.PathLike[str], output: str | os.PathLike[str]
+    checkpoint: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    force: bool = True,
 ) -> Path:
     """Write the student of a GFM training checkpoint as backbone weights.
 
     Args:
         checkpoint: the Lightning checkpoint.
-        output: the safetensors file to write (parent folders are created).
+        output: the safetensors file to write (missing folders are created; never
+            *checkpoint* itself).
+        force: overwrite an existing *output* (the command line asks for ``--force``).
 
     Returns:
         The written path.
 
+    Raises:
+        FileNotFoundError: if *checkpoint* does not exist.
+        GFMCheckpointError: if it is not a GFM training checkpoint.
+        ValueError: if *output* cannot be written (see
+            :func:`~torchgeo_gfm.models.checkpoint.prepare_output`).
+        OSError: if writing fails.
+
     .. versionadded:: 0.1
     """
     state, meta = student_from_checkpoint(checkpoint)
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    save_backbone(state, output, metadata=meta)
-    return output
+    out = prepare_output(output, checkpoint, force=force)
+    save_backbone(state, out, metadata=meta)
+    return Path(out)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -118,9 +132,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser: the sub-command's parser.
     """
     parser.add_argument('checkpoint', type=Path, help='GFM training checkpoint (.ckpt)')
-    parser.add_argument(
-        'output', type=Path, help='backbone weights to write (.safetensors)'
-    )
+    add_output_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,13 +142,13 @@ def run(args: argparse.Namespace) -> int:
         args: parsed arguments.
 
     Returns:
-        The exit status.
+        The exit status: 1 if the input is not a GFM training checkpoint or OUTPUT
+        cannot be written.
     """
     try:
-        out = export_checkpoint(args.checkpoint, args.output)
-    except (FileNotFoundError, GFMCheckpointError) as e:
+        out = export_checkpoint(args.checkpoint, args.output, force=args.force)
+    except (ValueError, OSError) as e:  # GFMCheckpointError is a ValueError
         print(f'error: {e}', file=sys.stderr)
         return 1
-    digest = hashlib.sha256(out.read_bytes()).hexdigest()
-    print(f'wrote {out} (sha256 {digest})')
+    print(f'wrote {out} (sha256 {sha256sum(out)})')
     return 0

@@ -17,27 +17,24 @@ from typing import Any
 import matplotlib.pyplot as plt
 import timm
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from matplotlib.figure import Figure
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import use_fused_attn
 from timm.models.swin_transformer import SwinTransformer
 from timm.models.swin_transformer import (
     checkpoint_filter_fn as swin_checkpoint_filter_fn,
 )
+from timm.optim import param_groups_weight_decay
 from timm.scheduler import CosineLRScheduler
 from torch import Tensor, nn
 from torchgeo.tasks import BaseTask
 
-from .gfm_utils import (
+from ..models.pretraining import (
+    GFMPretrainingModel,
     check_swin,
-    param_groups,
-    run_blocks,
-    set_fused_attention,
+    distill_loss,
+    mim_loss,
     simmim_mask,
-    stage_dim,
-    truncate_swin,
 )
 from .utils import log_figure
 
@@ -57,7 +54,7 @@ def _weights_arg(value: str | bool | None) -> str | bool | None:
 
 def _create(
     name: str, weights: str | bool | None, kwargs: dict[str, Any] | None, role: str
-) -> nn.Module:
+) -> Any:
     """Create a timm model; *weights* True = timm's own, a path = that file, else random."""
     args = dict(kwargs or {})
     args.setdefault('num_classes', 0)
@@ -314,12 +311,11 @@ class GFM(BaseTask):
         self.teacher_weights = _weights_arg(teacher_weights)
         super().__init__()
         self._last_step_time: float | None = None
-        self._student_fused_attn: bool | None = None  # chosen per device in _losses
         self._last_plot_step = -1
 
     # ----------------------------------------------------------------- models
     def configure_models(self) -> None:
-        """Build student, mask token, decoder, projector and the frozen teacher."""
+        """Build the student and the frozen teacher with their weights."""
         hp = self.hparams
         check_hparams(hp)
         # SimMIM/GFM pretraining uses no stochastic depth (timm's Swin default is 0.1)
@@ -328,169 +324,58 @@ class GFM(BaseTask):
             'drop_path_rate': 0.0,
             **(hp['model_kwargs'] or {}),
         }
-        self.student = _create(hp['model'], self.weights, student_kwargs, 'student')
-        check_swin(self.student, hp['distill_stage'], 'student')
-        self.patch_size = int(self.student.patch_embed.patch_size[0])
-        self.stride = self.patch_size * 2 ** (len(self.student.layers) - 1)
+        student = _create(hp['model'], self.weights, student_kwargs, 'student')
+        teacher = self._create_teacher()
+        size = hp['teacher_size'] or int(teacher.patch_embed.img_size[-1])
+        self.model = GFMPretrainingModel(student, teacher, hp['distill_stage'], size)
+        self.patch_size = int(student.patch_embed.patch_size[0])
         if hp['mask_patch_size'] % self.patch_size:
             raise ValueError(
                 f'mask_patch_size={hp["mask_patch_size"]} must be a multiple of the '
                 f'student patch size {self.patch_size}.'
             )
-        embed = int(self.student.patch_embed.proj.out_channels)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, embed))
-        nn.init.trunc_normal_(self.mask_token, mean=0.0, std=0.02)
-        chans = hp['in_channels']
-        self.decoder = nn.Sequential(
-            nn.Conv2d(self.student.num_features, self.stride**2 * chans, 1),
-            nn.PixelShuffle(self.stride),
-        )
-        self._configure_teacher()
-        width_s = stage_dim(self.student, hp['distill_stage'])
-        width_t = stage_dim(self.teacher, hp['distill_stage'])
-        self.projector = nn.Linear(width_s, width_t)
-        truncate_swin(self.teacher, hp['distill_stage'])
         if hp['upstream_checkpoint']:
             self.load_upstream_checkpoint(hp['upstream_checkpoint'])
-        self._configure_speed()
+        if hp['grad_checkpointing']:
+            student.set_grad_checkpointing(True)
+        if hp['compile']:
+            for stage in [*student.layers, *self.model.teacher.layers]:
+                stage.compile()
 
-    def _configure_teacher(self) -> None:
-        """Create the teacher with its weights, freeze it and check its input."""
+    def _create_teacher(self) -> Any:
+        """The teacher with its weights, checked against the data's channels."""
         hp = self.hparams
         kwargs = dict(hp['teacher_kwargs'] or {})
         if hp['teacher_size']:
             kwargs.setdefault('img_size', hp['teacher_size'])
         weights = self.teacher_weights
         file = weights if isinstance(weights, str | os.PathLike) else None
-        self.teacher = _create(
-            hp['teacher'], None if file else weights, kwargs, 'teacher'
-        )
-        self.teacher.eval().requires_grad_(False)
-        check_swin(self.teacher, hp['distill_stage'], 'teacher')
+        teacher = _create(hp['teacher'], None if file else weights, kwargs, 'teacher')
+        check_swin(teacher, hp['distill_stage'], 'teacher')
         if file is not None:
-            load_teacher_file(self.teacher, file, hp['distill_stage'])
-        chans = int(self.teacher.patch_embed.proj.in_channels)
+            load_teacher_file(teacher, file, hp['distill_stage'])
+        chans = int(teacher.patch_embed.proj.in_channels)
         if chans != hp['in_channels']:
             raise ValueError(
                 f'The teacher {hp["teacher"]} takes {chans} channels but in_channels='
                 f'{hp["in_channels"]}: pass teacher_kwargs={{"in_chans": '
                 f'{hp["in_channels"]}}} to let timm adapt its first layer, or fix in_channels.'
             )
-        self.teacher_size = int(self.teacher.patch_embed.img_size[-1])
-
-    def _configure_speed(self) -> None:
-        """Optional activation checkpointing and torch.compile."""
-        if self.hparams['grad_checkpointing']:
-            self.student.set_grad_checkpointing(True)
-        if self.hparams['compile']:
-            # the modules the forward calls (the stage loop calls their parts)
-            for model in (self.student, self.teacher):
-                for stage in model.layers:
-                    stage.downsample.compile()
-                    stage.blocks.compile()
-
-    def train(self, mode: bool = True) -> 'GFM':
-        """Set training mode; the teacher always stays in eval mode.
-
-        Args:
-            mode: training (True) or evaluation (False).
-
-        Returns:
-            This task.
-        """
-        super().train(mode)
-        self.teacher.eval()
-        return self
+        return teacher
 
     # ---------------------------------------------------------------- forward
-    def forward_student(self, images: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """Student forward on the masked image.
+    def forward(self, images: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Reconstruction, projected student feature and teacher target.
 
         Args:
             images: normalised ``[B, C, H, W]``.
             mask: ``[B, H/p, W/p]`` at the student's patch resolution, 1 = masked.
 
         Returns:
-            The pooled feature of ``distill_stage`` ``[B, D]`` and the normalised last
-            stage ``[B, C_last, H/32, W/32]``.
+            See :meth:`torchgeo_gfm.models.GFMPretrainingModel.forward`.
         """
-        x = self.student.patch_embed(images)  # NHWC
-        w = mask.unsqueeze(-1).type_as(x)
-        x = x * (1.0 - w) + self.mask_token.view(1, 1, 1, -1).type_as(x) * w
-        stage = self.hparams['distill_stage']
-        feature = x
-        for i, layer in enumerate(self.student.layers):
-            x = layer.downsample(x)
-            if i == stage:  # MS stage `stage` ends with this patch merging
-                feature = x
-            x = run_blocks(layer, x, lean=not self.hparams['compile'])
-        if stage == len(self.student.layers):
-            feature = x
-        x = self.student.norm(x)
-        return feature.mean(dim=(1, 2)), x.permute(0, 3, 1, 2)
-
-    @torch.no_grad()
-    def forward_teacher(self, images: Tensor) -> Tensor:
-        """Pooled teacher feature of the unmasked image resized to the teacher's size.
-
-        Args:
-            images: normalised ``[B, C, H, W]``.
-
-        Returns:
-            ``[B, D_teacher]``.
-        """
-        size = self.teacher_size
-        if images.shape[-2:] != (size, size):
-            images = F.interpolate(
-                images, (size, size), mode='bilinear', align_corners=True
-            )
-        x = self.teacher.patch_embed(images)
-        for layer in self.teacher.layers:  # cut after distill_stage
-            x = run_blocks(layer, layer.downsample(x), not self.hparams['compile'])
-        return x.mean(dim=(1, 2))
-
-    def _losses(self, images: Tensor, mask: Tensor) -> tuple[dict[str, Tensor], Tensor]:
-        """Losses and the last student stage (``[B, C_last, H/32, W/32]``)."""
-        # on CPU, SDPA falls back to a slow math path when the attention bias needs
-        # gradients (the student's); explicit attention computes the same, faster
-        explicit = images.device.type == 'cpu' and torch.is_grad_enabled()
-        fused = use_fused_attn() and not explicit
-        if fused != self._student_fused_attn:
-            set_fused_attention(self.student, fused)
-            self._student_fused_attn = fused
-        feature, last = self.forward_student(images, mask)
-        target = self.forward_teacher(images)
-        loss_mim = self._loss_mim(images, mask, last)
-        projected = self.projector(feature).float()
-        cos = F.cosine_similarity(projected, target.detach().float(), dim=1)
-        loss_distill = -cos.mean()
-        loss = loss_mim + self.hparams['alpha'] * loss_distill
-        out = {'loss': loss, 'loss_mim': loss_mim, 'loss_distill': loss_distill}
-        return out, last
-
-    def _loss_mim(self, images: Tensor, mask: Tensor, last: Tensor) -> Tensor:
-        """L1 reconstruction loss over the masked pixels, per channel."""
-        chans, stride = images.shape[1], self.stride
-        if self.hparams['mask_patch_size'] % stride == 0:
-            # mask blocks cover whole decoder cells: decode only the masked ones
-            step = stride // self.patch_size
-            cells = mask[:, ::step, ::step].reshape(-1).nonzero().squeeze(1)
-            tokens = last.permute(0, 2, 3, 1).reshape(-1, last.shape[1])[cells]
-            conv: Any = self.decoder[0]
-            weight = conv.weight.view(conv.weight.shape[0], -1)
-            # channel c * s^2 + i * s + j of the 1x1 conv is pixel (c, i, j) of its cell
-            rec = F.linear(tokens, weight, conv.bias).float()
-            b, _, h, w = images.shape
-            grid = images.view(b, chans, h // stride, stride, w // stride, stride)
-            grid = grid.permute(0, 2, 4, 1, 3, 5).reshape(-1, chans * stride**2)
-            error = (grid[cells].float() - rec).abs().sum()
-            return error / (cells.numel() * stride**2 + 1e-5) / chans
-        # losses in fp32 even under bf16/fp16 autocast: a bf16 sum over ~10^6 pixels is off
-        x_rec = self.decoder(last).float()
-        pixels = mask.repeat_interleave(self.patch_size, 1)
-        pixels = pixels.repeat_interleave(self.patch_size, 2).unsqueeze(1).float()
-        error = F.l1_loss(images.float(), x_rec, reduction='none')
-        return (error * pixels).sum() / (pixels.sum() + 1e-5) / chans
+        out: tuple[Tensor, Tensor, Tensor] = self.model(images, mask)
+        return out
 
     def compute_loss(self, images: Tensor, mask: Tensor) -> dict[str, Tensor]:
         """Compute the GFM loss exactly as the paper (and the authors' code) defines it.
@@ -505,11 +390,23 @@ class GFM(BaseTask):
         """
         return self._losses(images, mask)[0]
 
-    def draw_mask(self, images: Tensor) -> Tensor:
+    def _losses(self, images: Tensor, mask: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        """The losses and the reconstruction."""
+        reconstruction, feature, target = self(images, mask)
+        loss_mim = mim_loss(images, reconstruction, mask)
+        loss_distill = distill_loss(feature, target)
+        loss = loss_mim + self.hparams['alpha'] * loss_distill
+        out = {'loss': loss, 'loss_mim': loss_mim, 'loss_distill': loss_distill}
+        return out, reconstruction
+
+    def draw_mask(
+        self, images: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
         """Draw SimMIM masks for a batch, on its device.
 
         Args:
             images: ``[B, C, H, W]``.
+            generator: optional random generator (reproducible masks).
 
         Returns:
             ``[B, H/p, W/p]`` float mask, 1 = masked.
@@ -523,6 +420,7 @@ class GFM(BaseTask):
             self.hparams['mask_ratio'],
             block // self.patch_size,
             images.device,
+            generator,
         )
 
     def check_size(self, size: Sequence[int]) -> None:
@@ -534,13 +432,13 @@ class GFM(BaseTask):
         Raises:
             ValueError: if not.
         """
-        block = self.hparams['mask_patch_size']
-        multiple = block * self.stride // math.gcd(block, self.stride)
+        block, stride = self.hparams['mask_patch_size'], self.model.stride
+        multiple = block * stride // math.gcd(block, stride)
         if any(int(s) % multiple for s in size):
             raise ValueError(
                 f'Image size {tuple(int(s) for s in size)} cannot be masked in '
                 f'{block}-pixel blocks and reconstructed at the student stride '
-                f'{self.stride}: use a multiple of {multiple} (the paper uses 192).'
+                f'{stride}: use a multiple of {multiple} (the paper uses 192).'
             )
 
     # --------------------------------------------------------------- training
@@ -587,7 +485,7 @@ class GFM(BaseTask):
         images = batch['image']
         self._check_channels(images.shape[1], 'The batch')
         mask = self.draw_mask(images)
-        losses, last = self._losses(images, mask)
+        losses, reconstruction = self._losses(images, mask)
         self._check_finite(losses)
         batch_size = images.shape[0]
         for key, value in losses.items():
@@ -600,8 +498,7 @@ class GFM(BaseTask):
         if every and step % every == 0 and step != self._last_plot_step:
             self._last_plot_step = step  # once per step under gradient accumulation
             if self.trainer.is_global_zero:
-                with torch.no_grad():
-                    self._plot(images, mask, self.decoder(last).float())
+                self._plot(images, mask, reconstruction.detach().float())
         return losses['loss']
 
     def _check_finite(self, losses: dict[str, Tensor]) -> None:
@@ -631,18 +528,8 @@ class GFM(BaseTask):
         """
         images = batch['image']
         self._check_channels(images.shape[1], 'The batch')
-        self.check_size(images.shape[-2:])
-        block = self.hparams['mask_patch_size']
-        grid = (images.shape[-2] // block, images.shape[-1] // block)
         gen = torch.Generator(images.device).manual_seed(batch_idx)
-        mask = simmim_mask(
-            images.shape[0],
-            grid,
-            self.hparams['mask_ratio'],
-            block // self.patch_size,
-            images.device,
-            generator=gen,
-        )
+        mask = self.draw_mask(images, gen)
         losses = self.compute_loss(images, mask)
         for key, value in losses.items():
             self.log(f'val_{key}', value, batch_size=images.shape[0])
@@ -786,10 +673,15 @@ class GFM(BaseTask):
         .. versionadded:: 0.1
         """
         hp = self.hparams
-        skip = {'mask_token', *self.student.no_weight_decay()}
-        groups = param_groups(self._trainable(), skip, hp['weight_decay'])
+        student = self.model.student
+        skip = ['model.mask_token']
+        skip += [f'model.student.{name}' for name in student.no_weight_decay()]
+        # the authors' groups: no decay on 1-D parameters, biases and the names in skip
+        groups = param_groups_weight_decay(
+            self, hp['weight_decay'], no_weight_decay_list=skip
+        )
         if fused is None:
-            fused = self.mask_token.device.type in ('cpu', 'cuda')
+            fused = self.model.mask_token.device.type in ('cpu', 'cuda')
         return torch.optim.AdamW(
             groups,
             lr=hp['lr'] * lr_scale,
@@ -797,9 +689,6 @@ class GFM(BaseTask):
             eps=1e-8,
             fused=fused or None,
         )
-
-    def _trainable(self) -> list[tuple[str, nn.Parameter]]:
-        return [(n, p) for n, p in self.named_parameters() if p.requires_grad]
 
     def lr_scheduler_step(self, scheduler: Any, metric: Any | None) -> None:
         """Step timm's scheduler by optimizer updates.
@@ -818,7 +707,7 @@ class GFM(BaseTask):
             checkpoint: the checkpoint being saved.
         """
         state = checkpoint['state_dict']
-        for key in [k for k in state if k.startswith('teacher.')]:
+        for key in [k for k in state if k.startswith('model.teacher.')]:
             del state[key]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -828,8 +717,8 @@ class GFM(BaseTask):
             checkpoint: the checkpoint being loaded.
         """
         state = checkpoint['state_dict']
-        for key, value in self.teacher.state_dict().items():
-            state.setdefault(f'teacher.{key}', value)
+        for key, value in self.model.teacher.state_dict().items():
+            state.setdefault(f'model.teacher.{key}', value)
 
     def load_upstream_checkpoint(self, path: str | os.PathLike[str]) -> None:
         """Load the authors' full pretraining checkpoint to continue pretraining.
@@ -858,7 +747,8 @@ class GFM(BaseTask):
         """
         from ..models.checkpoint import save_backbone
 
-        state = {k: v.detach().cpu() for k, v in self.student.state_dict().items()}
+        student = self.model.student.state_dict()
+        state = {k: v.detach().cpu() for k, v in student.items()}
         save_backbone(state, path)
         return Path(path)
 

@@ -59,25 +59,33 @@ def load_into(task: Any, path: str | os.PathLike[str]) -> None:
     """
     name = os.fspath(path)
     upstream = load_upstream_checkpoint(name)
+    net = (
+        task.model
+    )  # GFMPretrainingModel: student, mask token, decoder, projector, teacher
     model = upstream['model']
     student = student_state_dict(upstream)
-    unexpected = set(student) - set(task.student.state_dict())
+    unexpected = set(student) - set(net.student.state_dict())
     if unexpected:
         raise GFMCheckpointError(
             f'{name}: the student has weights this task lacks (e.g. '
             f'{sorted(unexpected)[:3]}); build the task with its architecture.'
         )
-    _load_strict(task.student, student, 'student (encoder.*)', name)
+    _load_strict(net.student, student, 'student (encoder.*)', name)
+    if 'encoder.mask_token' not in model:
+        raise GFMCheckpointError(
+            f"{name}: no 'encoder.mask_token'; expected the authors' GFM pretraining "
+            'checkpoint (SimMIM student with its mask token).'
+        )
     token = upstream_mask_token(upstream)
-    if token.numel() != task.mask_token.numel():
+    if token.numel() != net.mask_token.numel():
         raise GFMCheckpointError(
             f'{name}: mask token of {token.numel()} values, this task has '
-            f'{task.mask_token.numel()}.'
+            f'{net.mask_token.numel()}.'
         )
     with torch.no_grad():
-        task.mask_token.copy_(token.reshape(task.mask_token.shape))
-    _load_strict(task.decoder, _subset(model, 'decoder.'), 'decoder', name)
-    _load_strict(task.projector, _subset(model, 'projector.'), 'projector', name)
+        net.mask_token.copy_(token.reshape(net.mask_token.shape))
+    _load_strict(net.decoder, _subset(model, 'decoder.'), 'decoder', name)
+    _load_strict(net.projector, _subset(model, 'projector.'), 'projector', name)
     teacher = teacher_state_dict(upstream)
     if teacher:
-        _load_strict(task.teacher, teacher, 'teacher (teacher.*)', name)
+        _load_strict(net.teacher, teacher, 'teacher (teacher.*)', name)

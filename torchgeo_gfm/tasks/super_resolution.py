@@ -5,11 +5,11 @@
 
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import matplotlib.pyplot as plt
-import safetensors.torch
 import timm
 import torch
 import torch.nn.functional as F
@@ -23,11 +23,20 @@ from torchmetrics import MetricCollection
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 from torchvision.models._api import WeightsEnum
 
+from ..models.checkpoint import (
+    GFMCheckpointError,
+    check_tensors,
+    read_checkpoint,
+    state_dict_from,
+)
 from .utils import log_figure
 
 
-def load_backbone_file(path: str) -> dict[str, Tensor]:
+def load_backbone_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     """Backbone weights from a file: safetensors, a state dict, or a TorchGeo checkpoint.
+
+    The format is told from the content, never the name; torch files are read with
+    ``weights_only=True``; the weights must be finite floating-point tensors.
 
     Args:
         path: ``.safetensors`` (e.g. from ``torchgeo-gfm export``), a ``torch.save``'d
@@ -36,14 +45,28 @@ def load_backbone_file(path: str) -> dict[str, Tensor]:
     Returns:
         The state dict.
 
+    Raises:
+        FileNotFoundError: if *path* does not exist.
+        GFMCheckpointError: if it is none of them, or its weights are not finite
+            floating-point tensors.
+
     .. versionadded:: 0.1
     """
-    if path.endswith('.safetensors'):
-        return safetensors.torch.load_file(path)
-    checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    if 'hyper_parameters' in checkpoint:
-        return task_utils.extract_backbone(path)[1]
-    return dict(checkpoint)
+    expected = (
+        'backbone weights (safetensors, a torch state dict or a Lightning checkpoint '
+        'of a TorchGeo task)'
+    )
+    checkpoint = read_checkpoint(path, expected)
+    if isinstance(checkpoint, Mapping) and 'hyper_parameters' in checkpoint:
+        try:  # TorchGeo's own extraction (reads the file again, weights_only=True)
+            checkpoint = task_utils.extract_backbone(os.fspath(path))[1]
+        except (KeyError, TypeError, ValueError) as e:
+            raise GFMCheckpointError(
+                f'{path}: a Lightning checkpoint without a backbone TorchGeo can extract '
+                f'({e}); expected {expected}.'
+            ) from None
+        return check_tensors(checkpoint, path, expected)
+    return state_dict_from(checkpoint, path, expected)
 
 
 class UpsamplingHead(nn.Module):
