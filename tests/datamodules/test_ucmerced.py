@@ -7,42 +7,35 @@ from pathlib import Path
 
 import pytest
 import torch
-from lightning.pytorch import Trainer
 
-from torchgeo_gfm.datamodules import UCMercedDataModule
+from tests.datamodules.batches import device_batch
+from torchgeo_gfm.datamodules import UCMercedImageNetDataModule
 from torchgeo_gfm.datamodules.utils import IMAGENET_MEAN, IMAGENET_STD
 
 ROOT = Path(__file__).parents[2]
 DATA = ROOT / 'tests' / 'data' / 'ucmerced'
 
 
-def batch(dm: UCMercedDataModule, split: str) -> dict[str, torch.Tensor]:
-    dm.trainer = Trainer(accelerator='cpu', logger=False, enable_progress_bar=False)
-    dm.setup('fit' if split in ('train', 'val') else 'test')
-    loader = getattr(dm, f'{split}_dataloader')()
-    flag = {'train': 'training', 'val': 'validating'}.get(split, 'testing')
-    setattr(dm.trainer, flag, True)
-    return dm.on_after_batch_transfer(next(iter(loader)), 0)
+class TestUCMercedImageNetDataModule:
+    @pytest.mark.parametrize('split', ['train', 'val', 'test'])
+    def test_batches_are_imagenet_normalised_at_size(self, split: str) -> None:
+        dm = UCMercedImageNetDataModule(root=DATA, batch_size=2, size=64)
+        out = device_batch(dm, split)
+        assert out['image'].shape == (2, 3, 64, 64)
+        assert out['label'].shape == (2,)
 
-
-@pytest.mark.parametrize('split', ['train', 'val', 'test'])
-def test_batches_are_imagenet_normalised_at_size(split: str) -> None:
-    dm = UCMercedDataModule(root=DATA, batch_size=2, size=64)
-    out = batch(dm, split)
-    assert out['image'].shape == (2, 3, 64, 64)
-    assert out['label'].shape == (2,)
-
-
-def test_evaluation_normalisation_matches_the_weights() -> None:
-    dm = UCMercedDataModule(root=DATA, batch_size=2, size=256)
-    dm.setup('test')
-    sample = dm.test_dataset[0]
-    out = dm.aug({'image': sample['image'][None].float()})
-    resized = torch.nn.functional.interpolate(
-        sample['image'][None].float(), size=(256, 256), mode='bilinear'
-    )
-    expected = (resized - IMAGENET_MEAN[:, None, None]) / IMAGENET_STD[:, None, None]
-    torch.testing.assert_close(out['image'], expected, atol=1e-4, rtol=1e-4)
+    def test_evaluation_normalisation_matches_the_weights(self) -> None:
+        dm = UCMercedImageNetDataModule(root=DATA, batch_size=2, size=256)
+        dm.setup('test')
+        sample = dm.test_dataset[0]
+        out = dm.aug({'image': sample['image'][None].float()})
+        resized = torch.nn.functional.interpolate(
+            sample['image'][None].float(), size=(256, 256), mode='bilinear'
+        )
+        expected = (resized - IMAGENET_MEAN[:, None, None]) / IMAGENET_STD[
+            :, None, None
+        ]
+        torch.testing.assert_close(out['image'], expected, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.slow

@@ -13,6 +13,8 @@ from rasterio.errors import NotGeoreferencedWarning
 from torchgeo_gfm.datasets.utils import (
     DegenerateImageError,
     array_to_rgb,
+    hash_fraction,
+    read_binary_mask,
     read_rgb,
     stretch_to_uint8,
 )
@@ -168,3 +170,23 @@ def test_flat_8bit_image_kept(tmp_path: Path) -> None:
     """8-bit levels are colours: a flat 8-bit image is a valid (if dull) picture."""
     Image.fromarray(np.full((4, 4, 3), 90, np.uint8)).save(tmp_path / 'f.png')
     assert read_rgb(tmp_path / 'f.png').unique().tolist() == [90]
+
+
+class TestHashFraction:
+    def test_stable_and_seeded(self) -> None:
+        value = hash_fraction('a.jpg')
+        assert 0 <= value < 1
+        assert value == hash_fraction('a.jpg', seed=0)
+        assert value != hash_fraction('a.jpg', seed=1)
+
+
+class TestReadBinaryMask:
+    def test_nonzero_is_one(self, tmp_path: Path) -> None:
+        array = np.zeros((4, 5), dtype=np.uint8)
+        array[1, 2] = 255
+        Image.fromarray(array).save(tmp_path / 'mask.png')
+        mask = read_binary_mask(tmp_path / 'mask.png')
+        assert mask.shape == (1, 4, 5)
+        assert mask.dtype == torch.long
+        assert mask.sum() == 1
+        assert mask[0, 1, 2] == 1

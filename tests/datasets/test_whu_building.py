@@ -3,6 +3,7 @@
 
 import hashlib
 import shutil
+import zipfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -10,7 +11,7 @@ import pytest
 import torch
 from torchgeo.datasets import DatasetNotFoundError
 
-from torchgeo_gfm.datasets import WHUBuilding
+from torchgeo_gfm.datasets import ManualDownloadError, WHUBuilding
 
 DATA = Path(__file__).parents[1] / 'data' / 'whu_building'
 ZIP = DATA / WHUBuilding.filename
@@ -54,6 +55,24 @@ class TestWHUBuilding:
         # already there: no second download
         WHUBuilding(served, split='train', download=True)
 
+    def test_extract_archive(self, tmp_path: Path) -> None:
+        shutil.copy(ZIP, tmp_path)
+        assert len(WHUBuilding(tmp_path, split='val')) == 2
+
+    def test_archive_corrupted(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        shutil.copy(ZIP, tmp_path)
+        monkeypatch.setattr(WHUBuilding, 'md5', '0' * 32)
+        with pytest.raises(RuntimeError, match='corrupted'):
+            WHUBuilding(tmp_path, checksum=True)
+
+    def test_archive_without_split(self, tmp_path: Path) -> None:
+        with zipfile.ZipFile(tmp_path / WHUBuilding.filename, 'w') as archive:
+            archive.writestr('README.txt', 'no tiles')
+        with pytest.raises(ManualDownloadError, match='expected <root>'):
+            WHUBuilding(tmp_path, split='val')
+
     def test_download_corrupted(
         self, served: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -72,7 +91,7 @@ class TestWHUBuilding:
     def test_missing_label(self, tmp_path: Path) -> None:
         shutil.copytree(DATA / WHUBuilding.directory / 'val', tmp_path / 'val')
         next((tmp_path / 'val' / 'label').iterdir()).unlink()
-        with pytest.raises(DatasetNotFoundError, match='labels missing'):
+        with pytest.raises(ManualDownloadError, match='labels missing'):
             WHUBuilding(tmp_path, split='val')
 
     def test_invalid_split(self) -> None:

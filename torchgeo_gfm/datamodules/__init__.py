@@ -6,15 +6,19 @@
 from .bigearthnet import BigEarthNetRGBDataModule
 from .dsifn import DSIFNDataModule
 from .geopile import GeoPileDataModule
-from .oscd import OSCDDataModule
-from .spacenet2_sr import SpaceNet2SRDataModule, SpaceNet2SuperResolution
-from .ucmerced import UCMercedDataModule
-from .vaihingen import Vaihingen2DDataModule
+from .oscd import OSCDTiledDataModule
+from .spacenet2_sr import SpaceNet2SRDataModule
+from .ucmerced import UCMercedImageNetDataModule
+from .vaihingen import Vaihingen2DTiledDataModule
 from .whu_building import WHUBuildingDataModule
 
-__all__: tuple[str, ...] = ()
-__all__ += ('GeoPileDataModule',)
-__all__ += ('DSIFNDataModule', 'WHUBuildingDataModule')
-__all__ += ('SpaceNet2SRDataModule', 'SpaceNet2SuperResolution')
-__all__ += ('BigEarthNetRGBDataModule', 'OSCDDataModule')
-__all__ += ('UCMercedDataModule', 'Vaihingen2DDataModule')
+__all__ = (
+    'BigEarthNetRGBDataModule',
+    'DSIFNDataModule',
+    'GeoPileDataModule',
+    'OSCDTiledDataModule',
+    'SpaceNet2SRDataModule',
+    'UCMercedImageNetDataModule',
+    'Vaihingen2DTiledDataModule',
+    'WHUBuildingDataModule',
+)

@@ -6,54 +6,12 @@
 from typing import Any
 
 import kornia.augmentation as K
-from einops import rearrange
-from torch import nn
 from torchgeo.datamodules import NonGeoDataModule
-from torchgeo.datasets.utils import Sample
 from torchgeo.samplers.utils import _to_tuple
 
 from ..datasets.dsifn import DSIFN
+from ..transforms import BitemporalAugmentation
 from .utils import IMAGENET_MEAN, IMAGENET_STD
-
-
-class BitemporalAugmentation(nn.Module):
-    """Apply 2-D augmentations to ``[B, T, C, H, W]`` images and their ``[B, 1, H, W]`` mask.
-
-    The dates are folded into channels, so every date and the mask get the same
-    geometric transform (Kornia's ``VideoSequential`` refuses masks with fewer frames
-    than the video).
-
-    .. versionadded:: 0.1
-    """
-
-    def __init__(self, *augmentations: K.AugmentationBase2D) -> None:
-        """Initialize a new BitemporalAugmentation.
-
-        Args:
-            *augmentations: Kornia augmentations for ``[B, C, H, W]`` images.
-        """
-        super().__init__()
-        self.aug = K.AugmentationSequential(
-            *augmentations, data_keys=None, keepdim=True
-        )
-
-    def forward(self, batch: Sample) -> Sample:
-        """Augment a batch.
-
-        Args:
-            batch: ``image`` ``[B, T, C, H, W]`` and ``mask`` ``[B, 1, H, W]``.
-
-        Returns:
-            The augmented batch, same shapes (up to crops).
-        """
-        t = batch['image'].shape[1]
-        batch = {
-            **batch,
-            'image': rearrange(batch['image'], 'b t c h w -> b (t c) h w'),
-        }
-        batch = self.aug(batch)
-        batch['image'] = rearrange(batch['image'], 'b (t c) h w -> b t c h w', t=t)
-        return batch
 
 
 class DSIFNDataModule(NonGeoDataModule):

@@ -1,127 +1,20 @@
 # Copyright (c) torchgeo-gfm contributors.
 # Licensed under the MIT License.
 
-"""SpaceNet2 super-resolution: 8-band 1.24 m multispectral -> 0.3 m pan-sharpened."""
+"""SpaceNet2 super-resolution datamodule."""
 
-from typing import Any, Literal
+from typing import Any
 
+import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
-from torch.utils.data import Dataset, random_split
+from torch.utils.data import random_split
 from torchgeo.datamodules import NonGeoDataModule
-from torchgeo.datasets import SpaceNet2
-from torchgeo.datasets.utils import Path, Sample
+from torchgeo.datasets.utils import Sample
 
-#: WorldView-3 chips of SpaceNet2 hold 11-bit values
-MAX_VALUE = 2047.0
-
-
-class SpaceNet2SuperResolution(Dataset[Sample]):
-    """Pairs of SpaceNet2 chips: multispectral input and pan-sharpened target.
-
-    Built on two :class:`torchgeo.datasets.SpaceNet2` views of the same chips (so
-    download, verification and file discovery are TorchGeo's): ``MUL`` (8 bands,
-    1.24 m, read at 163x163) as ``image`` and ``MUL-PanSharpen`` (8 bands) or
-    ``RGB-PanSharpen`` (3 bands), 0.3 m, 650x650, as ``target``. Both are scaled to
-    [0, 1] by the 11-bit range. Building labels are not loaded.
-
-    .. versionadded:: 0.1
-    """
-
-    def __init__(
-        self,
-        root: Path = 'data',
-        split: Literal['train', 'test'] = 'train',
-        aois: list[int] | None = None,
-        target: Literal['MUL-PanSharpen', 'RGB-PanSharpen'] = 'MUL-PanSharpen',
-        download: bool = False,
-        checksum: bool = True,
-    ) -> None:
-        """Initialize a new SpaceNet2SuperResolution instance.
-
-        Args:
-            root: root directory of the SpaceNet2 data (as for
-                :class:`~torchgeo.datasets.SpaceNet2`).
-            split: 'train' or 'test' SpaceNet2 split.
-            aois: areas of interest (2 Vegas, 3 Paris, 4 Shanghai, 5 Khartoum); all if
-                None.
-            target: the pan-sharpened product to predict.
-            download: download the data (needs the AWS CLI, as TorchGeo's SpaceNet2).
-            checksum: check the MD5 of downloaded tarballs.
-
-        Raises:
-            DatasetNotFoundError: if the data is missing and *download* is False.
-            ValueError: if the two products do not hold the same chips.
-        """
-        kwargs = {
-            'root': root,
-            'split': split,
-            'aois': aois,
-            'download': download,
-            'checksum': checksum,
-        }
-        self.low = SpaceNet2(image='MUL', **kwargs)  # type: ignore[arg-type]
-        self.high = SpaceNet2(image=target, **kwargs)  # type: ignore[arg-type]
-        low_ids = [self.low._image_id(p) for p in self.low.images]
-        high_ids = [self.high._image_id(p) for p in self.high.images]
-        if low_ids != high_ids:
-            raise ValueError(
-                f'SpaceNet2 in {root!r}: the MUL and {target} chips differ '
-                f'({len(low_ids)} vs {len(high_ids)}); re-extract the tarballs'
-            )
-
-    def __len__(self) -> int:
-        """Return the number of chips.
-
-        Returns:
-            Length of the dataset.
-        """
-        return len(self.low)
-
-    def __getitem__(self, index: int) -> Sample:
-        """Return one chip pair.
-
-        Args:
-            index: index to return.
-
-        Returns:
-            ``image`` ``[8, 163, 163]`` and ``target`` ``[C, 650, 650]``, in [0, 1].
-        """
-        image = self.low._load_image(self.low.images[index])[0]
-        target = self.high._load_image(self.high.images[index])[0]
-        return {
-            'image': (image / MAX_VALUE).clamp(0, 1),
-            'target': (target / MAX_VALUE).clamp(0, 1),
-        }
-
-
-def random_flip_rotate(
-    batch: Sample, generator: torch.Generator | None = None
-) -> Sample:
-    """The same random flip and 90-degree rotation for each sample's image and target.
-
-    Args:
-        batch: ``image`` ``[B, C, h, w]`` and ``target`` ``[B, C', H, W]`` (square).
-        generator: random generator.
-
-    Returns:
-        The augmented batch.
-
-    .. versionadded:: 0.1
-    """
-    out = {**batch}
-    n = batch['image'].shape[0]
-    flips = torch.rand(n, generator=generator) < 0.5
-    turns = torch.randint(0, 4, (n,), generator=generator)
-    for key in ('image', 'target'):
-        x = batch[key]
-        samples = [
-            torch.rot90(x[i].flip(-1) if flips[i] else x[i], int(turns[i]), (-2, -1))
-            for i in range(n)
-        ]
-        out[key] = torch.stack(samples)
-    return out
+from ..datasets.spacenet2_sr import SpaceNet2SuperResolution
+from ..transforms import random_crop, random_flip_rotate
 
 
 class SpaceNet2SRDataModule(NonGeoDataModule):
@@ -153,7 +46,7 @@ class SpaceNet2SRDataModule(NonGeoDataModule):
             val_split_pct: fraction of the train split used for validation.
             test_split_pct: fraction of the train split used for testing.
             num_workers: number of workers for parallel data loading.
-            **kwargs: passed to :class:`SpaceNet2SuperResolution`.
+            **kwargs: passed to :class:`~torchgeo_gfm.datasets.SpaceNet2SuperResolution`.
         """
         super().__init__(
             SpaceNet2SuperResolution,  # type: ignore[arg-type]
@@ -208,8 +101,6 @@ class SpaceNet2SRDataModule(NonGeoDataModule):
         Returns:
             The figure.
         """
-        import matplotlib.pyplot as plt
-
         keys = [k for k in ('image', 'target', 'prediction') if k in sample]
         size = tuple(sample['target'].shape[-2:])
         fig, axs = plt.subplots(1, len(keys), figsize=(4 * len(keys), 4))
@@ -222,34 +113,3 @@ class SpaceNet2SRDataModule(NonGeoDataModule):
             ax.set_title(key.capitalize())
             ax.axis('off')
         return fig
-
-
-def random_crop(
-    batch: Sample, size: int, generator: torch.Generator | None = None
-) -> Sample:
-    """Crop the same ground from the image and the target (one window per batch).
-
-    Args:
-        batch: ``image`` ``[B, C, h, w]`` and ``target`` ``[B, C', H, W]``.
-        size: crop size in image pixels; the target crop is ``size * H / h``.
-        generator: random generator.
-
-    Returns:
-        The cropped batch.
-
-    .. versionadded:: 0.1
-    """
-    image, target = batch['image'], batch['target']
-    h, w = image.shape[-2:]
-    if size >= min(h, w):
-        return batch
-    ratio = target.shape[-2] / h
-    top = int(torch.randint(0, h - size + 1, (1,), generator=generator))
-    left = int(torch.randint(0, w - size + 1, (1,), generator=generator))
-    t_size = round(size * ratio)
-    t_top, t_left = round(top * ratio), round(left * ratio)
-    return {
-        **batch,
-        'image': image[..., top : top + size, left : left + size],
-        'target': target[..., t_top : t_top + t_size, t_left : t_left + t_size],
-    }

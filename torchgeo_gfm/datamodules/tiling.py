@@ -1,12 +1,18 @@
 # Copyright (c) torchgeo-gfm contributors.
 # Licensed under the MIT License.
 
-"""Evaluate on whole scenes: a dataset of the grid tiles of another dataset's samples."""
+"""Crop for training, tile for evaluation: datamodules of scenes of different sizes."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
-from torch.utils.data import Dataset
+import torch
+from torch.utils.data import Dataset, Subset, random_split
+from torchgeo.datamodules import NonGeoDataModule
+from torchgeo.datasets import NonGeoDataset
 from torchgeo.datasets.utils import Sample
+
+from ..transforms import RandomPairCrop
 
 
 def tile_starts(length: int, size: int) -> list[int]:
@@ -86,3 +92,43 @@ class GridTiles(Dataset[Sample]):
             k: v[window] if hasattr(v, 'shape') and v.shape[-2:] == hw else v
             for k, v in sample.items()
         }
+
+
+class _CropTrainTileEval(NonGeoDataModule):
+    """``setup`` for scenes of different sizes: random crops to train, grid tiles to score.
+
+    Mixed in before a TorchGeo datamodule that has ``dataset_class``, ``patch_size``
+    and ``val_split_pct`` (OSCD, Vaihingen). Training samples are cropped on the CPU
+    (:class:`~torchgeo_gfm.transforms.RandomPairCrop`) so they can be collated; each
+    val/test scene is cut into a grid of ``patch_size`` windows (:class:`GridTiles`)
+    so every pixel is scored. Validation is TorchGeo's random split of the train
+    split (seed 0).
+    """
+
+    patch_size: tuple[int, int]
+    val_split_pct: float
+
+    def _split(self, split: str, **kwargs: Any) -> NonGeoDataset:
+        """One split of ``dataset_class`` (which TorchGeo types as a bare Dataset)."""
+        make = cast(Callable[..., NonGeoDataset], self.dataset_class)
+        return make(split=split, **kwargs)
+
+    def setup(self, stage: str) -> None:
+        """Set up datasets.
+
+        Args:
+            stage: 'fit', 'validate', 'test' or 'predict'.
+        """
+        if stage in ('fit', 'validate'):
+            self.dataset = self._split('train', **self.kwargs)
+            generator = torch.Generator().manual_seed(0)
+            train, val = random_split(
+                self.dataset, [1 - self.val_split_pct, self.val_split_pct], generator
+            )
+            crop = RandomPairCrop(self.patch_size)
+            cropped = self._split('train', transforms=crop, **self.kwargs)
+            self.train_dataset = Subset(cropped, train.indices)
+            self.val_dataset = GridTiles(self.dataset, self.patch_size, val.indices)
+        if stage == 'test':
+            test = self._split('test', **self.kwargs)
+            self.test_dataset = GridTiles(test, self.patch_size, range(len(test)))

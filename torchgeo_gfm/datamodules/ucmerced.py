@@ -6,13 +6,13 @@
 from typing import Any
 
 import kornia.augmentation as K
-from torchgeo.datamodules import UCMercedDataModule as _UCMercedDataModule
+from torchgeo.datamodules import UCMercedDataModule
 
 from .utils import IMAGENET_MEAN, IMAGENET_STD
 
 
-class UCMercedDataModule(_UCMercedDataModule):
-    """TorchGeo's UC Merced datamodule, normalised and augmented as GFM was fine-tuned.
+class UCMercedImageNetDataModule(UCMercedDataModule):
+    """TorchGeo's UC Merced datamodule with GFM's ImageNet-style fine-tuning pipeline.
 
     TorchGeo's divides by 255 and only resizes. The GFM weights expect ImageNet
     statistics, and the authors fine-tuned with a random resized crop and horizontal flips
@@ -34,7 +34,7 @@ class UCMercedDataModule(_UCMercedDataModule):
         scale: tuple[float, float] = (0.08, 1.0),
         **kwargs: Any,
     ) -> None:
-        """Initialize a new UCMercedDataModule instance.
+        """Initialize a new UCMercedImageNetDataModule instance.
 
         Args:
             batch_size: size of each mini-batch.

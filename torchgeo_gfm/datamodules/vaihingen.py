@@ -1,30 +1,26 @@
 # Copyright (c) torchgeo-gfm contributors.
 # Licensed under the MIT License.
 
-"""Vaihingen datamodule that evaluates whole tiles."""
+"""Vaihingen datamodule that scores whole tiles."""
 
 import kornia.augmentation as K
-import torch
-from torch.utils.data import Subset, random_split
-from torchgeo.datamodules import Vaihingen2DDataModule as _Vaihingen2DDataModule
-from torchgeo.datasets import Vaihingen2D
+from torchgeo.datamodules import Vaihingen2DDataModule
 
-from .oscd import RandomPairCrop
-from .tiling import GridTiles
+from .tiling import _CropTrainTileEval
 from .utils import IMAGENET_MEAN, IMAGENET_STD
 
 
-class Vaihingen2DDataModule(_Vaihingen2DDataModule):
+class Vaihingen2DTiledDataModule(_CropTrainTileEval, Vaihingen2DDataModule):
     """TorchGeo's Vaihingen datamodule, scoring every pixel of the val/test tiles.
 
     TorchGeo 0.10's :class:`~torchgeo.datamodules.Vaihingen2DDataModule` validates and
     tests on one center crop of ``patch_size`` per ~2000 px tile, a few percent of the
     test area, and collates whole tiles of different sizes for training (which fails
     for batches > 1 on the real data). This one crops training tiles on the CPU
-    (:class:`~.oscd.RandomPairCrop`) and cuts each val/test tile into a grid of
-    ``patch_size`` windows (:class:`~.tiling.GridTiles`), flips training crops, and
-    normalises with ImageNet statistics like the GFM weights (TorchGeo divides by 255).
-    Splits and arguments are TorchGeo's.
+    (:class:`~torchgeo_gfm.transforms.RandomPairCrop`) and cuts each val/test tile into
+    a grid of ``patch_size`` windows, flips training crops, and normalises with
+    ImageNet statistics like the GFM weights (TorchGeo divides by 255). Splits and
+    arguments are TorchGeo's.
 
     .. versionadded:: 0.1
     """
@@ -33,11 +29,13 @@ class Vaihingen2DDataModule(_Vaihingen2DDataModule):
     std = IMAGENET_STD
 
     def setup(self, stage: str) -> None:
-        """Set up datasets.
+        """Set up datasets and the device augmentations.
 
         Args:
             stage: 'fit', 'validate', 'test' or 'predict'.
         """
+        # here, not in __init__: TorchGeo's __init__ builds crops we replace, and
+        # overriding it would repeat its signature for LightningCLI
         normalize = K.Normalize(mean=self.mean, std=self.std)
         self.train_aug = K.AugmentationSequential(
             normalize,
@@ -47,16 +45,4 @@ class Vaihingen2DDataModule(_Vaihingen2DDataModule):
             keepdim=True,
         )
         self.aug = K.AugmentationSequential(normalize, data_keys=None, keepdim=True)
-        if stage in ('fit', 'validate'):
-            self.dataset = Vaihingen2D(split='train', **self.kwargs)
-            generator = torch.Generator().manual_seed(0)
-            train, val = random_split(
-                self.dataset, [1 - self.val_split_pct, self.val_split_pct], generator
-            )
-            crop = RandomPairCrop(self.patch_size)
-            cropped = Vaihingen2D(split='train', transforms=crop, **self.kwargs)
-            self.train_dataset = Subset(cropped, train.indices)
-            self.val_dataset = GridTiles(self.dataset, self.patch_size, val.indices)
-        if stage == 'test':
-            test = Vaihingen2D(split='test', **self.kwargs)
-            self.test_dataset = GridTiles(test, self.patch_size, range(len(test)))
+        super().setup(stage)

@@ -14,7 +14,8 @@ import torch
 from torch import Tensor
 from torchgeo.datasets.utils import Path, Sample
 
-from .scene import ManualDownloadError, SceneClassificationDataset
+from .errors import ManualDownloadError
+from .scene import SceneClassificationDataset
 
 
 class MLRSNet(SceneClassificationDataset):
@@ -98,7 +99,9 @@ class MLRSNet(SceneClassificationDataset):
             raise ValueError(f"task must be 'multiclass' or 'multilabel', got {task!r}")
         self.root, self.split, self.task = root, split, task
         self.download, self.checksum = download, checksum
-        images = self._verify(os.path.join(root, self.directory))
+        self._verify()
+        images = self._find_images(os.path.join(root, self.directory))
+        assert images is not None  # _verify found or extracted them
         self._build([images], split, transforms)
         if checksum:
             self._check_complete()
@@ -107,26 +110,27 @@ class MLRSNet(SceneClassificationDataset):
         if task == 'multilabel':
             self._read_labels(os.path.join(os.path.dirname(images), 'Labels'))
 
-    def _verify(self, base: str) -> str:
-        """Find the Images folder; extract the Mendeley archive if only it is present."""
-        found = self._find_images(base)
-        if found is not None:
-            return found
+    def _verify(self) -> None:
+        """Verify the integrity of the dataset."""
+        # Check if the extracted files already exist
+        base = os.path.join(self.root, self.directory)
+        if self._find_images(base) is not None:
+            return
+        # Check if the Mendeley zip has already been downloaded (by hand); its
+        # per-category .rar files, once present, must be extracted by the user
+        rars = glob.glob(os.path.join(base, '**', '*.rar'), recursive=True)
         archives = sorted(
             glob.glob(os.path.join(self.root, self.archive_pattern))
             + glob.glob(os.path.join(base, self.archive_pattern))
         )
-        if archives and not glob.glob(
-            os.path.join(base, '**', '*.rar'), recursive=True
-        ):
-            with zipfile.ZipFile(
-                archives[-1]
-            ) as archive:  # zipfile strips '..' and '/'
+        if archives and not rars:
+            with zipfile.ZipFile(archives[-1]) as archive:  # strips '..' and '/'
                 archive.extractall(base)
-            found = self._find_images(base)
-            if found is not None:
-                return found
-        raise ManualDownloadError(self._instructions(base))
+            if self._find_images(base) is not None:
+                return
+        # Mendeley serves no stable file URL, so whatever *download* says, the user
+        # must fetch it
+        raise ManualDownloadError(self, self._instructions(base))
 
     @staticmethod
     def _find_images(base: str) -> str | None:
@@ -142,14 +146,12 @@ class MLRSNet(SceneClassificationDataset):
         if rars:
             folder = os.path.dirname(rars[0])
             return (
-                f'MLRSNet: found {len(rars)} .rar archives in {folder!r} but no extracted '
+                f'found {len(rars)} .rar archives in {folder!r} but no extracted '
                 'images; extract each in place so that Images/<category>/*.jpg exists, '
                 f'e.g. `cd {folder} && for f in *.rar; do unrar x -o- "$f"; done`'
             )
-        why = 'cannot be downloaded automatically' if self.download else 'not found'
         return (
-            f'MLRSNet {why} in root={os.fspath(self.root)!r}: Mendeley Data serves it '
-            'as per-category RAR files with no stable direct link. Download version 3 '
+            'it cannot be downloaded automatically: Mendeley Data serves it as per-category RAR files with no stable direct link. Download version 3 '
             f'from {self.page} ("Download All" gives 7j9bv9vwsx-3.zip), put the zip in '
             f'{os.fspath(self.root)!r} (it is extracted for you) or extract it to '
             f'{os.path.join(os.fspath(self.root), self.directory)!r}, then extract the '
@@ -173,8 +175,9 @@ class MLRSNet(SceneClassificationDataset):
         files = sorted(glob.glob(os.path.join(folder, '*.csv')))
         if not files:
             raise ManualDownloadError(
+                self,
                 f'MLRSNet multi-labels not found in {folder!r}: put the Labels/*.csv of '
-                f'the Mendeley release ({self.page}) or of {self.labels_page} there'
+                f'the Mendeley release ({self.page}) or of {self.labels_page} there',
             )
         for file in files:
             with open(file, newline='', encoding='utf-8-sig') as f:

@@ -9,7 +9,8 @@ from typing import ClassVar, Literal
 
 from torchgeo.datasets.utils import Path, Sample
 
-from .scene import ManualDownloadError, SceneClassificationDataset
+from .errors import ManualDownloadError
+from .scene import SceneClassificationDataset
 from .utils import find_images
 
 
@@ -83,12 +84,12 @@ class RSD46WHU(SceneClassificationDataset):
             raise ValueError(f'split must be one of {self.splits}, got {split!r}')
         self.root, self.split = root, split
         self.download, self.checksum = download, checksum
+        self._verify()
         base = os.path.join(root, self.directory)
         official = self._official_folders(base)
         if official:
             folders = list(official.values()) if split == 'all' else [official[split]]
         else:
-            self._verify(base)
             folders = [base]
         self._build(folders, split, transforms, hashed=not official)
         if checksum and len(self.classes) != self.num_classes:
@@ -107,15 +108,19 @@ class RSD46WHU(SceneClassificationDataset):
             return {s: os.path.join(base, names[s]) for s in ('train', 'test')}
         return {}
 
-    def _verify(self, base: str) -> None:
-        """Check for class folders of images; else say exactly what to fetch."""
-        if os.path.isdir(base) and find_images(base):
+    def _verify(self) -> None:
+        """Verify the integrity of the dataset."""
+        # Check if the extracted files already exist
+        base = os.path.join(self.root, self.directory)
+        if self._official_folders(base) or (os.path.isdir(base) and find_images(base)):
             return
-        why = 'cannot be downloaded automatically' if self.download else 'not found'
+        # There is no archive to extract or download (only Baidu Netdisk / Google
+        # Drive folders), so whatever *download* says, the user must fetch it
         raise ManualDownloadError(
-            f'RSD46-WHU {why} in root={os.fspath(self.root)!r}: it is distributed only '
-            f'through Baidu Netdisk and Google Drive folders linked from {self.page} (no '
-            'direct link). Download it there, extract the archive(s), and arrange the '
-            f'images as {base}/train/<class>/<image> and {base}/test/<class>/<image> '
-            f'(or {base}/<class>/<image> without the official split).'
+            self,
+            'it cannot be downloaded automatically: it is distributed only through Baidu Netdisk and Google '
+            f'Drive folders linked from {self.page} (no direct link). Download it there, '
+            'extract the archive(s), and arrange the images as '
+            f'{base}/train/<class>/<image> and {base}/test/<class>/<image> (or '
+            f'{base}/<class>/<image> without the official split).',
         )

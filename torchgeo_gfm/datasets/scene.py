@@ -4,7 +4,6 @@
 """Shared base of the scene-classification sources of GeoPile that TorchGeo lacks."""
 
 import os
-import zlib
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
@@ -13,46 +12,16 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 from torch import Tensor
-from torchgeo.datasets import DatasetNotFoundError, NonGeoClassificationDataset
+from torchgeo.datasets import NonGeoClassificationDataset
 from torchgeo.datasets.utils import Path, Sample
 from torchvision.datasets import ImageFolder
 
-from .utils import IMG_EXTENSIONS, open_rgb, pil_to_tensor
-
-
-class ManualDownloadError(DatasetNotFoundError):
-    """Raised when a dataset is missing and its host offers no direct download.
-
-    .. versionadded:: 0.1
-    """
-
-    def __init__(self, message: str) -> None:
-        """Initialize a new ManualDownloadError.
-
-        Args:
-            message: what is missing and exactly what to fetch and where to put it.
-        """
-        FileNotFoundError.__init__(self, message)
+from .utils import IMG_EXTENSIONS, hash_fraction, open_rgb, pil_to_tensor
 
 
 def _load(path: str) -> Image.Image:
     """Any image file as 8-bit RGB, by the rule of :mod:`torchgeo_gfm.datasets.utils`."""
     return open_rgb(path)
-
-
-def hash_fraction(key: str, seed: int = 0) -> float:
-    """A stable pseudo-random number in [0, 1) from a string (for file-based splits).
-
-    Args:
-        key: e.g. a file name.
-        seed: changes the assignment.
-
-    Returns:
-        The number.
-
-    .. versionadded:: 0.1
-    """
-    return zlib.crc32(f'{seed}/{key}'.encode(errors='surrogateescape')) / 2**32
 
 
 class SceneClassificationDataset(NonGeoClassificationDataset):
@@ -65,8 +34,8 @@ class SceneClassificationDataset(NonGeoClassificationDataset):
     .. versionadded:: 0.1
     """
 
-    #: Split name -> [start, end) of :func:`hash_fraction` for datasets without an
-    #: official split.
+    #: Split name -> [start, end) of :func:`~torchgeo_gfm.datasets.utils.hash_fraction`
+    #: for datasets without an official split.
     hash_splits: ClassVar[dict[str, tuple[float, float]]] = {}
 
     def _build(

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw
 
-#: Source folders written by default (the five GeoPile sources, see DESIGN.md).
+#: Source folders written by default (the five GeoPile sources of the GFM paper).
 SYNTHETIC_SOURCES: tuple[str, ...] = (
     'naip',
     'rsd46whu',

@@ -31,6 +31,7 @@ Conversion rule (applied to every image, so one batch can mix formats):
 
 import os
 import warnings
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -449,3 +450,37 @@ def read_rgb(path: str | os.PathLike[str], size: int | None = None) -> Tensor:
     """
     image = pil_to_tensor(open_rgb(os.fspath(path), min_size=size))
     return fit_square(image, size) if size is not None else image
+
+
+def hash_fraction(key: str, seed: int = 0) -> float:
+    """A stable pseudo-random number in [0, 1) from a string, for file-based splits.
+
+    CRC-32 rather than :func:`hash`, which Python salts per process: a file must land
+    in the same split on every machine and in every DataLoader worker.
+
+    Args:
+        key: e.g. a file name.
+        seed: changes the assignment.
+
+    Returns:
+        The number.
+
+    .. versionadded:: 0.1
+    """
+    return zlib.crc32(f'{seed}/{key}'.encode(errors='surrogateescape')) / 2**32
+
+
+def read_binary_mask(path: str | os.PathLike[str]) -> Tensor:
+    """Read a 0/255 (or 0/1) mask as a long ``[1, H, W]`` tensor of 0/1.
+
+    Args:
+        path: mask file.
+
+    Returns:
+        The mask: 1 where the file is non-zero.
+
+    .. versionadded:: 0.1
+    """
+    with Image.open(path) as img:
+        array = np.array(img.convert('L'))
+    return torch.from_numpy(array > 0).long().unsqueeze(0)

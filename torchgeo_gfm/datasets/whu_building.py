@@ -8,17 +8,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar, Literal
 
-import matplotlib.pyplot as plt
-from matplotlib.figure import Figure
-from torchgeo.datasets import NonGeoDataset
+from torch import Tensor
+from torchgeo.datasets import DatasetNotFoundError
 from torchgeo.datasets.utils import Path as PathLike
-from torchgeo.datasets.utils import Sample, download_and_extract_archive
+from torchgeo.datasets.utils import (
+    Sample,
+    check_integrity,
+    download_and_extract_archive,
+    extract_archive,
+)
 
-from .dsifn import load_binary_mask, load_rgb, to_display
-from .scene import ManualDownloadError
+from ._image_mask import _ImageMaskDataset
+from .errors import ManualDownloadError
 
 
-class WHUBuilding(NonGeoDataset):
+class WHUBuilding(_ImageMaskDataset):
     """WHU Aerial building segmentation dataset.
 
     The aerial part of the `WHU building dataset
@@ -39,6 +43,8 @@ class WHUBuilding(NonGeoDataset):
 
     Labels are 0 (background) and 255 (building); ``root/{train,val,test}/`` is
     accepted too.
+
+    Samples: ``image`` ``[3, H, W]`` float (0-255) and ``mask`` ``[H, W]`` long (0/1).
 
     Dataset classes:
 
@@ -90,114 +96,61 @@ class WHUBuilding(NonGeoDataset):
             ValueError: if *split* is invalid, or *checksum* is set with no :attr:`md5`.
             DatasetNotFoundError: if the data is missing and *download* is False.
         """
-        if split not in self.splits:
-            raise ValueError(f'split must be one of {self.splits}, got {split!r}')
         if checksum and not self.md5:
             raise ValueError(
                 'checksum=True but WHUBuilding.md5 is None (the host publishes no '
                 'checksum): set WHUBuilding.md5 to a trusted value or use checksum=False'
             )
-        self.root = root
-        self.split = split
-        self.transforms = transforms
-        self.download = download
-        self.checksum = checksum
-        self.files = self._verify()
+        super().__init__(root, split, transforms, download, checksum)
 
-    def __len__(self) -> int:
-        """Return the number of tiles.
-
-        Returns:
-            Length of the dataset.
-        """
-        return len(self.files)
-
-    def __getitem__(self, index: int) -> Sample:
-        """Return one tile and its building mask.
-
-        Args:
-            index: index to return.
-
-        Returns:
-            ``image`` ``[3, H, W]`` float (0-255) and ``mask`` ``[H, W]`` long (0/1).
-        """
-        image, label = self.files[index]
-        sample: Sample = {
-            'image': load_rgb(image),
-            'mask': load_binary_mask(label).squeeze(0),
-        }
-        if self.transforms is not None:
-            sample = self.transforms(sample)
-        return sample
+    def _load_mask(self, path: Path) -> Tensor:
+        """``[H, W]``, as TorchGeo's segmentation datasets return masks."""
+        return super()._load_mask(path).squeeze(0)
 
     def _split_dir(self) -> Path:
         nested = Path(self.root, self.directory, self.split)
         return nested if nested.is_dir() else Path(self.root, self.split)
 
-    def _verify(self) -> list[tuple[Path, Path]]:
-        files = self._load_files()
-        if files:
-            return files
-        if self.download:
-            download_and_extract_archive(
-                self.url,
-                self.root,
-                filename=self.filename,
-                md5=self.md5 if self.checksum else None,
-            )
-            files = self._load_files()
-            if files:
-                return files
-        raise ManualDownloadError(
-            f'WHU Aerial building ({self.split}) not found in '
-            f'root={os.fspath(self.root)!r}: expected <root>/{self.directory}/'
-            f'{self.split}/{{image,label}}/*.tif'
-            + (
-                ''
-                if self.download
-                else '. Use download=True, or fetch it yourself from '
-                f'{self.url} and unzip it into root'
-            )
+    def _verify(self) -> None:
+        """Verify the integrity of the dataset."""
+        # Check if the extracted files already exist
+        if any((self._split_dir() / 'image').glob('*.tif')):
+            return
+        # Check if the zip file has already been downloaded
+        archive = os.path.join(self.root, self.filename)
+        if os.path.isfile(archive):
+            if self.checksum and not check_integrity(archive, self.md5):
+                raise RuntimeError(f'Dataset found, but corrupted: {archive}')
+            extract_archive(archive, self.root)
+            return
+        # Check if the user requested to download the dataset
+        if not self.download:
+            raise DatasetNotFoundError(self)
+        # Download and extract the dataset
+        download_and_extract_archive(
+            self.url,
+            self.root,
+            filename=self.filename,
+            md5=self.md5 if self.checksum else None,
         )
 
-    def _load_files(self) -> list[tuple[Path, Path]]:
+    def _load_files(self) -> list[tuple[Path, ...]]:
         split_dir = self._split_dir()
         images = sorted((split_dir / 'image').glob('*.tif'))
-        pairs = [(p, split_dir / 'label' / p.name) for p in images]
+        if not images:  # e.g. an archive without this split
+            raise ManualDownloadError(
+                self,
+                f'expected <root>/{self.directory}/{self.split}/{{image,label}}/*.tif; '
+                f'fetch it from {self.url} and unzip it into root',
+            )
+        pairs: list[tuple[Path, ...]] = [
+            (p, split_dir / 'label' / p.name) for p in images
+        ]
         lacking = [label for _, label in pairs if not label.is_file()]
         if lacking:
             raise ManualDownloadError(
-                f'{len(lacking)} labels missing, e.g. {lacking[0]}: the WHU Aerial '
-                f'copy in root={os.fspath(self.root)!r} is incomplete; re-extract it'
+                self,
+                f'{len(lacking)} labels missing, e.g. {lacking[0]}: the copy is '
+                'incomplete; re-extract it',
             )
         return pairs
-
-    def plot(
-        self, sample: Sample, show_titles: bool = True, suptitle: str | None = None
-    ) -> Figure:
-        """Plot a sample from the dataset.
-
-        Args:
-            sample: a sample returned by :meth:`__getitem__` (optionally with a
-                ``prediction`` mask).
-            show_titles: whether to show titles above each panel.
-            suptitle: optional title of the figure.
-
-        Returns:
-            A matplotlib Figure with the rendered sample.
-        """
-        panels = [
-            ('Image', to_display(sample['image'])),
-            ('Mask', sample['mask'].squeeze().numpy()),
-        ]
-        if 'prediction' in sample:
-            panels.append(('Prediction', sample['prediction'].squeeze().numpy()))
-        fig, axs = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4))
-        for ax, (title, image) in zip(axs, panels):
-            ax.imshow(image, cmap='gray', vmin=0, vmax=1, interpolation='none')
-            ax.axis('off')
-            if show_titles:
-                ax.set_title(title)
-        if suptitle is not None:
-            fig.suptitle(suptitle)
-        return fig
