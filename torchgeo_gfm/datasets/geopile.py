@@ -6,7 +6,6 @@
 import math
 import os
 import warnings
-import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -19,7 +18,7 @@ from torch.utils.data import Dataset
 from torchgeo.datasets import DatasetNotFoundError, NonGeoDataset
 from torchgeo.datasets.utils import Sample
 
-from .utils import ImageFinder, find_images, is_image, read_rgb
+from .utils import ImageFinder, find_images, hash_fraction, is_image, read_rgb
 
 #: What a source may be given as to :meth:`GeoPile.from_datasets`.
 SourceSpec = str | os.PathLike[str] | Dataset[Any] | Sequence[Dataset[Any]]
@@ -336,10 +335,8 @@ class GeoPile(NonGeoDataset):
         """Whether a file belongs to this split (hash of its last three path parts)."""
         if self.split == 'all':
             return True
-        key = '/'.join(Path(path).parts[-3:])
-        digest = zlib.crc32(f'{self.seed}/{key}'.encode(errors='surrogateescape'))
-        held_out = digest < self.val_fraction * 2**32
-        return held_out == (self.split == 'val')
+        held_out = hash_fraction('/'.join(Path(path).parts[-3:]), self.seed)
+        return (held_out < self.val_fraction) == (self.split == 'val')
 
     def __len__(self) -> int:
         """Return the number of images in this split.
