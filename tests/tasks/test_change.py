@@ -10,7 +10,7 @@ from lightning.pytorch.loggers import Logger
 from matplotlib.figure import Figure
 
 from torchgeo_gfm.datamodules import DSIFNDataModule, OSCDTiledDataModule
-from torchgeo_gfm.tasks import ChangeDetection
+from torchgeo_gfm.tasks import ChangeDetectionWithFigures
 
 DATA = Path(__file__).parents[1] / 'data'
 
@@ -44,8 +44,10 @@ class FigureLogger(Logger):
         pass
 
 
-def _task() -> ChangeDetection:
-    return ChangeDetection(model='fcsiamdiff', backbone='tu-test_resnet', in_channels=3)
+def _task() -> ChangeDetectionWithFigures:
+    return ChangeDetectionWithFigures(
+        model='fcsiamdiff', backbone='tu-test_resnet', in_channels=3
+    )
 
 
 def test_validation_figures_on_kornia_0_8(tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ from lightning.pytorch.loggers import CSVLogger
 
 import torchgeo_gfm  # noqa: F401  (registers gfm_swin_base)
 from torchgeo_gfm.datamodules import SpaceNet2SRDataModule
+from torchgeo_gfm.models.super_resolution import SuperResolutionModel
 from torchgeo_gfm.tasks import SuperResolution
-from torchgeo_gfm.tasks.super_resolution import SuperResolutionModel
 from torchgeo_gfm.transforms import random_crop, random_flip_rotate
 
 DATA = Path(__file__).parents[1] / 'data' / 'spacenet2_sr'

@@ -23,7 +23,9 @@ from .checkpoint import (
     teacher_state_dict,
     upstream_mask_token,
 )
+from .pretraining import GFMPretrainingModel
 from .registry import register as _register
+from .super_resolution import SuperResolutionModel, UpsamplingHead
 from .swin import (
     GFMSwinTransformer,
     check_complete_student,
@@ -38,8 +40,11 @@ _register()
 __all__ = (
     'SENTINEL2_RGB_INDICES',
     'GFMCheckpointError',
+    'GFMPretrainingModel',
     'GFMSwinTransformer',
     'GFM_Weights',
+    'SuperResolutionModel',
+    'UpsamplingHead',
     'WeightsFormat',
     'adapt_patch_embed',
     'check_complete_student',

@@ -13,7 +13,7 @@ from torchgeo.tasks import ChangeDetection as _ChangeDetection
 from .utils import log_figure, takes_figures
 
 
-class ChangeDetection(_ChangeDetection):
+class ChangeDetectionWithFigures(_ChangeDetection):
     """:class:`torchgeo.tasks.ChangeDetection` whose validation figures do not crash.
 
     TorchGeo 0.10.1 denormalizes the validation batch for its figures with
