@@ -49,7 +49,10 @@ def test_paper_config_recipe() -> None:
     trainer, model = config['trainer'], config['model']['init_args']
     assert trainer['devices'] * trainer['num_nodes'] == 8
     assert config['data']['init_args']['batch_size'] == 128
-    assert trainer['precision'] == 'bf16-mixed'
+    assert (
+        trainer['plugins'][0]['class_path']
+        == 'torchgeo_gfm.precision.NativeMixedPrecision'
+    )
     assert trainer['gradient_clip_val'] == 5.0
     assert trainer['max_epochs'] == 100
     assert model['warmup_epochs'] == 10
@@ -79,9 +82,13 @@ def test_paper_config_fits(
 
 
 def test_demo(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setattr('sys.argv', ['python'])
+    caplog.set_level(logging.INFO)
     code = demo.main(
         [
             f'--config={CONFIGS / "gfm_demo.yaml"}',
@@ -96,6 +103,7 @@ def test_demo(
         ]
     )
     assert code == 0
+    assert 'Precision: ' in caplog.text  # bf16 or fp32, and why
     out = capsys.readouterr().out
     assert 'RANDOM weights' in out
     assert (tmp_path / 'gfm_demo_backbone.safetensors').is_file()
@@ -127,7 +135,6 @@ def test_paper_config_resumes_with_ckpt_path_last(
         '--trainer.accelerator=cpu',
         '--trainer.devices=1',
         '--trainer.strategy=auto',
-        '--trainer.precision=32',
         '--trainer.enable_progress_bar=false',
         '--trainer.callbacks.init_args.every_n_train_steps=2',
     ]
