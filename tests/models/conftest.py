@@ -10,9 +10,10 @@ from typing import Any
 
 import huggingface_hub.constants
 import pytest
+import torch
 
 from tests.data.gfm.data import TINY, write_upstream_checkpoint
-from torchgeo_gfm.models.download import cache_dir, sha256sum
+from torchgeo_gfm.models.checkpoint import sha256sum
 
 HUB_COMMIT = 'c' * 40
 
@@ -61,5 +62,5 @@ def published_gfm(full_gfm: Path) -> Path:
     snapshot.symlink_to(Path('..', '..', 'blobs', sha))
     (repo / 'refs').mkdir(exist_ok=True)
     (repo / 'refs' / 'main').write_text(HUB_COMMIT)
-    _link(full_gfm, cache_dir() / 'downloads' / 'gfm.pth')
+    _link(full_gfm, Path(torch.hub.get_dir()) / 'checkpoints' / 'gfm.pth')
     return full_gfm

@@ -11,7 +11,9 @@ import torch
 
 from torchgeo_gfm.models import (
     GFMCheckpointError,
+    GFMClassifierHead,
     adapt_patch_embed,
+    checkpoint_filter_fn,
     load_upstream_checkpoint,
     loadable_state_dict,
     rgb_input_indices,
@@ -63,6 +65,7 @@ def test_file_overlay(
 
 def test_num_classes(tiny_gfm: Path, tiny_arch: dict[str, Any]) -> None:
     model = _create(tiny_gfm, tiny_arch, num_classes=7)
+    assert type(model.head) is GFMClassifierHead  # installed at construction
     assert model(torch.randn(2, 3, 64, 64)).shape == (2, 7)
     assert model.head.out_features == 7
     model.reset_classifier(0)
@@ -194,3 +197,30 @@ def test_bgr_reordering(
     again = timm.create_model('gfm_swin_base', rgb_indices=(2, 1, 0), **tiny_arch)
     again.load_state_dict(model.state_dict())
     assert torch.equal(again.patch_embed.proj.weight, weight)
+
+
+def test_filter_recognises_every_layout(
+    tiny_gfm: Path, tiny_arch: dict[str, Any], student: dict[str, torch.Tensor]
+) -> None:
+    upstream = load_upstream_checkpoint(tiny_gfm)
+    encoder = {
+        k.removeprefix('encoder.'): v
+        for k, v in upstream['model'].items()
+        if k.startswith('encoder.') and k != 'encoder.mask_token'
+    }
+    model = timm.create_model('gfm_swin_base', weight_init='skip', **tiny_arch)
+    for layout in (upstream, upstream['model'], encoder, student):
+        out = checkpoint_filter_fn(layout, model)
+        assert out.keys() == student.keys()
+        assert all(torch.equal(out[k], v) for k, v in student.items())
+
+
+def test_filter_applies_band_rule_and_windows(
+    tiny_arch: dict[str, Any], student: dict[str, torch.Tensor]
+) -> None:
+    arch = {**tiny_arch, 'window_size': 8}
+    model = timm.create_model('gfm_swin_base', in_chans=13, weight_init='skip', **arch)
+    out = checkpoint_filter_fn(student, model)
+    model.load_state_dict(out)  # every shape fits
+    weight = out['patch_embed.proj.weight']
+    assert torch.equal(weight[:, [3, 2, 1]], student['patch_embed.proj.weight'])

@@ -31,14 +31,13 @@ from torchgeo_gfm.models import (
     GFMCheckpointError,
     gfm_swin_b,
     load_backbone,
-    load_student_weights,
     load_upstream_checkpoint,
+    read_gfm_weights,
     save_backbone,
     sniff_format,
     student_state_dict,
 )
 from torchgeo_gfm.models.checkpoint import BACKBONE_FORMAT, BACKBONE_FORMAT_VERSION
-from torchgeo_gfm.models.download import student_weights
 from torchgeo_gfm.tasks.super_resolution import load_backbone_file
 
 StateDict = dict[str, Tensor]
@@ -140,8 +139,7 @@ def _timm(path: Path) -> Any:
 LOADERS: dict[str, tuple[Callable[[Path], Any], tuple[str, ...]]] = {
     'load_upstream_checkpoint': (load_upstream_checkpoint, ('upstream',)),
     'load_backbone': (load_backbone, ('backbone',)),
-    'load_student_weights': (load_student_weights, ('upstream', 'backbone')),
-    'student_weights': (student_weights, ('upstream', 'backbone')),
+    'read_gfm_weights': (read_gfm_weights, ('upstream', 'backbone')),
     'gfm_swin_b': (lambda p: gfm_swin_b(p, **TINY), ('upstream', 'backbone')),
     'timm': (_timm, ('upstream', 'backbone')),
     'load_backbone_file': (
@@ -370,7 +368,7 @@ def test_save_backbone_roundtrip(
         path = Path(tmp) / 'b.safetensors'
         save_backbone(tensors, path, metadata=metadata)
         assert sniff_format(path) == 'safetensors'
-        for loaded in load_backbone(path), load_student_weights(path):
+        for loaded in load_backbone(path), read_gfm_weights(path):
             assert loaded.keys() == tensors.keys()
             assert all(torch.equal(loaded[k], v) for k, v in tensors.items())
         assert os.listdir(tmp) == ['b.safetensors']  # no temporary file left

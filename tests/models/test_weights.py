@@ -85,13 +85,10 @@ def test_builder_member(
     tiny_gfm: Path, tiny_arch: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     member = GFM_Weights.GEOPILE_RGB_GFM
-    monkeypatch.setattr(
-        GFM_Weights,
-        'get_state_dict',
-        lambda self, **kw: student_state_dict(load_upstream_checkpoint(tiny_gfm)),
-    )
+    monkeypatch.setattr(GFM_Weights, 'download', lambda self, *a, **kw: tiny_gfm)
     model = gfm_swin_b(member, **tiny_arch)
-    assert model.num_features == 128
+    student = student_state_dict(load_upstream_checkpoint(tiny_gfm))
+    assert torch.equal(model.norm.weight, student['norm.weight'])
 
 
 def test_builder_wrong_architecture(tiny_gfm: Path) -> None:

@@ -22,6 +22,7 @@ expected and what to do.
 .. versionadded:: 0.1
 """
 
+import hashlib
 import json
 import os
 import pickle
@@ -47,9 +48,6 @@ WeightsFormat = Literal['safetensors', 'torch-zip', 'torch-pickle']
 
 _UPSTREAM_KEYS = ('model', 'config')
 _STUDENT_PROBE = 'encoder.patch_embed.proj.weight'
-# buffers Microsoft's Swin saves but recomputes from the window size
-_NON_PERSISTENT = ('relative_position_index', 'attn_mask')
-_MS_DOWNSAMPLE = re.compile(r'^layers\.(\d+)\.downsample\.')
 # integer buffers a weights file may legitimately hold; every other tensor is a weight
 _INTEGER_BUFFERS = ('relative_position_index', 'num_batches_tracked')
 # safetensors refuses headers above 100 MB
@@ -381,84 +379,6 @@ def load_upstream_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return ckpt
 
 
-def ms_swin_to_timm(
-    state_dict: Mapping[str, Tensor], prefix: str = ''
-) -> dict[str, Tensor]:
-    """Rename a Microsoft Swin state dict to timm's ``SwinTransformer`` key names.
-
-    Microsoft's Swin merges patches at the *end* of stage ``i``, timm at the *start* of stage
-    ``i + 1``; the classifier is ``head`` there and ``head.fc`` in timm. The
-    ``relative_position_index`` and ``attn_mask`` buffers are dropped (timm recomputes them).
-
-    Args:
-        state_dict: a state dict holding a Microsoft Swin.
-        prefix: only keys starting with it are taken, with it removed (e.g. ``'teacher.'``).
-
-    Returns:
-        The renamed state dict (same tensors).
-
-    .. versionadded:: 0.1
-    """
-    out: dict[str, Tensor] = {}
-    for key, value in state_dict.items():
-        if not key.startswith(prefix):
-            continue
-        key = key[len(prefix) :]
-        if key.rsplit('.', 1)[-1] in _NON_PERSISTENT:
-            continue
-        key = _MS_DOWNSAMPLE.sub(lambda m: f'layers.{int(m[1]) + 1}.downsample.', key)
-        if key.startswith('head.'):
-            key = 'head.fc.' + key[len('head.') :]
-        out[key] = value
-    return out
-
-
-def student_state_dict(upstream: Mapping[str, Any]) -> dict[str, Tensor]:
-    """The GFM student (``encoder.*`` without ``mask_token``) in timm key names.
-
-    Args:
-        upstream: the dict :func:`load_upstream_checkpoint` returns (or its ``model``).
-
-    Returns:
-        The student's state dict for ``gfm_swin_base``.
-
-    .. versionadded:: 0.1
-    """
-    model = upstream.get('model', upstream)
-    student = ms_swin_to_timm(model, prefix='encoder.')
-    student.pop('mask_token', None)
-    return student
-
-
-def teacher_state_dict(upstream: Mapping[str, Any]) -> dict[str, Tensor]:
-    """The frozen teacher (``teacher.*``, a Swin-B, window 7) in timm key names.
-
-    Args:
-        upstream: the dict :func:`load_upstream_checkpoint` returns (or its ``model``).
-
-    Returns:
-        The teacher's state dict for timm's ``swin_base_patch4_window7_224``
-        (``num_classes=0``: the authors' teacher has no head).
-
-    .. versionadded:: 0.1
-    """
-    return ms_swin_to_timm(upstream.get('model', upstream), prefix='teacher.')
-
-
-def upstream_mask_token(upstream: Mapping[str, Any]) -> Tensor:
-    """The student's learned SimMIM mask token, shape ``[1, 1, embed_dim]``.
-
-    Args:
-        upstream: the dict :func:`load_upstream_checkpoint` returns (or its ``model``).
-
-    Returns:
-        The mask token.
-
-    .. versionadded:: 0.1
-    """
-    return upstream.get('model', upstream)['encoder.mask_token']
-
-
 def prepare_output(
     output: str | os.PathLike[str], source: str | os.PathLike[str], *, force: bool
 ) -> str:
@@ -594,7 +514,7 @@ def load_backbone(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     if _sniffed(path, expected) != 'safetensors':
         raise GFMCheckpointError(
             f"{path}: is a torch file; expected {expected}. The authors' gfm.pth loads "
-            'with load_student_weights or gfm_swin_b(weights=...); `torchgeo-gfm convert` '
+            'with gfm_swin_b(weights=...) or read_gfm_weights; `torchgeo-gfm convert` '
             'turns it into a backbone file.'
         )
     tensors, meta = _read_safetensors(path, expected)
@@ -605,14 +525,16 @@ def load_backbone(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     return check_tensors(tensors, path, expected)
 
 
-def load_student_weights(path: str | os.PathLike[str]) -> dict[str, Tensor]:
-    """Student weights in timm names from the authors' ``gfm.pth`` or an exported file.
+def read_gfm_weights(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """GFM weights as stored: the authors' ``gfm.pth`` or a backbone file.
 
     Args:
         path: the authors' checkpoint or a file written by :func:`save_backbone`.
 
     Returns:
-        The student's state dict for ``gfm_swin_base``.
+        The authors' checkpoint dict (:func:`load_upstream_checkpoint`) or the backbone's
+        state dict (:func:`load_backbone`), for
+        :func:`~torchgeo_gfm.models.gfm.checkpoint_filter_fn`.
 
     Raises:
         FileNotFoundError: if *path* does not exist.
@@ -625,4 +547,22 @@ def load_student_weights(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     path = _check_file(path, expected)
     if _sniffed(path, expected) == 'safetensors':
         return load_backbone(path)
-    return student_state_dict(load_upstream_checkpoint(path))
+    return load_upstream_checkpoint(path)
+
+
+def sha256sum(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The hex digest.
+
+    .. versionadded:: 0.1
+    """
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -15,15 +15,13 @@ import json
 import os
 import sys
 
-from .adapt import describe_swin
 from .checkpoint import (
     load_upstream_checkpoint,
     prepare_output,
     save_backbone,
-    student_state_dict,
+    sha256sum,
 )
-from .download import sha256sum
-from .swin import check_complete_student
+from .gfm import check_complete_student, describe_swin, student_state_dict
 
 #: help of the OUTPUT argument, shared with ``torchgeo-gfm export``
 OUTPUT_HELP = (

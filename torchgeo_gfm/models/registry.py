@@ -12,7 +12,7 @@ fails loudly at import if TorchGeo changes underneath it.
 
 from torchgeo.models import api
 
-from .weights import GFM_Weights, gfm_swin_b
+from .gfm import GFM_Weights, gfm_swin_b
 
 #: name under which TorchGeo's registry knows the builder
 MODEL_NAME = 'gfm_swin_b'

@@ -25,10 +25,10 @@ from ..models.checkpoint import (
     prepare_output,
     read_checkpoint,
     save_backbone,
+    sha256sum,
 )
 from ..models.convert import add_output_arguments
-from ..models.download import sha256sum
-from ..models.swin import check_complete_student
+from ..models.gfm import check_complete_student
 
 _EXPECTED = (
     "a Lightning checkpoint of torchgeo_gfm.tasks.GFM (e.g. 'last.ckpt', with "

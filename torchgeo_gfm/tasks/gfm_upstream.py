@@ -13,13 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..models.checkpoint import (
-    GFMCheckpointError,
-    load_upstream_checkpoint,
-    student_state_dict,
-    teacher_state_dict,
-    upstream_mask_token,
-)
+from ..models.checkpoint import GFMCheckpointError, load_upstream_checkpoint
+from ..models.gfm import student_state_dict, teacher_state_dict, upstream_mask_token
 
 
 def _load_strict(
