@@ -29,6 +29,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         'torchgeo_gfm.datasets.naip_chips',
         'cut reproducible NAIP chips into the GeoPile folder layout',
     ),
+    'predict': (
+        'torchgeo_gfm.scene.predict',
+        'apply a fine-tuned checkpoint to whole scenes (tiled, seamless) -> Cloud-Optimized GeoTIFF',
+    ),
+    'embed': (
+        'torchgeo_gfm.scene.embed',
+        'GFM embeddings of every chip of a scene -> GeoParquet (TorchGeo ClayEmbeddings schema)',
+    ),
     'arp': (
         'torchgeo_gfm.arp',
         'average relative performance of downstream runs against the IN-22k baseline',

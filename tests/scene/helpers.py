@@ -1,0 +1,118 @@
+# Copyright (c) torchgeo-gfm contributors.
+# Licensed under the MIT License.
+
+"""Small georeferenced rasters and tiny fine-tuned checkpoints for the scene tests."""
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import torch
+from lightning.pytorch import LightningModule, Trainer
+from rasterio.crs import CRS
+from rasterio.transform import Affine, from_origin
+from timm.models import register_model
+from timm.models.swin_transformer import SwinTransformer, _create_swin_transformer
+
+UTM = CRS.from_epsg(32618)
+#: a 10 m grid in UTM 18N (New York area)
+UTM_TRANSFORM = from_origin(583_000.0, 4_507_000.0, 10.0, 10.0)
+WGS84 = CRS.from_epsg(4326)
+
+
+@register_model
+def scene_swin_tiny(pretrained: bool = False, **kwargs: Any) -> SwinTransformer:
+    """A few-thousand-parameter Swin with GFM's layout (4 stages, any input size)."""
+    args = {
+        'patch_size': 4,
+        'window_size': 6,
+        'embed_dim': 16,
+        'depths': (1, 1, 1, 1),
+        'num_heads': (1, 1, 2, 2),
+        'strict_img_size': False,
+        **kwargs,
+    }
+    return _create_swin_transformer('swin_tiny_patch4_window7_224', False, **args)
+
+
+def write_raster(
+    path: Path,
+    data: np.ndarray,
+    crs: CRS | None = UTM,
+    transform: Affine = UTM_TRANSFORM,
+    nodata: float | None = None,
+    tags: dict[str, str] | None = None,
+) -> Path:
+    """Write ``[C, H, W]`` as a GeoTIFF."""
+    with rasterio.open(
+        path,
+        'w',
+        driver='GTiff',
+        count=data.shape[0],
+        height=data.shape[1],
+        width=data.shape[2],
+        dtype=data.dtype,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+    ) as dst:
+        dst.write(data)
+        if tags:
+            dst.update_tags(**tags)
+    return path
+
+
+def smooth_image(bands: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """uint8 image with structure at several scales (not noise only)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    base = [
+        127 + 60 * np.sin(x / (7 + b) + b) + 50 * np.cos(y / (11 + 2 * b))
+        for b in range(bands)
+    ]
+    noise = rng.normal(0, 10, (bands, height, width))
+    return np.clip(np.stack(base) + noise, 0, 255).astype(np.uint8)
+
+
+def save_checkpoint(
+    task: LightningModule,
+    path: Path,
+    datamodule: dict[str, Any] | None = None,
+    class_path: str | None = None,
+) -> Path:
+    """Save a real Lightning checkpoint of *task* (as `torchgeo fit` would, optionally).
+
+    Args:
+        task: the task.
+        path: the .ckpt.
+        datamodule: datamodule hyper-parameters to record (with ``_class_path``).
+        class_path: the task's class path, recorded as LightningCLI does.
+    """
+    trainer = Trainer(
+        accelerator='cpu',
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+    )
+    trainer.strategy.connect(task)
+    trainer.save_checkpoint(path)
+    if datamodule is not None or class_path is not None:
+        checkpoint = torch.load(path, weights_only=True)
+        if datamodule is not None:
+            checkpoint['datamodule_hyper_parameters'] = datamodule
+        if class_path is not None:
+            checkpoint['hyper_parameters']['_class_path'] = class_path
+        torch.save(checkpoint, path)
+    return path
+
+
+#: what `torchgeo fit --config configs/finetune/whu_building.yaml` records of its datamodule
+WHU_DATAMODULE = {
+    '_class_path': 'torchgeo_gfm.datamodules.WHUBuildingDataModule',
+    'patch_size': 512,
+    'batch_size': 8,
+    'num_workers': 4,
+    'root': 'data/whu_building',
+    'download': True,
+}

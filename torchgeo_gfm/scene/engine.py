@@ -1,0 +1,278 @@
+# Copyright (c) torchgeo-gfm contributors.
+# Licensed under the MIT License.
+
+"""The scene engine: read tiles, run a model on batches, hand outputs to a writer.
+
+Three threads, so that reading and writing overlap the model: a reader fills a small
+queue with batches of windows (rasterio releases the GIL while GDAL decodes), the calling
+thread runs the model (torch releases it too), and a writer blends and writes the outputs.
+Queues are bounded, so memory is a few batches of tiles whatever the scene's size. Tiles
+that are nodata everywhere never reach the model: the writer gets ``None`` for them.
+
+.. versionadded:: 0.1
+"""
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from rasterio.windows import Window
+from tqdm import tqdm
+
+from ..precision import autocast
+from .raster import Scene, WindowReader
+from .tiling import TileGrid
+
+#: one tile: (tile row, tile column, window, validity mask [h, w])
+Tile = tuple[int, int, Window, np.ndarray]
+#: the writer's callback: a tile and its model output (``None`` if skipped as nodata)
+Consume = Callable[[Tile, np.ndarray | None], None]
+
+_DONE = object()
+
+
+@dataclass
+class RunStats:
+    """What a run did.
+
+    Attributes:
+        tiles: tiles in the grid.
+        skipped: tiles skipped as all nodata.
+        seconds: wall time of the run.
+
+    .. versionadded:: 0.1
+    """
+
+    tiles: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    errors: list[BaseException] = field(default_factory=list)
+
+    @property
+    def tiles_per_second(self) -> float:
+        """Throughput over the whole run."""
+        return self.tiles / self.seconds if self.seconds else 0.0
+
+
+def run_tiles(
+    scene: Scene,
+    grid: TileGrid,
+    model: Callable[[torch.Tensor], torch.Tensor],
+    consume: Consume,
+    fill: np.ndarray,
+    batch_size: int = 8,
+    device: str | torch.device = 'cpu',
+    progress: bool = True,
+    desc: str = 'tiles',
+) -> RunStats:
+    """Run *model* over every tile of *grid*; *consume* gets each output in grid order.
+
+    Args:
+        scene: the input rasters.
+        grid: the tiles.
+        model: ``[B, T, C, tile, tile]`` raw float32 pixels -> ``[B, ...]`` outputs.
+        consume: called in the writer thread with each tile and its output (cropped to
+            the window for per-pixel outputs by the caller), in grid order.
+        fill: per-band value put where the input has no data (the normalisation mean,
+            so the model sees zeros there).
+        batch_size: tiles per model call.
+        device: where the model runs (bf16 autocast where native).
+        progress: show a progress bar (tiles/s).
+        desc: its label.
+
+    Returns:
+        The run's statistics.
+
+    Raises:
+        BaseException: whatever a thread raised, after every thread has stopped.
+
+    .. versionadded:: 0.1
+    """
+    stats = RunStats(tiles=len(grid))
+    batches: queue.Queue[object] = queue.Queue(maxsize=3)
+    outputs: queue.Queue[object] = queue.Queue(maxsize=3)
+    stop = threading.Event()
+    reader = threading.Thread(
+        target=_guard(stats, stop, _read, scene, grid, fill, batch_size, batches, stop),
+        daemon=True,
+    )
+    writer = threading.Thread(
+        target=_guard(stats, stop, _write, outputs, consume, stop), daemon=True
+    )
+    start = time.perf_counter()
+    reader.start()
+    writer.start()
+    bar = tqdm(total=len(grid), desc=desc, unit='tile', disable=not progress)
+    try:
+        _compute(batches, outputs, model, device, stats, stop, bar)
+    except BaseException as error:  # noqa: BLE001  (re-raised below, after the threads stop)
+        stats.errors.append(error)
+        stop.set()
+    finally:
+        _put(outputs, _DONE, stop, force=True)
+        reader.join()
+        writer.join()
+        bar.close()
+    stats.seconds = time.perf_counter() - start
+    if stats.errors:
+        raise stats.errors[0]
+    return stats
+
+
+def _guard(
+    stats: RunStats, stop: threading.Event, fn: Callable[..., None], *args: object
+) -> Callable[[], None]:
+    """Run *fn*, recording its error and stopping the other threads."""
+
+    def target() -> None:
+        try:
+            fn(*args)
+        except BaseException as error:  # noqa: BLE001  (re-raised by run_tiles)
+            stats.errors.append(error)
+            stop.set()
+
+    return target
+
+
+def _put(
+    q: queue.Queue[object], item: object, stop: threading.Event, force: bool = False
+) -> bool:
+    """Put unless the run is stopping (then give up, except when *force*)."""
+    while True:
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            if stop.is_set() and not force:
+                return False
+            if stop.is_set():
+                try:
+                    q.get_nowait()  # make room: the consumer is gone or draining
+                except queue.Empty:
+                    pass
+
+
+def _get(q: queue.Queue[object], stop: threading.Event) -> object:
+    while True:
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            if stop.is_set():
+                return _DONE
+
+
+def _read(
+    scene: Scene,
+    grid: TileGrid,
+    fill: np.ndarray,
+    batch_size: int,
+    batches: queue.Queue[object],
+    stop: threading.Event,
+) -> None:
+    """Reader thread: batches of (tiles, pixels) padded to the tile size."""
+    reader = WindowReader(scene)
+    try:
+        tiles: list[Tile]
+        pixels: list[np.ndarray]
+        tiles, pixels = [], []
+        for i, j, window in grid:
+            image, valid = reader.read(window)
+            tile = (i, j, window, valid)
+            if not valid.any():
+                tiles.append(tile)
+                pixels.append(np.empty(0))  # placeholder: skipped
+            else:
+                image[:, :, ~valid] = fill[None, :, None]
+                tiles.append(tile)
+                pixels.append(_pad(image, grid.tile))
+            if len([p for p in pixels if p.size]) == batch_size:
+                if not _put(batches, (tiles, pixels), stop):
+                    return
+                tiles, pixels = [], []
+        if tiles:
+            _put(batches, (tiles, pixels), stop)
+    finally:
+        reader.close()
+        _put(batches, _DONE, stop, force=True)
+
+
+def _pad(image: np.ndarray, tile: int) -> np.ndarray:
+    """Pad ``[T, C, h, w]`` to ``tile`` x ``tile`` by reflection.
+
+    For a scene smaller than a tile, or a chip running past the edge; reflection keeps
+    the image's statistics, which zeros would not.
+    """
+    h, w = image.shape[-2:]
+    if (h, w) == (tile, tile):
+        return image
+    mode = 'reflect' if min(h, w) > 1 and tile - min(h, w) < min(h, w) else 'edge'
+    padding = ((0, 0), (0, 0), (0, tile - h), (0, tile - w))
+    return np.pad(image, padding, mode=mode)  # type: ignore[call-overload]
+
+
+def _compute(
+    batches: queue.Queue[object],
+    outputs: queue.Queue[object],
+    model: Callable[[torch.Tensor], torch.Tensor],
+    device: str | torch.device,
+    stats: RunStats,
+    stop: threading.Event,
+    bar: tqdm,
+) -> None:
+    """Calling thread: the model on each batch's non-skipped tiles."""
+    while (item := _get(batches, stop)) is not _DONE:
+        tiles: list[Tile] = item[0]  # type: ignore[index]
+        pixels: list[np.ndarray] = item[1]  # type: ignore[index]
+        keep = [k for k, p in enumerate(pixels) if p.size]
+        results: list[np.ndarray | None] = [None] * len(tiles)
+        if keep:
+            x = torch.from_numpy(np.stack([pixels[k] for k in keep])).to(device)
+            with autocast(device):
+                y = model(x).float().cpu().numpy()
+            for n, k in enumerate(keep):
+                results[k] = y[n]
+        stats.skipped += len(tiles) - len(keep)
+        if not _put(outputs, list(zip(tiles, results)), stop):
+            return
+        bar.update(len(tiles))
+
+
+def _write(
+    outputs: queue.Queue[object], consume: Consume, stop: threading.Event
+) -> None:
+    """Writer thread: hand each tile's output to *consume*."""
+    while (item := _get(outputs, stop)) is not _DONE:
+        for tile, result in item:  # type: ignore[attr-defined]
+            consume(tile, result)
+
+
+def model_only(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    tiles: Iterable[np.ndarray],
+    batch_size: int,
+    device: str | torch.device = 'cpu',
+) -> float:
+    """Seconds the model alone takes on in-memory tiles (the benchmark's baseline).
+
+    Args:
+        model: as for :func:`run_tiles`.
+        tiles: ``[T, C, tile, tile]`` arrays.
+        batch_size: tiles per call.
+        device: where the model runs.
+
+    Returns:
+        Wall time in seconds.
+
+    .. versionadded:: 0.1
+    """
+    items = list(tiles)
+    start = time.perf_counter()
+    for k in range(0, len(items), batch_size):
+        x = torch.from_numpy(np.stack(items[k : k + batch_size])).to(device)
+        with autocast(device):
+            model(x).float().cpu()
+    return time.perf_counter() - start

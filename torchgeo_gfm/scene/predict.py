@@ -1,0 +1,374 @@
+# Copyright (c) torchgeo-gfm contributors.
+# Licensed under the MIT License.
+
+"""``torchgeo-gfm predict``: a fine-tuned checkpoint over whole scenes, to a COG.
+
+Per-pixel tasks (segmentation, change detection, super-resolution) run on overlapping
+tiles blended without seams (:mod:`.tiling`); classification runs on non-overlapping
+chips and writes one pixel per chip. The output has the input's CRS; per-pixel outputs
+its transform and size too (super-resolution: ``scale`` times the size, the transform
+scaled to match; classification: one pixel per chip).
+
+.. versionadded:: 0.1
+"""
+
+import argparse
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import torch
+from rasterio.transform import Affine
+from rasterio.windows import Window
+
+from .engine import RunStats, Tile, run_tiles
+from .errors import SceneError
+from .predictor import Predictor, load_predictor
+from .raster import COGWriter, Scene, atomic_path, check_output, open_scene, parse_bands
+from .tiling import Blender, TileGrid, chip_grid, grid_shape
+
+
+@dataclass
+class PredictResult:
+    """What :func:`predict_scene` wrote.
+
+    Attributes:
+        output: the COG.
+        vectors: the GeoPackage, if asked for.
+        stats: tiles, skipped tiles, time.
+        normalisation: where mean/std came from.
+
+    .. versionadded:: 0.1
+    """
+
+    output: Path
+    vectors: Path | None
+    stats: RunStats
+    normalisation: str
+
+
+def predict_scene(
+    checkpoint: str | os.PathLike[str] | Predictor,
+    inputs: Sequence[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    bands: Sequence[int] | str | None = None,
+    tile: int = 512,
+    overlap: int = 64,
+    batch_size: int = 8,
+    device: str = 'cpu',
+    probabilities: bool = False,
+    vectorize: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    normalize: str | None = None,
+    progress: bool = True,
+) -> PredictResult:
+    """Apply a fine-tuned checkpoint to whole scenes; write a Cloud-Optimized GeoTIFF.
+
+    Args:
+        checkpoint: a Lightning checkpoint (or a :class:`Predictor` already loaded).
+        inputs: one raster (two co-registered ones for change detection).
+        output: the COG to write.
+        bands: 1-based bands to read ('3,2,1'), all by default.
+        tile: tile size in input pixels (chip size for classification).
+        overlap: pixels shared by neighbouring tiles (ignored by classification).
+        batch_size: tiles per model call.
+        device: 'cpu' or 'cuda' (bf16 autocast where native).
+        probabilities: write per-class probabilities (float32) instead of classes.
+        vectorize: also write the classes as polygons to this GeoPackage.
+        overwrite: replace existing outputs.
+        mean: per-band mean, overriding the checkpoint's normalisation.
+        std: per-band std, with *mean*.
+        normalize: a named normalisation instead ('imagenet', 'unit', 'none').
+        progress: show a progress bar.
+
+    Returns:
+        What was written.
+
+    Raises:
+        SceneError: for bad input, before anything is written.
+
+    .. versionadded:: 0.1
+    """
+    out = check_output(output, overwrite)
+    vectors = check_output(vectorize, overwrite) if vectorize else None
+    if vectors and probabilities:
+        raise SceneError('--vectorize writes classes: drop --probabilities to use it')
+    if isinstance(checkpoint, Predictor):
+        predictor = checkpoint
+    else:
+        predictor = load_predictor(checkpoint, mean, std, normalize)
+    if vectors and predictor.kind == 'super_resolution':
+        raise SceneError('--vectorize needs classes; a super-resolution model has none')
+    if len(inputs) != predictor.images:
+        raise SceneError(
+            f'{[os.fspath(p) for p in inputs]}: the {predictor.kind} model takes '
+            f'{predictor.images} raster(s) (change detection: before and after)'
+        )
+    scene = open_scene(inputs, parse_bands(bands), predictor.in_channels)
+    _check_tiling(predictor, tile, overlap, batch_size)
+    predictor.to(torch.device(device))
+    with _Output(out, scene, predictor, tile, probabilities) as sink:
+        grid = sink.grid(overlap)
+        stats = run_tiles(
+            scene,
+            grid,
+            predictor,
+            sink.consume,
+            predictor.mean.cpu().numpy(),
+            batch_size,
+            device,
+            progress,
+            desc=f'predict {out.name}',
+        )
+    if vectors:
+        write_polygons(out, vectors)
+    return PredictResult(out, vectors, stats, predictor.source)
+
+
+def _check_tiling(
+    predictor: Predictor, tile: int, overlap: int, batch_size: int
+) -> None:
+    m = predictor.multiple
+    if tile < max(m, 16) or tile % m:
+        raise SceneError(
+            f'--tile {tile}: the model takes tiles that are multiples of {m} pixels, at least '
+            f'{max(m, 16)}; pass e.g. --tile {max(m, 16) * max(1, round(tile / max(m, 16)))}'
+        )
+    if predictor.kind != 'classification' and not 0 <= overlap <= tile // 2:
+        raise SceneError(
+            f'--overlap {overlap}: expected 0 to half the tile ({tile // 2})'
+        )
+    if batch_size < 1:
+        raise SceneError(f'--batch-size {batch_size}: expected at least 1')
+
+
+class _Output:
+    """The output raster of one run: its grid, encoding and writer."""
+
+    def __init__(
+        self,
+        out: Path,
+        scene: Scene,
+        predictor: Predictor,
+        tile: int,
+        probabilities: bool,
+    ) -> None:
+        self.out, self.scene, self.p, self.tile = out, scene, predictor, tile
+        self.probabilities = probabilities or predictor.kind == 'super_resolution'
+        self.dtype, self.nodata, self.count = _encoding(predictor, self.probabilities)
+        self.blender: Blender | None = None
+
+    def __enter__(self) -> Self:
+        s, p = self.scene, self.p
+        if p.kind == 'classification':
+            height, width = (
+                grid_shape(s.height, self.tile),
+                grid_shape(s.width, self.tile),
+            )
+            transform = s.transform @ Affine.scale(self.tile)
+        else:
+            height, width = s.height * p.scale, s.width * p.scale
+            transform = s.transform @ Affine.scale(1 / p.scale)
+        profile = {
+            'count': self.count,
+            'dtype': self.dtype,
+            'nodata': self.nodata,
+            'crs': s.crs,
+            'transform': transform,
+            'height': height,
+            'width': width,
+        }
+        resampling = 'average' if self.probabilities else 'nearest'
+        self.writer = COGWriter(self.out, profile, resampling)
+        return self
+
+    def __exit__(self, kind: object, *rest: object) -> None:
+        if kind is None:
+            self.writer.finish()
+        else:
+            self.writer.abort()
+
+    def grid(self, overlap: int) -> TileGrid:
+        s = self.scene
+        if self.p.kind == 'classification':
+            return chip_grid(s.height, s.width, self.tile, self.tile)
+        self.blender = Blender(
+            TileGrid(s.height, s.width, self.tile, overlap),
+            self.p.outputs,
+            self.p.scale,
+        )
+        return self.blender.grid
+
+    def consume(self, tile: Tile, result: np.ndarray | None) -> None:
+        i, j, window, valid = tile
+        if self.blender is None:  # classification: one pixel per chip
+            probs = np.zeros(self.p.outputs, np.float32) if result is None else result
+            pixel = self.encode(probs[:, None, None], np.array([[result is not None]]))
+            self.writer.write(Window(j, i, 1, 1), pixel)
+            return
+        k, h, w = self.p.scale, int(window.height), int(window.width)
+        if result is None:
+            result = np.zeros((self.p.outputs, h * k, w * k), np.float32)
+        result = result[:, : h * k, : w * k]
+        valid = valid.repeat(k, 0).repeat(k, 1) if k > 1 else valid
+        for cell, values, ok in self.blender.add(window, result, valid):
+            self.writer.write(cell, self.encode(values, ok))
+
+    def encode(self, values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Probabilities ``[K, h, w]`` -> the output's bands, nodata where not *valid*."""
+        if self.probabilities:
+            encoded = values.astype(np.float32)
+        elif self.p.mode == 'multiclass':
+            encoded = values.argmax(0)[None].astype(self.dtype)
+        else:  # binary, multilabel
+            encoded = (values >= 0.5).astype(self.dtype)
+        encoded[:, ~valid] = self.nodata
+        return encoded
+
+
+def _encoding(predictor: Predictor, probabilities: bool) -> tuple[str, Any, int]:
+    """(dtype, nodata, bands) of the output."""
+    if probabilities:
+        return 'float32', float('nan'), predictor.outputs
+    bands = predictor.outputs if predictor.mode == 'multilabel' else 1
+    if predictor.mode == 'multiclass' and predictor.outputs > 255:
+        return 'uint16', 65535, bands
+    return 'uint8', 255, bands
+
+
+def write_polygons(classes: Path, vectors: Path, block: int = 2048) -> None:
+    """Polygons of equal class (band 1) of a class raster, to a GeoPackage in its CRS.
+
+    Read block by block (memory bounded by the block and the polygons); polygons that a
+    block edge cuts are merged again per class.
+
+    Args:
+        classes: a class COG written by :func:`predict_scene`.
+        vectors: the GeoPackage (written to a temporary file, then renamed).
+        block: rows and columns read at a time.
+
+    .. versionadded:: 0.1
+    """
+    import geopandas as gpd
+    import rasterio
+    from rasterio.features import shapes
+    from shapely.geometry import shape
+
+    records: list[dict[str, Any]] = []
+    with rasterio.open(classes) as src:
+        for y in range(0, src.height, block):
+            for x in range(0, src.width, block):
+                window = Window(
+                    x, y, min(block, src.width - x), min(block, src.height - y)
+                )
+                data = src.read(1, window=window)
+                mask = data != src.nodata
+                transform = src.window_transform(window)
+                for geom, value in shapes(data, mask=mask, transform=transform):
+                    records.append({'class': int(value), 'geometry': shape(geom)})
+        crs = src.crs
+    frame = gpd.GeoDataFrame(
+        records, columns=['class', 'geometry'], geometry='geometry', crs=crs
+    )
+    if len(frame):
+        frame = frame.dissolve(by='class', as_index=False).explode(index_parts=False)
+    with atomic_path(vectors, '.gpkg') as tmp:
+        os.remove(tmp)  # GDAL refuses to create a GeoPackage over an empty file
+        frame.to_file(tmp, driver='GPKG', layer='classes')
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``torchgeo-gfm predict``'s arguments.
+
+    Args:
+        parser: the sub-command's parser.
+
+    .. versionadded:: 0.1
+    """
+    parser.add_argument('checkpoint', help='Lightning checkpoint of a fine-tuned task')
+    parser.add_argument('inputs', nargs='+', help='raster(s); two for change detection')
+    parser.add_argument('-o', '--output', required=True, help='output COG')
+    parser.add_argument(
+        '--bands', help="1-based bands to read, e.g. '3,2,1' (default: all)"
+    )
+    parser.add_argument('--tile', type=int, default=512, help='tile size (px)')
+    parser.add_argument('--overlap', type=int, default=64, help='tile overlap (px)')
+    parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument(
+        '--device', default='cuda' if torch.cuda.is_available() else 'cpu'
+    )
+    parser.add_argument(
+        '--probabilities', action='store_true', help='write float32 probabilities'
+    )
+    parser.add_argument(
+        '--vectorize', metavar='OUT.gpkg', help='also write class polygons'
+    )
+    parser.add_argument(
+        '--overwrite', action='store_true', help='replace existing outputs'
+    )
+    parser.add_argument(
+        '--mean', type=_floats, help="per-band mean, e.g. '123.7,116.3,103.5'"
+    )
+    parser.add_argument('--std', type=_floats, help='per-band std (with --mean)')
+    parser.add_argument(
+        '--normalize',
+        choices=('imagenet', 'unit', 'none'),
+        help='named normalisation where the checkpoint records none',
+    )
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(',')]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'{text!r}: expected numbers separated by commas'
+        ) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``torchgeo-gfm predict``.
+
+    Args:
+        args: parsed arguments.
+
+    Returns:
+        0 on success, 2 on bad input (the message is printed).
+
+    .. versionadded:: 0.1
+    """
+    import sys
+
+    try:
+        result = predict_scene(
+            args.checkpoint,
+            args.inputs,
+            args.output,
+            bands=args.bands,
+            tile=args.tile,
+            overlap=args.overlap,
+            batch_size=args.batch_size,
+            device=args.device,
+            probabilities=args.probabilities,
+            vectorize=args.vectorize,
+            overwrite=args.overwrite,
+            mean=args.mean,
+            std=args.std,
+            normalize=args.normalize,
+        )
+    except SceneError as error:
+        print(f'torchgeo-gfm predict: error: {error}', file=sys.stderr)
+        return 2
+    s = result.stats
+    print(
+        f'{result.output}: {s.tiles} tiles ({s.skipped} nodata) in {s.seconds:.1f} s, '
+        f'{s.tiles_per_second:.2f} tiles/s; normalisation: {result.normalisation}'
+    )
+    if result.vectors:
+        print(f'{result.vectors}: class polygons')
+    return 0

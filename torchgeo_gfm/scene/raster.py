@@ -1,0 +1,438 @@
+# Copyright (c) torchgeo-gfm contributors.
+# Licensed under the MIT License.
+
+"""Reading scenes window by window, and writing Cloud-Optimized GeoTIFFs atomically.
+
+Everything here is rasterio: inputs are checked once up front (readable, bands, overlap,
+CRS), then each worker thread opens its own handles (GDAL handles are not thread-safe).
+A second, co-registered raster whose grid differs from the first's is resampled onto the
+first's grid by a :class:`rasterio.vrt.WarpedVRT`, window by window.
+
+.. versionadded:: 0.1
+"""
+
+import contextlib
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.coords import disjoint_bounds
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
+from rasterio.transform import Affine
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
+from rasterio.windows import Window
+
+from .errors import SceneError
+
+#: TIFF/GDAL metadata items that may hold the acquisition time, in order of preference
+DATETIME_TAGS = ('ACQUISITIONDATETIME', 'DATETIME', 'TIFFTAG_DATETIME')
+
+
+@dataclass(frozen=True)
+class Scene:
+    """What is known about the input rasters before any pixel is read.
+
+    Attributes:
+        paths: the rasters (one; two for change detection, the first sets the grid).
+        bands: 1-based band indexes read from each raster.
+        crs: the first raster's CRS.
+        transform: the first raster's transform.
+        height: rows of the first raster.
+        width: columns of the first raster.
+        resample: per raster, whether it is warped onto the first's grid.
+        datetime: acquisition time of the first raster, if its metadata holds one.
+
+    .. versionadded:: 0.1
+    """
+
+    paths: tuple[str, ...]
+    bands: tuple[int, ...]
+    crs: Any
+    transform: Affine
+    height: int
+    width: int
+    resample: tuple[bool, ...]
+    datetime: dt.datetime | None = None
+
+
+def parse_bands(text: str | Sequence[int] | None) -> tuple[int, ...] | None:
+    """Parse ``--bands`` ('3,2,1', 1-based as in rasterio and GDAL).
+
+    Args:
+        text: comma-separated band numbers, a sequence of them, or None (all bands).
+
+    Returns:
+        The band numbers, or None.
+
+    Raises:
+        SceneError: if a value is not a positive integer.
+
+    .. versionadded:: 0.1
+    """
+    if text is None:
+        return None
+    items = text.split(',') if isinstance(text, str) else list(text)
+    try:
+        bands = tuple(int(b) for b in items)
+    except ValueError:
+        bands = ()
+    if not bands or min(bands) < 1:
+        raise SceneError(
+            f'--bands {text!r}: expected 1-based band numbers separated by commas, '
+            "e.g. '3,2,1' for bands 3, 2 and 1 (rasterio/GDAL numbering)"
+        )
+    return bands
+
+
+def open_scene(
+    paths: Sequence[str | os.PathLike[str]],
+    bands: Sequence[int] | None,
+    channels: int | None,
+) -> Scene:
+    """Check the input rasters and describe their common grid.
+
+    Args:
+        paths: one raster, or two for change detection (the second is resampled onto the
+            first's grid if they differ).
+        bands: 1-based bands to read from each raster (None: all of them).
+        channels: the number of bands the model takes (None: any).
+
+    Returns:
+        The scene.
+
+    Raises:
+        SceneError: if a raster cannot be read, lacks a band, has the wrong number of
+            bands, has no CRS where one is needed, or does not overlap the first.
+
+    .. versionadded:: 0.1
+    """
+    infos = [_describe(os.fspath(p)) for p in paths]
+    first = infos[0]
+    chosen = tuple(bands) if bands else tuple(range(1, first['count'] + 1))
+    for info in infos:
+        _check_bands(info, chosen, channels, bands is not None)
+    resample = tuple(_check_grid(first, info) for info in infos)
+    return Scene(
+        paths=tuple(info['path'] for info in infos),
+        bands=chosen,
+        crs=first['crs'],
+        transform=first['transform'],
+        height=first['height'],
+        width=first['width'],
+        resample=resample,
+        datetime=first['datetime'],
+    )
+
+
+def _describe(path: str) -> dict[str, Any]:
+    """Metadata of one raster; an unreadable file is a SceneError naming it."""
+    if not os.path.isfile(path):
+        raise SceneError(
+            f'{path}: no such file; expected a GeoTIFF (or any GDAL raster)'
+        )
+    try:
+        with rasterio.open(path) as src:
+            return {
+                'path': path,
+                'count': src.count,
+                'crs': src.crs,
+                'transform': src.transform,
+                'height': src.height,
+                'width': src.width,
+                'bounds': src.bounds,
+                'datetime': read_datetime(src.tags()),
+            }
+    except RasterioIOError as error:
+        raise SceneError(
+            f'{path}: cannot be read as a raster ({error}); expected a GeoTIFF or another '
+            'format GDAL reads'
+        ) from None
+
+
+def _check_bands(
+    info: dict[str, Any], bands: tuple[int, ...], channels: int | None, given: bool
+) -> None:
+    if max(bands) > info['count']:
+        raise SceneError(
+            f'{info["path"]}: has {info["count"]} bands, --bands asks for band '
+            f'{max(bands)}; pass band numbers between 1 and {info["count"]}'
+        )
+    if channels is not None and len(bands) != channels:
+        what = f'--bands selects {len(bands)}' if given else f'has {len(bands)} bands'
+        raise SceneError(
+            f'{info["path"]}: {what}, the model takes {channels}; pass --bands with '
+            f'{channels} band numbers (e.g. --bands {",".join(map(str, range(1, channels + 1)))})'
+        )
+
+
+def _check_grid(first: dict[str, Any], info: dict[str, Any]) -> bool:
+    """Whether *info* must be warped onto *first*'s grid; refuse what cannot be."""
+    same = (
+        info['crs'] == first['crs']
+        and info['transform'] == first['transform']
+        and (info['height'], info['width']) == (first['height'], first['width'])
+    )
+    if same:
+        return False
+    if not first['crs'] or not info['crs']:
+        raise SceneError(
+            f'{info["path"]}: its grid differs from {first["path"]} and '
+            f'{"it" if not info["crs"] else first["path"]} has no CRS, so one cannot be '
+            'resampled onto the other; assign a CRS (gdal_edit.py -a_srs) or co-register them'
+        )
+    bounds = transform_bounds(info['crs'], first['crs'], *info['bounds'])
+    if disjoint_bounds(bounds, first['bounds']) or _touches(bounds, first['bounds']):
+        raise SceneError(
+            f'{info["path"]} does not overlap {first["path"]} (bounds {tuple(bounds)} vs '
+            f'{tuple(first["bounds"])} in {first["crs"]}); pass rasters of the same place'
+        )
+    return True
+
+
+def _touches(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Whether two bounds only share an edge (no area in common)."""
+    return min(a[2], b[2]) <= max(a[0], b[0]) or min(a[3], b[3]) <= max(a[1], b[1])
+
+
+def read_datetime(tags: dict[str, str]) -> dt.datetime | None:
+    """The acquisition time in a raster's metadata, if any.
+
+    Args:
+        tags: ``dataset.tags()``.
+
+    Returns:
+        The time (naive, as written), or None if no known tag holds a parseable one.
+
+    .. versionadded:: 0.1
+    """
+    for key in DATETIME_TAGS:
+        value = tags.get(key)
+        if not value:
+            continue
+        for fmt in (
+            '%Y:%m:%d %H:%M:%S',
+            '%Y-%m-%dT%H:%M:%S',
+            '%Y-%m-%d %H:%M:%S',
+            '%Y-%m-%d',
+        ):
+            with contextlib.suppress(ValueError):
+                return dt.datetime.strptime(value.strip().rstrip('Z'), fmt)
+    return None
+
+
+class WindowReader:
+    """Reads the same window of every raster of a scene, with its validity mask.
+
+    Open it in the thread that reads (GDAL handles are not thread-safe).
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, scene: Scene) -> None:
+        """Open the rasters, warping those on another grid onto the first's.
+
+        Args:
+            scene: from :func:`open_scene`.
+        """
+        self.scene = scene
+        self._stack = contextlib.ExitStack()
+        self.sources = [self._open(p, r) for p, r in zip(scene.paths, scene.resample)]
+
+    def _open(self, path: str, resample: bool) -> Any:
+        src = self._stack.enter_context(rasterio.open(path))
+        if not resample:
+            return src
+        vrt = WarpedVRT(
+            src,
+            crs=self.scene.crs,
+            transform=self.scene.transform,
+            width=self.scene.width,
+            height=self.scene.height,
+            resampling=Resampling.bilinear,
+        )
+        return self._stack.enter_context(vrt)
+
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """Read a window of every raster.
+
+        Args:
+            window: inside the first raster's grid.
+
+        Returns:
+            The pixels ``[T, C, h, w]`` as float32, and a boolean ``[h, w]`` mask that is
+            True where every raster has data (GDAL's dataset mask: nodata values, alpha
+            bands, internal masks, and the area a warped raster does not cover).
+        """
+        images, valid = [], np.ones((int(window.height), int(window.width)), bool)
+        for src in self.sources:
+            images.append(
+                src.read(self.scene.bands, window=window, out_dtype='float32')
+            )
+            valid &= src.dataset_mask(window=window) > 0
+        return np.stack(images), valid
+
+    def close(self) -> None:
+        """Close every handle."""
+        self._stack.close()
+
+
+def check_output(path: str | os.PathLike[str], overwrite: bool) -> Path:
+    """Refuse an output that exists (unless *overwrite*) or cannot be written.
+
+    Args:
+        path: the output file.
+        overwrite: replace an existing file.
+
+    Returns:
+        The path.
+
+    Raises:
+        SceneError: naming the file and what to do.
+
+    .. versionadded:: 0.1
+    """
+    out = Path(path)
+    if out.is_dir():
+        raise SceneError(f'{out}: is a folder; expected the path of the output file')
+    if out.exists() and not overwrite:
+        raise SceneError(
+            f'{out}: exists; pass --overwrite (overwrite=True) to replace it'
+        )
+    parent = out.parent if str(out.parent) else Path('.')
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise SceneError(
+            f'{out}: cannot be written (folder {parent} missing or not writable); '
+            'create it or choose another output path'
+        )
+    return out
+
+
+@contextlib.contextmanager
+def temporary_path(final: Path, suffix: str) -> Iterator[Path]:
+    """A hidden temporary path next to *final*, always removed at the end.
+
+    Args:
+        final: the output file it belongs to.
+        suffix: the temporary file's extension.
+
+    Yields:
+        The temporary path.
+
+    .. versionadded:: 0.1
+    """
+    fd, tmp = tempfile.mkstemp(
+        prefix=f'.{final.name}.partial-', suffix=suffix, dir=final.parent
+    )
+    os.close(fd)
+    try:
+        yield Path(tmp)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+
+
+@contextlib.contextmanager
+def atomic_path(final: Path, suffix: str) -> Iterator[Path]:
+    """A temporary path next to *final*, renamed onto it only if the block succeeds.
+
+    An interrupted run leaves no file that looks finished: the temporary name is hidden
+    and removed on any error (or left as ``.NAME.partial-*`` if the process is killed).
+
+    Args:
+        final: the output file.
+        suffix: the temporary file's extension.
+
+    Yields:
+        The temporary path.
+
+    .. versionadded:: 0.1
+    """
+    with temporary_path(final, suffix) as tmp:
+        yield tmp
+        os.replace(tmp, final)
+
+
+class COGWriter:
+    """Writes windows into a tiled GeoTIFF, then copies it to a COG at *final*.
+
+    Windows may arrive in any order and size: they go to an uncompressed tiled GTiff
+    (GDAL rewrites its blocks in place), which :meth:`finish` turns into a compressed
+    Cloud-Optimized GeoTIFF with overviews (GDAL's COG driver) and renames onto *final*.
+    Open it in the thread that writes.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        final: Path,
+        profile: dict[str, Any],
+        overview_resampling: str = 'nearest',
+        blocksize: int = 256,
+    ) -> None:
+        """Open the temporary GTiff.
+
+        Args:
+            final: where the COG goes (written only by :meth:`finish`).
+            profile: ``count, dtype, nodata, crs, transform, height, width``.
+            overview_resampling: 'nearest' for classes, 'average' for continuous values.
+            blocksize: COG tile size.
+        """
+        self.final = final
+        self.overview_resampling = overview_resampling
+        self.blocksize = blocksize
+        self._stack = contextlib.ExitStack()
+        self.tmp = self._stack.enter_context(temporary_path(final, '.tiled.tif'))
+        self.dst = self._stack.enter_context(
+            rasterio.open(
+                self.tmp,
+                'w',
+                driver='GTiff',
+                tiled=True,
+                blockxsize=blocksize,
+                blockysize=blocksize,
+                BIGTIFF='IF_SAFER',
+                **profile,
+            )
+        )
+
+    def write(self, window: Window, array: np.ndarray) -> None:
+        """Write ``[bands, h, w]`` at *window*.
+
+        Args:
+            window: in the output grid.
+            array: the values, already in the output dtype.
+        """
+        self.dst.write(array, window=window)
+
+    def finish(self) -> None:
+        """Close the GTiff, copy it to a COG, rename the COG onto the output."""
+        self.dst.close()
+        with atomic_path(self.final, '.cog.tif') as cog:
+            rasterio.shutil.copy(
+                self.tmp,
+                cog,
+                driver='COG',
+                COMPRESS='DEFLATE',
+                BLOCKSIZE=self.blocksize,
+                OVERVIEW_RESAMPLING=self.overview_resampling.upper(),
+                NUM_THREADS='ALL_CPUS',
+                BIGTIFF='IF_SAFER',
+            )
+        self._stack.close()
+
+    def abort(self) -> None:
+        """Close and remove the temporary file."""
+        with contextlib.suppress(Exception):
+            self.dst.close()
+        with contextlib.suppress(Exception):
+            self._stack.__exit__(RuntimeError, RuntimeError('aborted'), None)
