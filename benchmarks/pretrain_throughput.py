@@ -62,7 +62,9 @@ ARCHS: dict[str, dict[str, Any]] = {
 }
 
 
-def build(arch: str, device: str, fused: bool, seed: int = 0) -> GFM:
+def build(
+    arch: str, device: str, fused: bool, seed: int = 0, compile: bool = False
+) -> GFM:
     torch.manual_seed(seed)
     kwargs = ARCHS[arch]
     task = GFM(
@@ -70,6 +72,7 @@ def build(arch: str, device: str, fused: bool, seed: int = 0) -> GFM:
         teacher='swin_base_patch4_window7_224',
         teacher_weights=None,  # random: speed does not depend on the values
         teacher_kwargs=kwargs,
+        compile=compile,
     ).to(device)
     for module in task.modules():  # timm's switch between SDPA and explicit softmax
         if hasattr(module, 'fused_attn'):
@@ -188,9 +191,7 @@ def variants(args: argparse.Namespace) -> list[Variant]:
                 Variant(f'{precision} eager', task, ours, autocast(dtypes[precision]))
             )
         if args.compile:
-            task = build(args.arch, args.device, True)
-            task.hparams['compile'] = True
-            task._configure_speed()
+            task = build(args.arch, args.device, True, compile=True)
             out.append(
                 Variant(
                     f'{precision} compiled', task, ours, autocast(dtypes[precision])

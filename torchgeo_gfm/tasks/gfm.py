@@ -301,7 +301,7 @@ class GFM(BaseTask):
             mean: per-channel mean of the normalised images (figures only).
             std: per-channel std of the normalised images (figures only).
             grad_checkpointing: activation checkpointing of the student's stages.
-            compile: ``torch.compile`` the stages of the student and the teacher.
+            compile: ``torch.compile`` the model's forward (student and teacher).
             plot_every_n_steps: steps between reconstruction figures (0 = never).
             plot_dir: where figure PNGs go; default ``<log_dir>/reconstructions``.
             upstream_checkpoint: the authors' ``gfm.pth`` to continue pretraining from
@@ -339,8 +339,9 @@ class GFM(BaseTask):
         if hp['grad_checkpointing']:
             student.set_grad_checkpointing(True)
         if hp['compile']:
-            for stage in [*student.layers, *self.model.teacher.layers]:
-                stage.compile()
+            # the whole forward, static shapes: compiling stage by stage recompiles for
+            # every stage size and fails in inductor (measured on an H200, torch 2.11)
+            self.model.compile(dynamic=False)
 
     def _create_teacher(self) -> Any:
         """The teacher with its weights, checked against the data's channels."""

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# GFM on one GPU in under 5 minutes: pretraining step (this package in bf16, with activation
+# checkpointing and compiled; the authors' step with fp16 autocast), fine-tuning and inference.
+# Needs only PyTorch and timm (see benchmarks/gpu_throughput.py). Usage: bash benchmarks/gpu.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+PYTHONUNBUFFERED=1 python3 benchmarks/gpu_throughput.py --batch "${BATCH:-128}" "$@"

@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+# Copyright (c) torchgeo-gfm contributors.
+# Licensed under the MIT License.
+
+"""GFM on one GPU: pretraining, fine-tuning and inference throughput, MFU, peak memory.
+
+Runs where only PyTorch and timm are installed (GPU images rarely carry TorchGeo's geo
+stack): the method's modules are loaded from ``torchgeo_gfm/models/pretraining.py`` by path,
+which imports nothing but torch and timm. Variants, same weights and batch:
+
+* ``bf16`` / ``bf16 + ckpt`` / ``bf16 compiled``: this package's step (GFMPretrainingModel,
+  fused attention, fused AdamW, clipping 5.0) under bf16 autocast, eager, with activation
+  checkpointing of the student, and with each Swin stage ``torch.compile``d (as
+  ``GFM(compile=True)``).
+* ``authors (fp16 O1 analog)``: the authors' step as their code runs it on a GPU: fp16
+  autocast with a GradScaler (apex O1's analog), explicit softmax attention, for-loop AdamW.
+
+MFU uses the FLOPs of one step counted by :class:`torch.utils.flop_counter.FlopCounterMode`
+(matmuls and convolutions, forward and backward) over ``--peak-tflops`` (dense bf16 of the
+GPU; H100/H200 SXM: 989).
+
+    python benchmarks/gpu_throughput.py --batch 128
+"""
+
+import argparse
+import importlib.util
+import statistics
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
+
+SPEC = importlib.util.spec_from_file_location(
+    'gfm_pretraining',
+    Path(__file__).parents[1] / 'torchgeo_gfm' / 'models' / 'pretraining.py',
+)
+assert SPEC is not None
+assert SPEC.loader is not None
+pretraining: Any = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(pretraining)
+
+SWIN_B = {'embed_dim': 128, 'depths': (2, 2, 18, 2), 'num_heads': (4, 8, 16, 32)}
+
+
+def build(fused: bool, compile: bool = False, ckpt: bool = False) -> Any:
+    torch.manual_seed(0)
+    name = 'swin_base_patch4_window7_224'
+    student = timm.create_model(
+        name, num_classes=0, img_size=192, window_size=6, drop_path_rate=0.0, **SWIN_B
+    )
+    teacher = timm.create_model(name, num_classes=0, **SWIN_B)
+    model = pretraining.GFMPretrainingModel(student, teacher, 3, 224).cuda().train()
+    for module in model.modules():
+        if hasattr(module, 'fused_attn'):
+            module.fused_attn = fused
+    if ckpt:
+        student.set_grad_checkpointing(True)
+    if compile:  # as GFM(compile=True): the whole forward, static shapes
+        model.compile(dynamic=False)
+    return model
+
+
+def loss_fn(model: Any, images: Tensor, mask: Tensor, authors: bool) -> Tensor:
+    if not authors:
+        rec, feature, target = model(images, mask)
+    else:  # their teacher forward runs with grad mode on (frozen, so nothing recorded)
+        feature, rec = model.forward_student(images, mask)
+        small = F.interpolate(images, (224, 224), mode='bilinear', align_corners=True)
+        target = model.teacher.forward_features(small).mean(dim=(1, 2))
+        feature = model.projector(feature)
+    return pretraining.mim_loss(images, rec, mask) + pretraining.distill_loss(
+        feature, target
+    )
+
+
+class Run:
+    def __init__(
+        self, name: str, model: Any, dtype: torch.dtype, authors: bool = False
+    ) -> None:
+        self.name, self.model, self.dtype, self.authors = name, model, dtype, authors
+        params = [p for p in model.parameters() if p.requires_grad]
+        if authors:
+            self.optimizer = torch.optim.AdamW(params, lr=1e-4, foreach=False)
+        else:
+            self.optimizer = torch.optim.AdamW(params, lr=1e-4, fused=True)
+        self.scaler = torch.amp.GradScaler() if dtype == torch.float16 else None
+        self.times: list[float] = []
+        self.memory = 0.0
+
+    def step(self, images: Tensor, mask: Tensor) -> None:
+        with torch.autocast('cuda', dtype=self.dtype):
+            loss = loss_fn(self.model, images, mask, self.authors)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+
+def timed(fn: Callable[[], None], warmup: int, steps: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def step_flops(run: Run, images: Tensor, mask: Tensor) -> int:
+    with FlopCounterMode(display=False) as counter:
+        run.step(images, mask)
+    return int(counter.get_total_flops())
+
+
+def table(rows: list[tuple[str, float, float, float, float]], peak: float) -> None:
+    print(
+        '| variant | img/s | ms/step | vs authors | TFLOP/step | MFU | peak mem GB |\n'
+        '|---|---:|---:|---:|---:|---:|---:|'
+    )
+    authors = next((r[1] for r in rows if r[0].startswith('authors')), rows[0][1])
+    for name, ips, ms, flops, mem in rows:
+        mfu = flops / (ms / 1000) / (peak * 1e12)
+        print(
+            f'| {name} | {ips:.0f} | {ms:.1f} | {ips / authors:.2f}x | '
+            f'{flops / 1e12:.2f} | {mfu:.0%} | {mem:.1f} |'
+        )
+
+
+CONFIGS: list[tuple[str, dict[str, bool], torch.dtype, bool]] = [
+    ('authors (fp16 O1 analog)', {'fused': False}, torch.float16, True),
+    ('bf16', {'fused': True}, torch.bfloat16, False),
+    ('bf16 + ckpt', {'fused': True, 'ckpt': True}, torch.bfloat16, False),
+    ('bf16 compiled', {'fused': True, 'compile': True}, torch.bfloat16, False),
+]
+
+
+def pretraining_row(args: argparse.Namespace, config: Any, flops: int = 0) -> Any:
+    """Time one variant; FLOPs are counted in eager mode (compiled: pass the eager count)."""
+    name, kwargs, dtype, authors = config
+    images = torch.randn(args.batch, 3, 192, 192, device='cuda')
+    mask = pretraining.simmim_mask(args.batch, (6, 6), 0.6, 8, 'cuda')
+    run = Run(name, build(**kwargs), dtype, authors)
+    torch.cuda.reset_peak_memory_stats()
+    times = timed(partial(run.step, images, mask), args.warmup, args.steps)
+    mem = torch.cuda.max_memory_allocated() / 2**30
+    flops = flops or step_flops(run, images, mask)
+    t = statistics.median(times)
+    print(f'{name}: {args.batch / t:.0f} img/s', flush=True)
+    del run  # free its memory before the next variant
+    torch.cuda.empty_cache()
+    return (name, args.batch / t, 1000 * t, flops, mem)
+
+
+def finetune_and_inference(args: argparse.Namespace) -> None:
+    # UC Merced recipe: Swin-B at 256 px, window 8, 21 classes
+    model = timm.create_model(
+        'swin_base_patch4_window7_224',
+        img_size=256,
+        window_size=8,
+        num_classes=21,
+        drop_path_rate=0.1,
+        **SWIN_B,
+    ).cuda()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+    images = torch.randn(args.batch, 3, 256, 256, device='cuda')
+    labels = torch.randint(0, 21, (args.batch,), device='cuda')
+
+    def train() -> None:
+        with torch.autocast('cuda', dtype=torch.bfloat16):
+            loss = F.cross_entropy(model(images), labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def infer() -> None:
+        with torch.no_grad(), torch.autocast('cuda', dtype=torch.bfloat16):
+            model(images)
+
+    print('\n| job (Swin-B 256 px, bf16) | img/s |\n|---|---:|')
+    for name, fn in (('fine-tuning step', train), ('inference', infer)):
+        model.train(name != 'inference')
+        t = statistics.median(timed(fn, args.warmup, args.steps))
+        print(f'| {name} | {args.batch / t:.0f} |')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--batch', type=int, default=128)
+    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--steps', type=int, default=10)
+    parser.add_argument('--peak-tflops', type=float, default=989.0)
+    parser.add_argument('--no-compile', action='store_true')
+    parser.add_argument('--compile-only', action='store_true')
+    args = parser.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    print(
+        f'{torch.cuda.get_device_name()}, torch {torch.__version__}, timm {timm.__version__}'
+    )
+    if args.compile_only:
+        eager = pretraining_row(args, CONFIGS[1])
+        rows = [eager, pretraining_row(args, CONFIGS[3], flops=eager[3])]
+        table(rows, args.peak_tflops)  # 'vs authors': vs bf16 eager here
+        return
+    rows = [pretraining_row(args, config) for config in CONFIGS[:3]]
+    title = (
+        f'\nGFM pretraining step, paper architecture (Swin-B 192 px + Swin-B teacher '
+        f'224 px), batch {args.batch}, median of {args.steps}; MFU over '
+        f'{args.peak_tflops:.0f} TFLOP/s\n'
+    )
+    print(title)
+    table(rows, args.peak_tflops)
+    finetune_and_inference(args)
+    if not args.no_compile:  # last: compiling takes a while
+        rows.append(pretraining_row(args, CONFIGS[3], flops=rows[1][3]))
+        print(title)
+        table(rows, args.peak_tflops)
+
+
+if __name__ == '__main__':
+    main()
