@@ -53,7 +53,10 @@ class GeoPileLayoutError(DatasetNotFoundError):
         Args:
             message: what was found, followed by the expected layout.
         """
-        FileNotFoundError.__init__(self, f'{message}; {_LAYOUT}')
+        # TorchGeo words its message around a dataset's root; this error is raised while
+        # the layout is checked, so ours replaces it (as ManualDownloadError does)
+        super().__init__(Dataset())
+        self.args = (f'{message}; {_LAYOUT}',)
 
 
 def _dataset_files(source: str, spec: SourceSpec) -> list[str]:

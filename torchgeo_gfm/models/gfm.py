@@ -699,6 +699,11 @@ def gfm_swin_b(
 ) -> nn.Module:
     """GFM Swin-B (timm ``gfm_swin_base``), optionally with GFM weights.
 
+    Two names, one model: ``gfm_swin_b`` follows TorchGeo's builders (``swin_v2_b``,
+    ``vit_small_patch16_224``) and takes a weights enum or file; ``gfm_swin_base`` is the
+    timm registry name (timm's ``swin_base_*``), which smp's ``tu-`` encoders and TorchGeo's
+    ``Classification(model=...)`` look up.
+
     Args:
         weights: a :class:`GFM_Weights` member, the path to the authors' ``gfm.pth``, or
             the path to a file written by ``torchgeo-gfm convert``/``export``.
