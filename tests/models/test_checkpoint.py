@@ -300,3 +300,32 @@ def test_sniff_format(head: bytes, fmt: str | None, tmp_path: Path) -> None:
     path = tmp_path / 'f'
     path.write_bytes(head)
     assert ck.sniff_format(path) == fmt
+
+
+class TestHubBlob:
+    def test_tampered_blob_refused(self, tmp_path: Path) -> None:
+        from torchgeo_gfm.models.checkpoint import read_gfm_weights, verify_hub_blob
+
+        blob = tmp_path / 'models--torchgeo--gfm' / 'blobs' / ('0' * 64)
+        blob.parent.mkdir(parents=True)
+        blob.write_bytes(b'not what the Hub published')
+        link = tmp_path / 'gfm.pth'
+        link.symlink_to(blob)
+        with pytest.raises(ck.GFMCheckpointError, match='does not match the SHA-256'):
+            verify_hub_blob(link)
+        with pytest.raises(ck.GFMCheckpointError, match='does not match the SHA-256'):
+            read_gfm_weights(link)
+
+    def test_intact_blob_and_other_files_pass(self, tmp_path: Path) -> None:
+        import hashlib
+
+        from torchgeo_gfm.models.checkpoint import verify_hub_blob
+
+        content = b'published bytes'
+        blob = tmp_path / 'blobs' / hashlib.sha256(content).hexdigest()
+        blob.parent.mkdir()
+        blob.write_bytes(content)
+        verify_hub_blob(blob)
+        other = tmp_path / 'gfm.pth'
+        other.write_bytes(b'anything')
+        verify_hub_blob(other)

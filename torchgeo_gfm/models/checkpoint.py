@@ -61,6 +61,7 @@ _BACKBONE_EXPECTED = (
     'written by `torchgeo-gfm convert` or `torchgeo-gfm export`)'
 )
 _GLOBAL = re.compile(r'GLOBAL ([\w.]+)')
+_SHA256 = re.compile(r'[0-9a-f]{64}')
 _AGAIN = 'Download or write the file again; check the path.'
 
 
@@ -545,9 +546,36 @@ def read_gfm_weights(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     expected = f'{_UPSTREAM_EXPECTED} or {_BACKBONE_EXPECTED}'
     path = _check_file(path, expected)
+    verify_hub_blob(path)
     if _sniffed(path, expected) == 'safetensors':
         return load_backbone(path)
     return load_upstream_checkpoint(path)
+
+
+def verify_hub_blob(path: str | os.PathLike[str]) -> None:
+    """Check a file from the Hugging Face Hub cache against the SHA-256 it is named by.
+
+    huggingface_hub stores each LFS file as ``blobs/<sha256 of its content>`` and links it
+    from ``snapshots/`` (its documented cache layout) but checks only sizes: a download
+    altered or corrupted on disk would load unnoticed. Other files pass unchecked.
+
+    Args:
+        path: a local file, possibly a link into the Hub cache.
+
+    Raises:
+        GFMCheckpointError: if a Hub blob's content does not match its name.
+
+    .. versionadded:: 0.1
+    """
+    real = os.path.realpath(path)
+    name = os.path.basename(real)
+    in_hub_cache = os.path.basename(os.path.dirname(real)) == 'blobs'
+    if in_hub_cache and _SHA256.fullmatch(name) and sha256sum(real) != name:
+        raise GFMCheckpointError(
+            f'{path}: its content does not match the SHA-256 the Hugging Face Hub '
+            f'published ({name}): the download is corrupt or was altered. Delete {real} '
+            'and download again.'
+        )
 
 
 def sha256sum(path: str | os.PathLike[str]) -> str:
