@@ -50,6 +50,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import torchgeo_gfm  # noqa: F401  (registers gfm_swin_base)
+from torchgeo_gfm.precision import native_bf16
 from torchgeo_gfm.tasks import GFM
 
 ARCHS: dict[str, dict[str, Any]] = {
@@ -162,6 +163,9 @@ def variants(args: argparse.Namespace) -> list[Variant]:
             return nullcontext
         return lambda: torch.autocast(device.type, dtype=dtype)
 
+    # their apex O1 is CUDA-only: fp16 autocast there (its analog), fp32 on a CPU
+    authors_cast = autocast(torch.float16 if device.type == 'cuda' else None)
+
     def ours(task: GFM, images: Tensor, mask: Tensor) -> Tensor:
         return task.compute_loss(images, mask)['loss']
 
@@ -173,13 +177,13 @@ def variants(args: argparse.Namespace) -> list[Variant]:
             'authors, documented',
             build(args.arch, args.device, False),
             authors_like_loss,
-            autocast(None),
+            authors_cast,
         ),
         Variant(
             'authors, other path',
             build(args.arch, args.device, False),
             authors_like_loss,
-            autocast(None),
+            authors_cast,
         ),
     ]
     out[2].task.model.teacher.requires_grad_(True)
@@ -206,7 +210,11 @@ def main() -> None:
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--size', type=int, default=192)
     parser.add_argument(
-        '--precision', nargs='+', default=['fp32'], choices=['fp32', 'bf16', 'fp16']
+        '--precision',
+        nargs='+',
+        default=None,
+        choices=['fp32', 'bf16', 'fp16'],
+        help='default: fp32, plus bf16 where the device computes it natively',
     )
     parser.add_argument('--compile', action='store_true')
     parser.add_argument(
@@ -225,6 +233,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.precision is None:
+        native = native_bf16(args.device)
+        args.precision = ['fp32', 'bf16'] if native else ['fp32']
+        if not native:
+            print(
+                f'bf16 is not native on {args.device}: timing fp32 only (--precision bf16)'
+            )
 
     runs = variants(args)
     images = torch.randn(args.batch, 3, args.size, args.size, device=args.device)
