@@ -251,7 +251,8 @@ def test_optimizer_groups_and_lr_scaling(tmp_path: Path) -> None:
     assert scheduler.warmup_t == 2
     assert scheduler.t_initial == 6
     assert t.global_step == 6
-    assert math.isclose(optimizer.param_groups[0]['lr'], 1e-5 * scale)
+    # stepped as the authors' loop: after step k the lr of step k + 1 is lr(k)
+    assert math.isclose(optimizer.param_groups[0]['lr'], scheduler._get_lr(5)[0])
 
 
 class FigureLogger(Logger):
@@ -328,7 +329,7 @@ def test_checkpoint_leaves_out_teacher_and_resumes(
     # the schedule went on from step 2, it did not restart
     scheduler = t.lr_scheduler_configs[0].scheduler
     assert math.isclose(
-        t.optimizers[0].param_groups[0]['lr'], scheduler._get_lr(4)[0], rel_tol=1e-9
+        t.optimizers[0].param_groups[0]['lr'], scheduler._get_lr(3)[0], rel_tol=1e-9
     )
     loaded = GFM.load_from_checkpoint(trained, teacher_weights=None)
     torch.testing.assert_close(

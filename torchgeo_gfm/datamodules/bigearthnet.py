@@ -60,7 +60,9 @@ class BigEarthNetRGBDataModule(BigEarthNetDataModule):
 
     Loads Sentinel-2, keeps B04/B03/B02, scales each band by TorchGeo's 2-98 %
     statistics to [0, 1], resizes 120 -> ``image_size`` and applies ImageNet
-    normalization on the device; training adds horizontal and vertical flips.
+    normalization on the device; training adds, as the authors' ``data/ben_data.py``
+    with mixup on, a random resized crop (area 0.67-1, aspect 3/4-4/3) and horizontal and
+    vertical flips.
     ``train_fraction`` keeps a random share of the training split (GFM: 10 % and 1 %),
     the same for a given ``seed``; val/test stay whole.
 
@@ -113,6 +115,9 @@ class BigEarthNetRGBDataModule(BigEarthNetDataModule):
         self.train_aug = K.AugmentationSequential(
             K.Normalize(mean=self.mean, std=self.std),
             K.Resize(image_size),
+            K.RandomResizedCrop(
+                (image_size, image_size), scale=(0.67, 1.0), ratio=(3 / 4, 4 / 3)
+            ),
             K.RandomHorizontalFlip(),
             K.RandomVerticalFlip(),
             data_keys=None,

@@ -15,10 +15,11 @@ class UCMercedImageNetDataModule(UCMercedDataModule):
     """TorchGeo's UC Merced datamodule with GFM's ImageNet-style fine-tuning pipeline.
 
     TorchGeo's divides by 255 and only resizes. The GFM weights expect ImageNet
-    statistics, and the authors fine-tuned with a random resized crop and horizontal flips
-    (timm's ``create_transform`` at 256 px); evaluation resizes to ``size``. Splits and
-    arguments are TorchGeo's. Not reproduced: RandAugment, random erasing, mixup and
-    cutmix (TorchGeo's ``Classification`` takes integer labels).
+    statistics, and the authors fine-tuned (their ``data/ucmerced.py`` with mixup on) with
+    a resize to ``size``, a random resized crop (area 0.67-1, aspect 3/4-4/3) and
+    horizontal and vertical flips; evaluation resizes to ``size``. Splits and arguments
+    are TorchGeo's. Mixup and cutmix are in the task
+    (:class:`~torchgeo_gfm.tasks.FinetuneClassification`).
 
     .. versionadded:: 0.1
     """
@@ -31,7 +32,8 @@ class UCMercedImageNetDataModule(UCMercedDataModule):
         batch_size: int = 64,
         num_workers: int = 0,
         size: int = 256,
-        scale: tuple[float, float] = (0.08, 1.0),
+        scale: tuple[float, float] = (0.67, 1.0),
+        ratio: tuple[float, float] = (3 / 4, 4 / 3),
         **kwargs: Any,
     ) -> None:
         """Initialize a new UCMercedImageNetDataModule instance.
@@ -40,15 +42,18 @@ class UCMercedImageNetDataModule(UCMercedDataModule):
             batch_size: size of each mini-batch.
             num_workers: number of workers for parallel data loading.
             size: input size of the model (the paper fine-tunes at 256).
-            scale: area range of the training crops (timm's default).
+            scale: area range of the training crops (the authors').
+            ratio: aspect ratio range of the training crops.
             **kwargs: passed to :class:`~torchgeo.datasets.UCMerced`.
         """
         super().__init__(batch_size, num_workers, **kwargs)
         normalize = K.Normalize(mean=self.mean, std=self.std)
         self.train_aug = K.AugmentationSequential(
             normalize,
-            K.RandomResizedCrop((size, size), scale=scale),
+            K.Resize((size, size)),
+            K.RandomResizedCrop((size, size), scale=scale, ratio=ratio),
             K.RandomHorizontalFlip(),
+            K.RandomVerticalFlip(),
             data_keys=None,
             keepdim=True,
         )

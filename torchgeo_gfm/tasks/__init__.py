@@ -4,6 +4,13 @@
 """Lightning tasks: GFM continual pretraining, and downstream tasks TorchGeo lacks."""
 
 from .change import ChangeDetectionWithFigures
+from .finetune import (
+    FinetuneChangeDetection,
+    FinetuneClassification,
+    FinetuneSemanticSegmentation,
+    FinetuneSuperResolution,
+    LayerDecayMixin,
+)
 from .gfm import GFM
 from .multilabel import MultiLabelClassification
 from .super_resolution import SuperResolution
@@ -11,6 +18,11 @@ from .super_resolution import SuperResolution
 __all__ = (
     'GFM',
     'ChangeDetectionWithFigures',
+    'FinetuneChangeDetection',
+    'FinetuneClassification',
+    'FinetuneSemanticSegmentation',
+    'FinetuneSuperResolution',
+    'LayerDecayMixin',
     'MultiLabelClassification',
     'SuperResolution',
 )
