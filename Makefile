@@ -2,6 +2,7 @@
 #   make test   create .venv (Python >= 3.12), install the package with its test extras, run pytest
 #   make lint   ruff (lint + format check) and mypy
 #   make demo   pretrain a small GFM on a generated GeoPile sample on CPU (a few minutes)
+#   make docs   the documentation site (docs/_build/html; runs the tutorials on CPU, offline)
 SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -13,7 +14,7 @@ PYTHON ?= $(shell for p in python3.14 python3.13 python3.12 python3 python \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' \
 	2>/dev/null && { command -v $$p; break; }; done)
 
-.PHONY: venv test lint format demo clean
+.PHONY: venv test lint format demo docs clean
 
 venv: $(STAMP)
 
@@ -32,6 +33,10 @@ test: venv
 
 demo: venv
 	$(BIN)/python -m torchgeo_gfm.demo --config configs/gfm_demo.yaml --output output/demo
+
+# warnings are errors, nitpicky references; GFM_DOCS_ONLINE=1 adds intersphinx (docs/conf.py)
+docs: venv
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 lint: venv
 	$(BIN)/ruff check .

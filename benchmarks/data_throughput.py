@@ -19,6 +19,10 @@ collate:
   augmentation then runs batched on the device (``GeoPileDataModule.on_after_batch_
   transfer``); its throughput is printed separately, on the device found.
 
+Streaming (``--no-streaming`` skips it): the first folder is written as litdata shards to a
+local S3 server (moto) and read back with
+:class:`~torchgeo_gfm.datasets.GeoPileStreamingDataset`, cold cache then warm.
+
 Usage: ``python benchmarks/data_throughput.py [--root GEOPILE] [--images 500]``. Without
 ``--root``, realistic JPEGs (procedural aerial-like scenes, quality 90, ~21 kB at 256 px)
 are generated in a temporary folder at 256 px and at larger sizes.
@@ -123,6 +127,71 @@ def measure(root: Path, batch_size: int, repeats: int) -> tuple[int, float, floa
     return n, statistics.median(rates['authors']), statistics.median(rates['ours'])
 
 
+def streaming(root: Path, tmp: Path, batch_size: int) -> list[tuple[str, float]]:
+    """Images/s streaming ``root``'s shards from a local S3 server vs its folders.
+
+    A moto S3 server on 127.0.0.1 (``pip install torchgeo-gfm[tests]``) holds the shards
+    written by ``torchgeo-gfm shard``; reading is GeoPileStreamingDataset with the same
+    decoding as GeoPile (256 px, uint8), one process and one thread, as one worker.
+    The first epoch downloads every shard into an empty cache; the second reads the
+    cache.
+    """
+    import os
+    import socket
+
+    import boto3
+    from litdata import StreamingDataLoader
+    from moto.server import ThreadedMotoServer
+
+    from torchgeo_gfm.datasets import GeoPileStreamingDataset, write_geopile_shards
+
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address='127.0.0.1', port=port, verbose=False)
+    server.start()
+    os.environ.update(
+        AWS_ENDPOINT_URL=f'http://127.0.0.1:{port}',
+        AWS_ACCESS_KEY_ID='bench',
+        AWS_SECRET_ACCESS_KEY='bench',
+        AWS_DEFAULT_REGION='us-east-1',
+    )
+    client = boto3.client('s3')
+    client.create_bucket(Bucket='bench')
+    start = time.perf_counter()
+    write_geopile_shards(root, 's3://bench/geopile', chunk_bytes='64MB')
+    shard_s = time.perf_counter() - start
+    objects = client.list_objects_v2(Bucket='bench')['Contents']
+    size = sum(o['Size'] for o in objects if o['Key'].endswith('.bin'))
+    chunks = sum(o['Key'].endswith('.bin') for o in objects)
+    dataset = GeoPileStreamingDataset(
+        's3://bench/geopile', size=256, cache_dir=str(tmp / 'cache')
+    )
+    rates = []
+    for _ in range(2):  # cold cache (download), then warm
+        loader = StreamingDataLoader(dataset, batch_size=batch_size, num_workers=0)
+        start, count = time.perf_counter(), 0
+        for batch in loader:
+            count += len(batch['image'])
+        rates.append(count / (time.perf_counter() - start))
+    server.stop()
+    folders = images_per_second(ours_dataset(root), batch_size)
+    n = len(dataset)
+    return [
+        ('folders (GeoPile)', folders),
+        ('streaming, epoch 1 (download, cold cache)', rates[0]),
+        ('streaming, epoch 2 (local cache)', rates[1]),
+        (
+            (
+                f'shards: {chunks} x <=64MB, {size / 1e6:.1f} MB for {n} images; '
+                f'sharding took {shard_s:.1f} s; first-epoch download cost '
+                f'{n / rates[0] - n / rates[1]:+.2f} s'
+            ),
+            0.0,
+        ),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--root', type=Path, help='existing GeoPile folder to read')
@@ -131,6 +200,12 @@ def main() -> None:
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--no-streaming',
+        dest='streaming',
+        action='store_false',
+        help='skip litdata streaming from a local S3 server (needs moto)',
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)  # one DataLoader worker = one process, one thread
 
@@ -147,6 +222,9 @@ def main() -> None:
         for label, root in roots:
             n, authors, ours = measure(root, args.batch_size, args.repeats)
             rows.append((label, n, authors, ours))
+        stream = (
+            streaming(roots[0][1], Path(tmp), args.batch_size) if args.streaming else []
+        )
 
     print(
         f'\nimages/second per CPU worker (1 thread, batch {args.batch_size}, median of '
@@ -158,6 +236,14 @@ def main() -> None:
     print('|---|---|---|---|---|')
     for label, n, authors, ours in rows:
         print(f'| {label} | {n} | {authors:.0f} | {ours:.0f} | {ours / authors:.2f}x |')
+    if stream:
+        print(f'\nstreaming from a local S3 server vs folders ({roots[0][0]})\n')
+        print('| reading | images/s per worker | ratio to folders |')
+        print('|---|---|---|')
+        folders = stream[0][1]
+        for label, rate in stream[:-1]:
+            print(f'| {label} | {rate:.0f} | {rate / folders:.2f}x |')
+        print(f'\n{stream[-1][0]}')
     device, rate = device_augmentation(args.batch_size, args.repeats)
     print(
         f'\nours, device side: Kornia RRC(192)+flip+normalize on {device}: '

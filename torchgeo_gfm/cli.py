@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         'torchgeo_gfm.datasets.naip_chips',
         'cut reproducible NAIP chips into the GeoPile folder layout',
     ),
+    'shard': (
+        'torchgeo_gfm.datasets.shards',
+        'write GeoPile as litdata shards (a folder or s3:// gs:// azure://) for streaming',
+    ),
     'predict': (
         'torchgeo_gfm.scene.predict',
         'apply a fine-tuned checkpoint to whole scenes (tiled, seamless) -> Cloud-Optimized GeoTIFF',
@@ -40,6 +44,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     'arp': (
         'torchgeo_gfm.arp',
         'average relative performance of downstream runs against the IN-22k baseline',
+    ),
+    'config': (
+        'torchgeo_gfm.config_cli',
+        'list the shipped `torchgeo fit` configs (--list) or write one out (NAME -o FILE)',
     ),
 }
 

@@ -50,7 +50,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
     parser = argparse.ArgumentParser(
         prog='python -m torchgeo_gfm.demo', description=__doc__
     )
-    parser.add_argument('--config', default='configs/gfm_demo.yaml', type=Path)
+    # the config shipped in the package: works from a clone and after a pip install
+    default = Path(__file__).parent / 'configs' / 'gfm_demo.yaml'
+    parser.add_argument('--config', default=default, type=Path)
     parser.add_argument('--output', default='output/demo', type=Path)
     parser.add_argument('--images-per-class', default=8, type=int)
     parser.add_argument(

@@ -6,6 +6,7 @@
 from .bigearthnet import BigEarthNetRGBDataModule
 from .dsifn import DSIFNDataModule
 from .geopile import GeoPileDataModule
+from .geopile_streaming import GeoPileStreamingDataModule
 from .oscd import OSCDTiledDataModule
 from .spacenet2_sr import SpaceNet2SRDataModule
 from .ucmerced import UCMercedImageNetDataModule
@@ -16,6 +17,7 @@ __all__ = (
     'BigEarthNetRGBDataModule',
     'DSIFNDataModule',
     'GeoPileDataModule',
+    'GeoPileStreamingDataModule',
     'OSCDTiledDataModule',
     'SpaceNet2SRDataModule',
     'UCMercedImageNetDataModule',

@@ -14,13 +14,74 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 from torchdata.stateful_dataloader import StatefulDataLoader
-from torchgeo.datamodules import NonGeoDataModule
+from torchgeo.datamodules import BaseDataModule, NonGeoDataModule
 from torchgeo.datasets.utils import Sample
 
 from ..datasets.geopile import GeoPile
 from .utils import IMAGENET_MEAN, IMAGENET_STD, check_int
 
 logger = logging.getLogger(__name__)
+
+
+def gfm_augmentations(
+    size: int,
+    scale: tuple[float, float] = (0.67, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    flip: float = 0.5,
+    mean: Sequence[float] = tuple(IMAGENET_MEAN.tolist()),
+    std: Sequence[float] = tuple(IMAGENET_STD.tolist()),
+) -> tuple[K.AugmentationSequential, K.AugmentationSequential]:
+    """GFM's pretraining augmentation and its deterministic validation counterpart.
+
+    One implementation for every GeoPile datamodule (folders or streaming shards), so
+    that the data a model sees does not depend on where the images are stored.
+
+    Args:
+        size: side of the crops fed to the model.
+        scale: RandomResizedCrop area range, relative to the loaded image.
+        ratio: RandomResizedCrop aspect-ratio range.
+        flip: probability of a horizontal flip.
+        mean: per-channel mean, 0-255 scale.
+        std: per-channel standard deviation, 0-255 scale.
+
+    Returns:
+        ``(train_aug, aug)``: RandomResizedCrop + flip + normalize, and resize +
+        normalize; both take and return ``{'image': float [B, 3, H, W]}``.
+
+    .. versionadded:: 0.1
+    """
+    normalize = K.Normalize(mean=torch.tensor(mean), std=torch.tensor(std))
+    train_aug = K.AugmentationSequential(
+        K.RandomResizedCrop((size, size), scale=scale, ratio=ratio),
+        K.RandomHorizontalFlip(p=flip),
+        normalize,
+        data_keys=None,
+        keepdim=True,
+    )
+    aug = K.AugmentationSequential(
+        K.Resize((size, size)), normalize, data_keys=None, keepdim=True
+    )
+    return train_aug, aug
+
+
+def augment_batch(datamodule: BaseDataModule, batch: Sample) -> bool:
+    """Augment (training) or resize and normalize (otherwise) a uint8 batch in place.
+
+    Args:
+        datamodule: a datamodule with ``train_aug`` and ``aug`` from
+            :func:`gfm_augmentations`.
+        batch: ``{'image': uint8 [B, 3, H, W], ...}`` on the device.
+
+    Returns:
+        Whether the trainer is training (the training augmentation was applied).
+
+    .. versionadded:: 0.1
+    """
+    trainer = datamodule.trainer
+    training = trainer is not None and trainer.training
+    aug: nn.Module = datamodule.train_aug if training else datamodule.aug  # type: ignore[assignment]
+    batch['image'] = aug({'image': batch['image'].float()})['image']
+    return training
 
 
 class GeoPileDataModule(NonGeoDataModule):
@@ -120,17 +181,9 @@ class GeoPileDataModule(NonGeoDataModule):
         )
         self.val_fraction = val_fraction
         self.pin_memory = pin_memory
-        normalize = K.Normalize(mean=torch.tensor(mean), std=torch.tensor(std))
-        self.train_aug = K.AugmentationSequential(
-            K.RandomResizedCrop((size, size), scale=scale, ratio=ratio),
-            K.RandomHorizontalFlip(p=flip),
-            normalize,
-            data_keys=None,
-            keepdim=True,
-        )
-        self.aug = K.AugmentationSequential(
-            K.Resize((size, size)), normalize, data_keys=None, keepdim=True
-        )
+        train_aug, aug = gfm_augmentations(size, scale, ratio, flip, mean, std)
+        self.train_aug: K.AugmentationSequential = train_aug
+        self.aug: K.AugmentationSequential = aug
         self._reported_skips = 0
 
     def setup(self, stage: str) -> None:
@@ -209,12 +262,7 @@ class GeoPileDataModule(NonGeoDataModule):
         Returns:
             The batch, ``image`` now float ``[B, 3, size, size]``.
         """
-        trainer = self.trainer
-        training = trainer is not None and trainer.training
-        aug: nn.Module = self.train_aug if training else self.aug  # type: ignore[assignment]
-        images = batch['image'].float()
-        batch['image'] = aug({'image': images})['image']
-        if training:
+        if augment_batch(self, batch):
             self._report_skips()
         return batch
 

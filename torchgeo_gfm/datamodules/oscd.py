@@ -12,6 +12,8 @@ from ..transforms import BitemporalAugmentation
 from .tiling import _CropTrainTileEval
 
 
+# The Kornia >= 0.8 fix is upstream/torchgeo/oscd-kornia.patch: once TorchGeo ships it,
+# BitemporalAugmentation here can go (the whole-city tiled evaluation stays ours).
 class OSCDTiledDataModule(_CropTrainTileEval, OSCDDataModule):
     """TorchGeo's OSCD datamodule, fixed for Kornia >= 0.8, tiled for evaluation.
 

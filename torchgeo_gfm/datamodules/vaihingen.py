@@ -10,6 +10,9 @@ from .tiling import _CropTrainTileEval
 from .utils import IMAGENET_MEAN, IMAGENET_STD
 
 
+# Workaround for TorchGeo 0.10.1; upstream/torchgeo/vaihingen-batches-tiles.patch makes
+# TorchGeo's own datamodule crop before collation and score every pixel: drop this class
+# (keeping the ImageNet statistics) once TorchGeo ships it.
 class Vaihingen2DTiledDataModule(_CropTrainTileEval, Vaihingen2DDataModule):
     """TorchGeo's Vaihingen datamodule, scoring every pixel of the val/test tiles.
 

@@ -8,6 +8,7 @@ from .errors import ManualDownloadError
 from .geopile import GeoPile, GeoPileLayoutError
 from .mlrsnet import MLRSNet
 from .rsd46whu import RSD46WHU
+from .shards import GeoPileStreamingDataset, write_geopile_shards
 from .spacenet2_sr import SpaceNet2SuperResolution
 from .synthetic import write_synthetic_geopile
 from .utils import DegenerateImageError
@@ -19,9 +20,11 @@ __all__ = (
     'DegenerateImageError',
     'GeoPile',
     'GeoPileLayoutError',
+    'GeoPileStreamingDataset',
     'MLRSNet',
     'ManualDownloadError',
     'SpaceNet2SuperResolution',
     'WHUBuilding',
+    'write_geopile_shards',
     'write_synthetic_geopile',
 )

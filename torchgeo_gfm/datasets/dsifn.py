@@ -42,7 +42,7 @@ class DSIFN(_ImageMaskDataset):
     1. change
 
     The authors share the data only through Baidu Cloud, so it cannot be downloaded
-    automatically: see :attr:`source`.
+    automatically: see ``source``.
 
     If you use this dataset in your research, please cite:
 

@@ -42,7 +42,7 @@ class MLRSNet(SceneClassificationDataset):
 
     Samples: ``{'image': float [3, 256, 256] in 0-255, 'label': int64}``; with
     ``task='multilabel'``, ``label`` is the int64 multi-hot vector of the 60 labels
-    (:attr:`labels`).
+    (``labels``).
 
     If you use this dataset in your research, please cite the following paper:
 

@@ -27,7 +27,7 @@ def _load(path: str) -> Image.Image:
 class SceneClassificationDataset(NonGeoClassificationDataset):
     """Class folders of images, read into float ``[3, H, W]`` tensors in 0-255.
 
-    Subclasses point :meth:`_image_folders` at their layout. Images of any format, bit
+    Subclasses point ``_image_folders`` at their layout. Images of any format, bit
     depth or band count are converted to RGB by the rule in
     :mod:`torchgeo_gfm.datasets.utils`.
 
@@ -97,7 +97,7 @@ class SceneClassificationDataset(NonGeoClassificationDataset):
         """Plot a sample from the dataset.
 
         Args:
-            sample: a sample returned by :meth:`__getitem__`
+            sample: a sample returned by ``__getitem__``
             show_titles: flag indicating whether to show titles above each panel
             suptitle: optional string to use as a suptitle
 

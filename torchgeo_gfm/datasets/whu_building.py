@@ -68,7 +68,7 @@ class WHUBuilding(_ImageMaskDataset):
     filename = '3. The cropped aerial image tiles and raster labels.zip'
     #: folder the zip extracts to
     directory = '3. The cropped image tiles and raster labels'
-    #: MD5 of the zip; None: the host publishes none, so downloads are not verified
+    #: MD5 of the zip, or None when the host publishes none (downloads are then unverified)
     md5: str | None = None
     splits = ('train', 'val', 'test')
     classes: ClassVar[tuple[str, ...]] = ('background', 'building')

@@ -388,6 +388,8 @@ default_cfgs = generate_default_cfgs(
 )
 
 
+# Workaround for TorchGeo 0.10.1; drop `out_features` once TorchGeo ships
+# upstream/torchgeo/classification-timm-head.patch (load_state_dict asks timm for the classifier).
 class GFMClassifierHead(ClassifierHead):
     """timm's ``ClassifierHead`` that also reports ``out_features``.
 
@@ -399,7 +401,7 @@ class GFMClassifierHead(ClassifierHead):
 
     @property
     def out_features(self) -> int:
-        """Number of outputs: classes, or pooled features without a classifier."""
+        """The number of classes, or of pooled features without a classifier."""
         fc = self.fc
         return fc.out_features if isinstance(fc, nn.Linear) else self.num_features
 

@@ -10,6 +10,8 @@ fails loudly at import if TorchGeo changes underneath it.
 .. versionadded:: 0.1
 """
 
+# upstream/torchgeo/gfm-weights.patch registers GFM in TorchGeo itself; once TorchGeo ships
+# it, this module (and the private-dict access) can go.
 from torchgeo.models import api
 
 from .gfm import GFM_Weights, gfm_swin_b

@@ -13,6 +13,8 @@ from torchgeo.tasks import ChangeDetection as _ChangeDetection
 from .utils import log_figure, takes_figures
 
 
+# Workaround for TorchGeo 0.10.1; drop this class once TorchGeo ships
+# upstream/torchgeo/change-detection-figures.patch (figures without K.VideoSequential).
 class ChangeDetectionWithFigures(_ChangeDetection):
     """:class:`torchgeo.tasks.ChangeDetection` whose validation figures do not crash.
 
@@ -25,6 +27,8 @@ class ChangeDetectionWithFigures(_ChangeDetection):
     .. versionadded:: 0.1
     """
 
+    # upstream/torchgeo/figure-batches.patch makes this `num_plot_batches = 0` on the task
+    # instead of offsetting batch_idx
     #: TorchGeo draws figures for validation batches below this index
     _torchgeo_figure_batches = 10
 

@@ -1,0 +1,92 @@
+# Copyright (c) torchgeo-gfm contributors.
+# Licensed under the MIT License.
+
+"""torchgeo-gfm config: the shipped configs are the repository's configs/ folder."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from torchgeo_gfm.cli import main
+from torchgeo_gfm.config_cli import config_names, read_config
+
+CONFIGS = Path(__file__).parents[2] / 'configs'
+
+
+def test_shipped_configs_are_the_repository_configs() -> None:
+    names = sorted(
+        p.relative_to(CONFIGS).with_suffix('').as_posix()
+        for p in CONFIGS.rglob('*.yaml')
+    )
+    assert config_names() == names
+    assert {'gfm', 'gfm_demo', 'finetune/dsifn'} <= set(names)
+    for name in names:
+        assert read_config(name) == (CONFIGS / f'{name}.yaml').read_text()
+
+
+def test_list(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(['config', '--list']) == 0
+    assert capsys.readouterr().out.split() == config_names()
+
+
+@pytest.mark.parametrize('name', ['gfm_demo', 'finetune/dsifn', 'gfm.yaml'])
+def test_write(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / 'x.yaml'
+    assert main(['config', name, '-o', str(out)]) == 0
+    assert (
+        out.read_text()
+        == (CONFIGS / name.removesuffix('.yaml')).with_suffix('.yaml').read_text()
+    )
+    assert yaml.safe_load(out.read_text())['model']['class_path']
+    assert str(out) in capsys.readouterr().out
+    assert [p.name for p in tmp_path.iterdir()] == ['x.yaml']  # no temporary left
+
+
+def test_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(['config', 'gfm']) == 0
+    assert capsys.readouterr().out == (CONFIGS / 'gfm.yaml').read_text()
+
+
+def test_existing_file_needs_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / 'x.yaml'
+    out.write_text('mine')
+    assert main(['config', 'gfm', '-o', str(out)]) == 2
+    assert '--force' in capsys.readouterr().err
+    assert out.read_text() == 'mine'
+    assert main(['config', 'gfm', '-o', str(out), '--force']) == 0
+    assert out.read_text() == (CONFIGS / 'gfm.yaml').read_text()
+
+
+def test_unknown_name_lists_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(['config', 'nope', '-o', str(tmp_path / 'x.yaml')]) == 2
+    err = capsys.readouterr().err
+    assert "'nope'" in err
+    assert all(name in err for name in config_names())
+    assert not (tmp_path / 'x.yaml').exists()
+    with pytest.raises(KeyError, match='gfm_demo'):
+        read_config('finetune')
+
+
+@pytest.mark.parametrize(
+    ('args', 'message'), [([], 'name a config'), (['gfm', '-o', '.'], 'is a directory')]
+)
+def test_bad_arguments(
+    args: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(['config', *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(['config', 'gfm', '-o', str(tmp_path / 'no' / 'x.yaml')]) == 2
+    assert 'does not exist' in capsys.readouterr().err

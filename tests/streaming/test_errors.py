@@ -1,0 +1,75 @@
+# Copyright (c) torchgeo-gfm contributors.
+# Licensed under the MIT License.
+
+"""Clear errors: a missing bucket or prefix, bad credentials, a truncated shard."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from litdata import StreamingDataLoader
+
+from torchgeo_gfm.datasets import GeoPileStreamingDataset, write_geopile_shards
+from torchgeo_gfm.datasets.shards import ShardError
+
+from .conftest import free_port
+
+
+def test_missing_bucket(s3_shards: str, cache_dir: str) -> None:
+    with pytest.raises(ShardError, match=r"bucket 'nobucket' .* does not exist"):
+        GeoPileStreamingDataset('s3://nobucket/v0', cache_dir=cache_dir)
+
+
+def test_missing_prefix(s3_shards: str, cache_dir: str) -> None:
+    with pytest.raises(ShardError, match='no shard index at s3://geopile/none'):
+        GeoPileStreamingDataset('s3://geopile/none', cache_dir=cache_dir)
+
+
+def test_missing_local_folder(tmp_path: Path) -> None:
+    with pytest.raises(ShardError, match='torchgeo-gfm shard ROOT'):
+        GeoPileStreamingDataset(str(tmp_path / 'none'), cache_dir=str(tmp_path))
+
+
+@pytest.fixture
+def auth_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A moto server that checks credentials (none are valid: none were created)."""
+    port = free_port()
+    env = {**os.environ, 'INITIAL_NO_AUTH_ACTION_COUNT': '0'}
+    cmd = [sys.executable, '-m', 'moto.server', '-H', '127.0.0.1', '-p', str(port)]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL)
+    endpoint = f'http://127.0.0.1:{port}'
+    for _ in range(600):
+        try:
+            urllib.request.urlopen(endpoint + '/moto-api/', timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    monkeypatch.setenv('AWS_ENDPOINT_URL', endpoint)
+    monkeypatch.setenv('AWS_ACCESS_KEY_ID', 'wrong')
+    monkeypatch.setenv('AWS_SECRET_ACCESS_KEY', 'wrong')
+    yield endpoint
+    proc.terminate()
+    proc.wait()
+
+
+def test_bad_credentials(auth_server: str, cache_dir: str) -> None:
+    with pytest.raises(ShardError, match=r'refused \(HTTP 403.*AWS_ACCESS_KEY_ID'):
+        GeoPileStreamingDataset('s3://geopile/v0', cache_dir=cache_dir)
+
+
+def test_truncated_shard(geopile: Path, tmp_path: Path) -> None:
+    shards = tmp_path / 'shards'
+    write_geopile_shards(geopile, str(shards), chunk_bytes='16kb')
+    chunk = min(shards.glob('chunk-*.bin'))
+    chunk.write_bytes(chunk.read_bytes()[: chunk.stat().st_size // 2])
+    dataset = GeoPileStreamingDataset(str(shards), size=64, cache_dir=str(tmp_path))
+    with pytest.raises(ShardError, match=r'shorter than its index\.json'):
+        for _ in StreamingDataLoader(dataset, batch_size=4):
+            pass
+    shutil.rmtree(shards)

@@ -1,0 +1,482 @@
+# Copyright (c) torchgeo-gfm contributors.
+# Licensed under the MIT License.
+
+"""GeoPile as litdata shards: written once, streamed from a folder or object storage.
+
+``torchgeo-gfm shard ROOT OUT`` turns any GeoPile that :class:`~torchgeo_gfm.datasets.GeoPile`
+reads (``ROOT/<source>/<class>/<image>``, NAIP chips written by ``torchgeo-gfm naip-chips``
+included) into `litdata <https://github.com/Lightning-AI/litData>`_ chunks with
+``litdata.optimize``. Each sample holds the image file's bytes as they are (a JPEG is not
+re-encoded), its source index and name, its class folder and its path relative to ROOT.
+OUT is a folder or an ``s3://``, ``gs://`` or ``azure://`` URL; object-storage settings come
+from the standard environment variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ...) or ``--storage-options``.
+
+Every image is decoded once while sharding: unreadable or degenerate files are left out
+and listed (as GeoPile warns about them), so training never meets them. The same files,
+``--num-workers`` and ``--chunk-bytes`` give the same shards (files in GeoPile's sorted
+order, each worker a fixed contiguous slice).
+
+:class:`GeoPileStreamingDataset` reads the shards back (litdata's ``StreamingDataset``:
+shuffling across shards, exactly-once assignment to ranks and workers, resumable state,
+a bounded local cache) and decodes each image as GeoPile does.
+
+.. versionadded:: 0.1
+"""
+
+import argparse
+import io
+import json
+import os
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from litdata import StreamingDataset, optimize
+from litdata.exceptions import ChunkWaitTimeoutError
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+from torchgeo.datasets.utils import Sample
+
+from .geopile import TORCHGEO_SOURCES, GeoPile
+from .utils import _needs_rasterio, _pil_to_rgb, array_to_rgb, fit_square, pil_to_tensor
+
+
+def _allow_http_endpoints() -> None:
+    """Let litdata's obstore S3 path reach ``http://`` endpoints, as its boto3 path does.
+
+    litdata (0.2.7x) uploads and prefetches through obstore, whose client refuses plain
+    HTTP unless told otherwise, while the endpoint (``AWS_ENDPOINT_URL``) is the user's
+    explicit choice: an on-premise MinIO/Ceph or a local test server is often HTTP. The
+    option only permits what boto3 already does; HTTPS endpoints are unaffected.
+    """
+    try:
+        from litdata.streaming import downloader
+    except ImportError:  # pragma: no cover (litdata without obstore support)
+        return
+    options = getattr(downloader, '_OBSTORE_CLIENT_OPTIONS', None)
+    if isinstance(options, dict):
+        options.setdefault('allow_http', 'true')
+
+
+_allow_http_endpoints()
+
+#: URL schemes litdata streams from (anything else is a local folder).
+REMOTE_SCHEMES = ('s3://', 'gs://', 'azure://', 'hf://')
+_TIFF = ('.tif', '.tiff')
+
+
+def is_remote(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is an object-storage URL rather than a local folder.
+
+    Args:
+        path: folder or URL.
+
+    Returns:
+        True for ``s3://``, ``gs://``, ``azure://`` and ``hf://`` URLs.
+
+    .. versionadded:: 0.1
+    """
+    return os.fspath(path).startswith(REMOTE_SCHEMES)
+
+
+def _read_rasterio_bytes(data: bytes) -> Image.Image:
+    """Deep or many-band TIFF bytes to RGB, as GeoPile reads such files (GDAL)."""
+    from rasterio.errors import NotGeoreferencedWarning
+    from rasterio.io import MemoryFile
+
+    with warnings.catch_warnings():  # plain TIFFs have no georeference; pixels suffice
+        warnings.simplefilter('ignore', NotGeoreferencedWarning)
+        with MemoryFile(data) as memfile, memfile.open() as src:
+            bands = src.read(indexes=list(range(1, min(src.count, 3) + 1)))
+    return Image.fromarray(array_to_rgb(np.moveaxis(bands, 0, -1)))
+
+
+def decode_rgb(data: bytes, name: str, size: int | None = None) -> Tensor:
+    """Decode image file bytes as GeoPile reads the file itself.
+
+    Same conversion rule as :func:`~torchgeo_gfm.datasets.utils.read_rgb` (which takes
+    a path): 8-bit RGB, 16-bit and many-band TIFFs through GDAL, large JPEGs decoded at
+    reduced DCT scale when ``size`` allows it.
+
+    Args:
+        data: the image file's bytes.
+        name: its file name (the extension tells TIFFs apart).
+        size: if given, a random square of the shorter side resized to ``size``.
+
+    Returns:
+        The uint8 ``[3, H, W]`` image.
+
+    Raises:
+        OSError: (or another decoder error) if the bytes are not a readable image.
+
+    .. versionadded:: 0.1
+    """
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        if not name.lower().endswith(_TIFF):
+            raise
+        rgb = _read_rasterio_bytes(data)  # e.g. 16-bit multi-band GeoTIFF
+    else:
+        with image:
+            if _needs_rasterio(image, name):
+                rgb = _read_rasterio_bytes(data)
+            else:
+                if size is not None and image.format == 'JPEG':
+                    image.draft('RGB', (size, size))
+                image.load()  # decode now, so truncation errors surface here
+                rgb = _pil_to_rgb(image)
+    tensor = pil_to_tensor(rgb)
+    return fit_square(tensor, size) if size is not None else tensor
+
+
+@dataclass
+class _Encode:
+    """``optimize``'s per-file function: the file's bytes if it decodes, else None.
+
+    A class (not a closure) so that litdata's worker processes can unpickle it. Bad
+    files are appended to a per-process list under ``log_dir`` (workers share no memory).
+    """
+
+    root: str
+    files: list[tuple[str, int]]
+    sources: tuple[str, ...]
+    log_dir: str
+
+    def __call__(self, index: int) -> dict[str, Any] | None:
+        # inputs are indices, not paths: litdata would copy path inputs to a cache first
+        path, source = self.files[index]
+        try:
+            data = Path(path).read_bytes()
+            decode_rgb(data, path)  # the whole image: truncation shows up here
+        except Exception as error:  # noqa: BLE001 (any decoder error: bad data, not a bug)
+            with open(os.path.join(self.log_dir, f'{os.getpid()}.tsv'), 'a') as log:
+                print(path, f'{type(error).__name__}: {error}', sep='\t', file=log)
+            return None  # litdata leaves the item out
+        return {
+            'image': data,
+            'source': source,
+            'source_name': self.sources[source],
+            'class': Path(path).parent.name,
+            'path': os.path.relpath(path, self.root),
+        }
+
+
+@dataclass
+class ShardReport:
+    """What :func:`write_geopile_shards` did.
+
+    .. versionadded:: 0.1
+    """
+
+    #: where the shards are (folder or URL).
+    output_dir: str
+    #: images written.
+    written: int
+    #: source names, in index order.
+    sources: tuple[str, ...]
+    #: ``(path, reason)`` of each file left out because it could not be decoded.
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _collect_skips(log_dir: str) -> list[tuple[str, str]]:
+    """Gather the workers' lists of bad files, sorted by path."""
+    skipped = []
+    for log in Path(log_dir).glob('*.tsv'):
+        for line in log.read_text().splitlines():
+            path, _, reason = line.partition('\t')
+            skipped.append((path, reason))
+    return sorted(skipped)
+
+
+def write_geopile_shards(
+    root: str | os.PathLike[str],
+    output_dir: str,
+    sources: list[str] | None = None,
+    chunk_bytes: str | int = '64MB',
+    num_workers: int = 1,
+    storage_options: dict[str, Any] | None = None,
+    from_torchgeo: bool = False,
+) -> ShardReport:
+    """Write a GeoPile as litdata shards, the image bytes stored as they are.
+
+    Args:
+        root: GeoPile root (``root/<source>/<class>/<image>``), or with
+            ``from_torchgeo`` the parent of the per-source TorchGeo dataset folders.
+        output_dir: empty or missing folder, or an object-storage URL (``s3://...``).
+        sources: source folders to include, in this order (None: all, sorted).
+        chunk_bytes: target shard size (litdata's ``chunk_bytes``, e.g. '64MB').
+        num_workers: processes reading and checking images; part of what makes the
+            shards reproducible (each worker writes its own chunks).
+        storage_options: object-storage client options (litdata's
+            ``storage_options``; boto3 ``endpoint_url``, keys, ...); None uses the
+            standard environment variables.
+        from_torchgeo: compose the corpus with :meth:`GeoPile.from_torchgeo`.
+
+    Returns:
+        What was written and what was skipped.
+
+    Raises:
+        GeoPileLayoutError: if root does not hold a GeoPile.
+        FileExistsError: if ``output_dir`` is a non-empty local folder.
+        RuntimeError: if no image could be decoded.
+
+    .. versionadded:: 0.1
+    """
+    if from_torchgeo:
+        pile = GeoPile.from_torchgeo(root, sources=sources or TORCHGEO_SOURCES)
+    else:
+        pile = GeoPile(root, sources=sources)
+    output_dir = _check_output(output_dir)
+    # GeoPile's sorted file order, one contiguous slice per worker: reproducible
+    inputs = [(pile.file(i), int(pile._source_ids[i])) for i in range(len(pile))]
+    with tempfile.TemporaryDirectory(prefix='geopile-shard-') as log_dir:
+        optimize(
+            fn=_Encode(os.fspath(root), inputs, pile.sources, log_dir),
+            inputs=list(range(len(inputs))),
+            output_dir=output_dir,
+            chunk_bytes=chunk_bytes,
+            num_workers=num_workers,
+            reorder_files=False,  # litdata would sort by file size: keep GeoPile's order
+            keep_data_ordered=True,
+            storage_options=storage_options or {},
+            # litdata defaults to spawn, which re-imports torch in every worker (~10 s
+            # each); forking shares the parent's imports and the file list
+            start_method='fork' if sys.platform == 'linux' else None,
+        )
+        skipped = _collect_skips(log_dir)
+    written = len(inputs) - len(skipped)
+    if not written:
+        raise RuntimeError(
+            f'none of the {len(inputs)} images under {os.fspath(root)!r} could be '
+            f'decoded (first: {skipped[:3]}); check the files'
+        )
+    return ShardReport(output_dir, written, pile.sources, skipped)
+
+
+def _check_output(output_dir: str | os.PathLike[str]) -> str:
+    """Refuse to mix shards with existing files in a local output folder."""
+    output_dir = os.fspath(output_dir)
+    if is_remote(output_dir):
+        return output_dir
+    out = Path(output_dir).absolute()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(
+            f'{out} exists and is not an empty folder: shards are never mixed with '
+            'other files; delete it or choose another OUT'
+        )
+    return str(out)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``torchgeo-gfm shard``.
+
+    Args:
+        parser: the sub-command's parser.
+
+    .. versionadded:: 0.1
+    """
+    parser.add_argument('root', help='GeoPile root (ROOT/<source>/<class>/<image>)')
+    parser.add_argument('out', help='empty folder, or s3:// gs:// azure:// URL')
+    parser.add_argument('--sources', nargs='+', help='source folders (default: all)')
+    parser.add_argument('--chunk-bytes', default='64MB', help='shard size (64MB)')
+    parser.add_argument(
+        '--num-workers', type=int, default=1, help='reading processes (default 1)'
+    )
+    parser.add_argument(
+        '--storage-options',
+        type=json.loads,
+        default=None,
+        help='JSON object of object-storage client options (default: environment)',
+    )
+    parser.add_argument(
+        '--from-torchgeo',
+        action='store_true',
+        help='ROOT holds the per-source TorchGeo datasets (GeoPile.from_torchgeo)',
+    )
+    parser.epilog = __doc__.split('\n\n')[1] if __doc__ else None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``torchgeo-gfm shard``.
+
+    Args:
+        args: parsed arguments.
+
+    Returns:
+        0 on success (bad files are listed, not fatal), 1 on an error.
+
+    .. versionadded:: 0.1
+    """
+    try:
+        report = write_geopile_shards(
+            args.root,
+            args.out,
+            sources=args.sources,
+            chunk_bytes=args.chunk_bytes,
+            num_workers=args.num_workers,
+            storage_options=args.storage_options,
+            from_torchgeo=args.from_torchgeo,
+        )
+    except (ValueError, OSError, RuntimeError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 1
+    for path, reason in report.skipped:
+        print(f'skipped bad image {path} ({reason})', file=sys.stderr)
+    print(
+        f'wrote {report.written} images of {len(report.sources)} sources '
+        f'({", ".join(report.sources)}) to {report.output_dir}; '
+        f'{len(report.skipped)} unreadable file(s) skipped'
+    )
+    return 0
+
+
+class ShardError(RuntimeError):
+    """Raised when GeoPile shards cannot be opened or read.
+
+    .. versionadded:: 0.1
+    """
+
+
+def _status(error: BaseException) -> str:
+    """HTTP status of a botocore error in ``error``'s chain ('' if none)."""
+    while error is not None:
+        response = getattr(error, 'response', None)
+        if isinstance(response, dict):
+            meta = response.get('ResponseMetadata', {})
+            code = response.get('Error', {}).get('Code', '')
+            return str(meta.get('HTTPStatusCode', code))
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    return ''
+
+
+def _bucket_exists(url: str, storage_options: dict[str, Any] | None) -> bool | None:
+    """Whether the S3 bucket of ``url`` exists (None if that cannot be told)."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket = url.removeprefix('s3://').split('/', 1)[0]
+    try:
+        boto3.client('s3', **(storage_options or {})).head_bucket(Bucket=bucket)
+    except ClientError as error:
+        return False if _status(error) == '404' else None
+    except BotoCoreError:
+        return None
+    return True
+
+
+_CREDENTIALS = (
+    'set the object-storage credentials the standard way (AWS_ACCESS_KEY_ID, '
+    'AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL for S3-compatible servers; '
+    'GOOGLE_APPLICATION_CREDENTIALS; AZURE_STORAGE_*) or pass storage_options'
+)
+
+
+def _open_error(
+    input_dir: str, storage_options: dict[str, Any] | None, error: Exception
+) -> ShardError:
+    """A ShardError saying what was not found or allowed, and what to do."""
+    expected = (
+        f'expected the output of `torchgeo-gfm shard ROOT {input_dir}` '
+        '(index.json and chunk-*.bin files)'
+    )
+    status = _status(error)
+    if status in ('403', 'InvalidAccessKeyId', 'SignatureDoesNotMatch'):
+        return ShardError(
+            f'access to {input_dir!r} was refused (HTTP {status}: the credentials are '
+            f'wrong or lack read permission); {_CREDENTIALS}'
+        )
+    if status == '404' and input_dir.startswith('s3://'):
+        bucket = input_dir.removeprefix('s3://').split('/', 1)[0]
+        if _bucket_exists(input_dir, storage_options) is False:
+            return ShardError(
+                f'bucket {bucket!r} of {input_dir!r} does not exist on the object '
+                f'store; {expected}. Check the URL and AWS_ENDPOINT_URL'
+            )
+        return ShardError(f'no shard index at {input_dir}/index.json; {expected}')
+    if not is_remote(input_dir) and not os.path.isfile(
+        os.path.join(input_dir, 'index.json')
+    ):
+        return ShardError(f'no shard index at {input_dir}/index.json; {expected}')
+    return ShardError(
+        f'cannot open GeoPile shards at {input_dir!r} ({type(error).__name__}: '
+        f'{error}); {expected}; for object storage, {_CREDENTIALS}'
+    )
+
+
+class GeoPileStreamingDataset(StreamingDataset):
+    """GeoPile shards written by ``torchgeo-gfm shard``, streamed with litdata.
+
+    Samples are decoded as :class:`~torchgeo_gfm.datasets.GeoPile` decodes files:
+    ``{'image': uint8 [3, size, size], 'source': int64 scalar}``.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        input_dir: str,
+        size: int | None = 256,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool | None = None,
+        max_cache_size: int | str | None = None,
+        cache_dir: str | None = None,
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
+        """Initialize a new GeoPileStreamingDataset instance.
+
+        Args:
+            input_dir: shard folder or URL (``s3://bucket/geopile``).
+            size: side of the square each image is cut and resized to; None keeps the
+                native size.
+            shuffle: shuffle shards and the samples within them, anew each epoch.
+            seed: shuffling seed (the same on every rank).
+            drop_last: drop the samples that do not fill a batch on every rank
+                (litdata's default in a distributed run: collectives stay in step).
+            max_cache_size: largest local cache of downloaded shards (e.g. '50GB').
+            cache_dir: local cache folder (litdata's default if None).
+            storage_options: object-storage client options; None: environment.
+        """
+        try:
+            super().__init__(
+                input_dir,
+                cache_dir=cache_dir,
+                shuffle=shuffle,
+                seed=seed,
+                drop_last=drop_last,
+                max_cache_size=max_cache_size or '100GB',
+                storage_options=storage_options or {},
+            )
+        except Exception as error:
+            raise _open_error(input_dir, storage_options, error) from error
+        self.input_dir_name = input_dir
+        self.size = size
+
+    def __getitem__(self, index: Any) -> Sample:
+        """Return a decoded image and its source.
+
+        Args:
+            index: litdata's chunk index.
+
+        Returns:
+            ``{'image': uint8 [3, size, size], 'source': int64 scalar}``.
+        """
+        try:
+            item = super().__getitem__(index)
+        except ChunkWaitTimeoutError as error:
+            raise ShardError(
+                f'a shard of {self.input_dir_name!r} is shorter than its index.json '
+                f'says, or its download failed ({error.args[0] if error.args else error}'
+                '); expected complete chunk files as written by `torchgeo-gfm shard`. '
+                'Re-run the shard command (or re-upload the file) and clear the local '
+                'cache (cache_dir) before training again'
+            ) from error
+        image = decode_rgb(item['image'], item['path'], self.size)
+        return {'image': image, 'source': torch.tensor(int(item['source']))}
