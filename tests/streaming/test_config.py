@@ -3,7 +3,6 @@
 
 """configs/gfm_streaming.yaml runs as shipped but for sizes, data and hardware."""
 
-import json
 from pathlib import Path
 
 import pytest
@@ -11,20 +10,9 @@ import torch
 import yaml
 from torchgeo.main import main as torchgeo_main
 
+from tests.tasks.test_gfm_configs import TINY
+
 CONFIGS = Path(__file__).parents[2] / 'configs'
-TINY_STUDENT = {'embed_dim': 8, 'depths': [1, 1, 1, 1], 'num_heads': [1, 1, 1, 1]}
-# as tests/tasks/test_gfm_configs.py's TINY
-TINY = [
-    f'--model.init_args.model_kwargs={json.dumps(TINY_STUDENT)}',
-    '--model.init_args.teacher=swin_tiny_patch4_window7_224',
-    '--model.init_args.teacher_weights=null',
-    f'--model.init_args.teacher_kwargs={json.dumps(TINY_STUDENT)}',
-    '--model.init_args.teacher_size=64',
-    '--data.init_args.batch_size=2',
-    '--data.init_args.num_workers=0',
-    '--data.init_args.size=64',
-    '--data.init_args.load_size=64',
-]
 
 
 def test_recipe_matches_paper_config() -> None:

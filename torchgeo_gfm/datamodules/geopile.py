@@ -18,7 +18,7 @@ from torchgeo.datamodules import BaseDataModule, NonGeoDataModule
 from torchgeo.datasets.utils import Sample
 
 from ..datasets.geopile import GeoPile
-from .utils import IMAGENET_MEAN, IMAGENET_STD, check_int
+from .utils import IMAGENET_MEAN, IMAGENET_STD, check_sizes
 
 logger = logging.getLogger(__name__)
 
@@ -159,14 +159,7 @@ class GeoPileDataModule(NonGeoDataModule):
             ValueError: if one of them or ``val_fraction`` is out of range, or
                 ``load_size`` < ``size``.
         """
-        self.size = check_int('size', size, 1)
-        check_int('batch_size', batch_size, 1)
-        check_int('num_workers', num_workers, 0)
-        if check_int('load_size', load_size, 1) < size:
-            raise ValueError(
-                f'load_size ({load_size}) must be >= size ({size}): images are loaded '
-                'at load_size and cropped to size on the device'
-            )
+        self.size = check_sizes(size, load_size, batch_size, num_workers)
         if not 0 <= val_fraction < 1:
             raise ValueError(f'val_fraction must be in [0, 1), got {val_fraction}')
         super().__init__(

@@ -18,7 +18,7 @@ from torchgeo.datasets.utils import Sample
 
 from ..datasets.shards import GeoPileStreamingDataset
 from .geopile import augment_batch, gfm_augmentations
-from .utils import IMAGENET_MEAN, IMAGENET_STD, check_int
+from .utils import IMAGENET_MEAN, IMAGENET_STD, check_sizes
 
 logger = logging.getLogger(__name__)
 
@@ -99,14 +99,7 @@ class GeoPileStreamingDataModule(NonGeoDataModule):
                 not an int.
             ValueError: if one of them is out of range, or ``load_size`` < ``size``.
         """
-        self.size = check_int('size', size, 1)
-        check_int('batch_size', batch_size, 1)
-        check_int('num_workers', num_workers, 0)
-        if check_int('load_size', load_size, 1) < size:
-            raise ValueError(
-                f'load_size ({load_size}) must be >= size ({size}): images are loaded '
-                'at load_size and cropped to size on the device'
-            )
+        self.size = check_sizes(size, load_size, batch_size, num_workers)
         super().__init__(
             GeoPileStreamingDataset,
             batch_size,

@@ -36,3 +36,31 @@ def check_int(name: str, value: object, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f'{name} must be >= {minimum}, got {value}')
     return int(value)
+
+
+def check_sizes(size: int, load_size: int, batch_size: int, num_workers: int) -> int:
+    """Check the loading arguments the GeoPile datamodules share.
+
+    Args:
+        size: side of the augmented crops.
+        load_size: side of the decoded images (>= *size*).
+        batch_size: images per device and step.
+        num_workers: DataLoader workers.
+
+    Returns:
+        *size*.
+
+    Raises:
+        TypeError: if one of them is not an int.
+        ValueError: if one is out of range, or *load_size* < *size*.
+
+    .. versionadded:: 0.1
+    """
+    check_int('batch_size', batch_size, 1)
+    check_int('num_workers', num_workers, 0)
+    if check_int('load_size', load_size, 1) < check_int('size', size, 1):
+        raise ValueError(
+            f'load_size ({load_size}) must be >= size ({size}): images are loaded '
+            'at load_size and cropped to size on the device'
+        )
+    return size
