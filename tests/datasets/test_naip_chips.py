@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from PIL import Image
 from rasterio.transform import from_origin
 
 from torchgeo_gfm.cli import main
@@ -256,19 +255,17 @@ def test_cli_refuses_bad_input(
 def test_interrupted_run_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: type[BaseException]
 ) -> None:
-    save = Image.Image.save
+    write = Path.write_bytes
     calls = []
 
-    def save_then_fail(
-        self: Image.Image, fp: Path, *args: object, **kw: object
-    ) -> None:
-        calls.append(fp)
+    def write_then_fail(path: Path, data: bytes) -> int:
+        calls.append(path)
         if len(calls) == 3:
-            Path(fp).write_bytes(b'half a chip')
+            write(path, data[: len(data) // 2])  # half a chip
             raise error('disk full')
-        save(self, fp, *args, **kw)  # type: ignore[arg-type]
+        return write(path, data)
 
-    monkeypatch.setattr(Image.Image, 'save', save_then_fail)
+    monkeypatch.setattr(Path, 'write_bytes', write_then_fail)
     (tmp_path / 'naip').mkdir()  # an empty folder is filled, not refused
     with pytest.raises(error, match='disk full'):
         cut_naip_chips(TILES, tmp_path, n=5, size=16)

@@ -28,6 +28,7 @@ no partial source; an existing, non-empty ``OUT/<source>`` is never overwritten.
 import argparse
 import contextlib
 import csv
+import io
 import itertools
 import math
 import os
@@ -35,6 +36,7 @@ import shutil
 import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -195,22 +197,109 @@ def _chips(
             yield image, x, y
 
 
-def _write_chips(
-    folder: Path, chips: Iterable[Chip], image_format: str, crs: str
-) -> int:
+@dataclass(frozen=True)
+class NAIPChipSpec:
+    """Which chips to cut from NAIP GeoTIFFs, and how to encode them.
+
+    The one definition of a chip, shared by ``torchgeo-gfm naip-chips`` (files) and
+    ``torchgeo-gfm shard --naip`` (shards straight from the rasters): the same tiles and
+    arguments give the same chips, file names and bytes in both. Arguments are checked
+    at construction.
+
+    .. versionadded:: 0.1
+    """
+
+    #: NAIP GeoTIFF files or folders (searched for ``m_*.tif``).
+    paths: tuple[str, ...]
+    #: number of chips.
+    n: int
+    #: chip side in pixels (at ``res``).
+    size: int = 256
+    #: 'random' or 'grid' (see the module docstring).
+    sampler: str = 'random'
+    #: random seed of the chip locations (>= 0).
+    seed: int = 0
+    #: output resolution in CRS units; None keeps the native resolution.
+    res: float | None = None
+    #: 'jpg' (quality 95) or 'png'.
+    image_format: str = 'jpg'
+    #: largest allowed fraction of empty (all-zero) pixels in a chip.
+    max_nodata: float = 0.01
+    #: source folder name: one plain folder name.
+    source: str = 'naip'
+
+    def __post_init__(self) -> None:
+        """Refuse invalid arguments before any work."""
+        _check_arguments(
+            self.n,
+            self.size,
+            self.sampler,
+            self.seed,
+            self.res,
+            self.image_format,
+            self.max_nodata,
+        )
+        _check_source(self.source)
+
+    def open(self) -> NAIP:
+        """Open the tiles (TorchGeo's NAIP), with errors that name them.
+
+        Returns:
+            The NAIP dataset over :attr:`paths`.
+
+        Raises:
+            FileNotFoundError: if a path is missing or holds no NAIP file.
+            ValueError: if a tile has fewer than 3 bands.
+        """
+        return _open_naip(self.paths, self.res)
+
+    def encoded(self, dataset: NAIP) -> Iterator[tuple[str, bytes, slice, slice]]:
+        """Cut and encode the chips, in order (fewer than ``n`` if imagery runs out).
+
+        Args:
+            dataset: :meth:`open`'s dataset.
+
+        Yields:
+            ``(name, data, x, y)``: the chip's path under the source folder
+            (``chips_<k>/naip_<i>.<ext>``), its encoded bytes, its x and y bounds.
+        """
+        locations = itertools.islice(
+            _locations(dataset, self.size, self.sampler, self.seed, self.n), 50 * self.n
+        )
+        chips = _chips(dataset, locations, self.max_nodata)
+        for i, (image, x, y) in enumerate(itertools.islice(chips, self.n)):
+            name = f'chips_{i // CHIPS_PER_FOLDER:03d}/naip_{i:07d}.{self.image_format}'
+            data = io.BytesIO()
+            Image.fromarray(image).save(
+                data, format=FORMATS[self.image_format], quality=95
+            )
+            yield name, data.getvalue(), x, y
+
+    def no_chip_error(self) -> ValueError:
+        """The error for imagery with no chip at all to offer.
+
+        Returns:
+            A ValueError saying what to change.
+        """
+        return ValueError(
+            f'no chip of {self.size} px with <= {self.max_nodata:.0%} empty pixels in '
+            f'{list(self.paths)}: the tiles are smaller than a chip or mostly empty; '
+            'lower size or res, or raise max_nodata'
+        )
+
+
+def _write_chips(folder: Path, spec: NAIPChipSpec, dataset: NAIP) -> int:
     """Write chips and their ``chips.csv`` into ``folder``; return their number."""
     written = 0
+    crs = dataset.crs.to_string()
     with open(folder / 'chips.csv', 'w', newline='') as f:
         manifest = csv.writer(f)
         manifest.writerow(['file', 'xmin', 'xmax', 'ymin', 'ymax', 'crs'])
-        for i, (image, x, y) in enumerate(chips):
-            name = f'chips_{i // CHIPS_PER_FOLDER:03d}/naip_{i:07d}.{image_format}'
+        for name, data, x, y in spec.encoded(dataset):
             (folder / name).parent.mkdir(exist_ok=True)
-            Image.fromarray(image).save(
-                folder / name, format=FORMATS[image_format], quality=95
-            )
+            (folder / name).write_bytes(data)
             manifest.writerow([name, x.start, x.stop, y.start, y.stop, crs])
-            written = i + 1
+            written += 1
     return written
 
 
@@ -256,26 +345,33 @@ def cut_naip_chips(
 
     .. versionadded:: 0.1
     """
-    _check_arguments(n, size, sampler, seed, res, image_format, max_nodata)
-    _check_source(source)
     paths = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
-    dataset = _open_naip(paths, res)
-    root = _output_folder(Path(out), source)
+    spec = NAIPChipSpec(
+        tuple(os.fspath(path) for path in paths),
+        n,
+        size,
+        sampler,
+        seed,
+        res,
+        image_format,
+        max_nodata,
+        source,
+    )
+    return _cut(spec, Path(out))
+
+
+def _cut(spec: NAIPChipSpec, out: Path) -> int:
+    """Write the chips of ``spec`` into ``out/<source>``, all or nothing."""
+    dataset = spec.open()
+    source = spec.source
+    root = _output_folder(out, source)
     staging = root.with_name(f'.{source}.{uuid.uuid4().hex[:8]}.partial')
     created = [p for p in staging.parents if not p.exists()]  # deepest first
     staging.mkdir(parents=True)
     try:
-        locations = itertools.islice(
-            _locations(dataset, size, sampler, seed, n), 50 * n
-        )
-        chips = itertools.islice(_chips(dataset, locations, max_nodata), n)
-        written = _write_chips(staging, chips, image_format, dataset.crs.to_string())
+        written = _write_chips(staging, spec, dataset)
         if not written:
-            raise ValueError(
-                f'no chip of {size} px with <= {max_nodata:.0%} empty pixels in '
-                f'{[os.fspath(p) for p in paths]}: the tiles are smaller than a chip '
-                'or mostly empty; lower size or res, or raise max_nodata'
-            )
+            raise spec.no_chip_error()
         if root.is_dir():
             root.rmdir()  # empty (checked above); rename cannot replace a folder
         staging.rename(root)
@@ -286,6 +382,79 @@ def cut_naip_chips(
                 folder.rmdir()
         raise
     return written
+
+
+def add_chip_options(parser: argparse._ActionsContainer, prefix: str = '') -> None:
+    """Add the options of :class:`NAIPChipSpec` (all but the paths and n).
+
+    Args:
+        parser: parser or argument group.
+        prefix: option prefix, e.g. 'naip-' for ``--naip-size`` (``args.naip_size``).
+
+    .. versionadded:: 0.1
+    """
+    parser.add_argument(
+        f'--{prefix}size', type=positive_int, default=256, help='chip side in pixels'
+    )
+    parser.add_argument(
+        f'--{prefix}sampler',
+        choices=('random', 'grid'),
+        default='random',
+        help='chip locations: random or grid (default random)',
+    )
+    parser.add_argument(
+        f'--{prefix}seed', type=non_negative_int, default=0, help='random seed'
+    )
+    parser.add_argument(
+        f'--{prefix}res',
+        type=positive_float,
+        default=None,
+        help='resolution in metres (native if unset)',
+    )
+    parser.add_argument(f'--{prefix}format', choices=tuple(FORMATS), default='jpg')
+    parser.add_argument(
+        f'--{prefix}max-nodata',
+        type=fraction,
+        default=0.01,
+        help='max fraction of empty pixels',
+    )
+    parser.add_argument(
+        f'--{prefix}source', default='naip', help='source name (a plain folder name)'
+    )
+
+
+def chip_spec(
+    args: argparse.Namespace, paths: Sequence[str], n: int, prefix: str = ''
+) -> NAIPChipSpec:
+    """The :class:`NAIPChipSpec` of parsed :func:`add_chip_options` options.
+
+    Args:
+        args: parsed arguments.
+        paths: NAIP GeoTIFF files or folders.
+        n: number of chips.
+        prefix: the prefix given to :func:`add_chip_options`.
+
+    Returns:
+        The checked spec.
+
+    Raises:
+        ValueError: if an argument is invalid.
+
+    .. versionadded:: 0.1
+    """
+    option = vars(args)
+    key = prefix.replace('-', '_')
+    return NAIPChipSpec(
+        tuple(paths),
+        n,
+        size=option[f'{key}size'],
+        sampler=option[f'{key}sampler'],
+        seed=option[f'{key}seed'],
+        res=option[f'{key}res'],
+        image_format=option[f'{key}format'],
+        max_nodata=option[f'{key}max_nodata'],
+        source=option[f'{key}source'],
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -301,26 +470,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '-n', '--num-chips', type=positive_int, required=True, help='chips'
     )
-    parser.add_argument(
-        '--size', type=positive_int, default=256, help='chip side in pixels'
-    )
-    parser.add_argument(
-        '--sampler', choices=('random', 'grid'), default='random', help='see --help'
-    )
-    parser.add_argument('--seed', type=non_negative_int, default=0, help='random seed')
-    parser.add_argument(
-        '--res',
-        type=positive_float,
-        default=None,
-        help='resolution in metres (native if unset)',
-    )
-    parser.add_argument('--format', choices=tuple(FORMATS), default='jpg')
-    parser.add_argument(
-        '--max-nodata', type=fraction, default=0.01, help='max fraction of empty pixels'
-    )
-    parser.add_argument(
-        '--source', default='naip', help='source folder name (a plain name)'
-    )
+    add_chip_options(parser)
     parser.epilog = __doc__.split('\n\n')[1] if __doc__ else None
 
 
@@ -336,18 +486,8 @@ def run(args: argparse.Namespace) -> int:
     .. versionadded:: 0.1
     """
     try:
-        written = cut_naip_chips(
-            args.paths,
-            args.out,
-            args.num_chips,
-            size=args.size,
-            sampler=args.sampler,
-            seed=args.seed,
-            res=args.res,
-            image_format=args.format,
-            max_nodata=args.max_nodata,
-            source=args.source,
-        )
+        spec = chip_spec(args, args.paths, args.num_chips)
+        written = _cut(spec, Path(args.out))
     except (ValueError, OSError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1

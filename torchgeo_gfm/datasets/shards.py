@@ -6,7 +6,9 @@
 ``torchgeo-gfm shard ROOT OUT`` turns any GeoPile that :class:`~torchgeo_gfm.datasets.GeoPile`
 reads (``ROOT/<source>/<class>/<image>``, NAIP chips written by ``torchgeo-gfm naip-chips``
 included) into `litdata <https://github.com/Lightning-AI/litData>`_ chunks with
-``litdata.optimize``. Each sample holds the image file's bytes as they are (a JPEG is not
+``litdata.optimize``. ``--naip TILES... --naip-chips N`` adds NAIP chips cut straight from
+the GeoTIFFs, with no chip files in between: the same chips, names and bytes as
+``torchgeo-gfm naip-chips`` with the same options (cut in order by one of the workers). Each sample holds the image file's bytes as they are (a JPEG is not
 re-encoded), its source index and name, its class folder and its path relative to ROOT.
 OUT is a folder or an ``s3://``, ``gs://`` or ``azure://`` URL; object-storage settings come
 from the standard environment variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
@@ -31,6 +33,7 @@ import os
 import sys
 import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +47,7 @@ from torch import Tensor
 from torchgeo.datasets.utils import Sample
 
 from .geopile import TORCHGEO_SOURCES, GeoPile
+from .naip_chips import NAIPChipSpec, add_chip_options, chip_spec, positive_int
 from .utils import _needs_rasterio, _pil_to_rgb, array_to_rgb, fit_square, pil_to_tensor
 
 
@@ -53,7 +57,8 @@ def _allow_http_endpoints() -> None:
     litdata (0.2.7x) uploads and prefetches through obstore, whose client refuses plain
     HTTP unless told otherwise, while the endpoint (``AWS_ENDPOINT_URL``) is the user's
     explicit choice: an on-premise MinIO/Ceph or a local test server is often HTTP. The
-    option only permits what boto3 already does; HTTPS endpoints are unaffected.
+    option only permits what boto3 already does; HTTPS endpoints are unaffected. The fix
+    for litdata itself, to drop this when released: upstream/litdata/README.md.
     """
     try:
         from litdata.streaming import downloader
@@ -136,11 +141,16 @@ def decode_rgb(data: bytes, name: str, size: int | None = None) -> Tensor:
     return fit_square(tensor, size) if size is not None else tensor
 
 
+#: ``optimize`` input standing for all the NAIP chips (the other inputs are file indices)
+_NAIP = -1
+
+
 @dataclass
 class _Encode:
-    """``optimize``'s per-file function: the file's bytes if it decodes, else None.
+    """``optimize``'s per-input function: the samples of a file index or of the NAIP job.
 
-    A class (not a closure) so that litdata's worker processes can unpickle it. Bad
+    A class (not a closure) so that litdata's worker processes can unpickle it; a
+    generator, so that the NAIP job streams its chips and a bad file yields nothing. Bad
     files are appended to a per-process list under ``log_dir`` (workers share no memory).
     """
 
@@ -148,8 +158,15 @@ class _Encode:
     files: list[tuple[str, int]]
     sources: tuple[str, ...]
     log_dir: str
+    naip: NAIPChipSpec | None = None
 
-    def __call__(self, index: int) -> dict[str, Any] | None:
+    def __call__(self, index: int) -> Iterator[dict[str, Any]]:
+        # a forked worker must not start torch's OpenMP pool, which the parent may
+        # hold: its first parallel op (in TorchGeo's NAIP reads) would never return
+        torch.set_num_threads(1)
+        if index == _NAIP:
+            yield from self._naip_chips()
+            return
         # inputs are indices, not paths: litdata would copy path inputs to a cache first
         path, source = self.files[index]
         try:
@@ -158,14 +175,26 @@ class _Encode:
         except Exception as error:  # noqa: BLE001 (any decoder error: bad data, not a bug)
             with open(os.path.join(self.log_dir, f'{os.getpid()}.tsv'), 'a') as log:
                 print(path, f'{type(error).__name__}: {error}', sep='\t', file=log)
-            return None  # litdata leaves the item out
+            return
+        yield self._sample(data, source, os.path.relpath(path, self.root))
+
+    def _sample(self, data: bytes, source: int, path: str) -> dict[str, Any]:
         return {
             'image': data,
             'source': source,
             'source_name': self.sources[source],
             'class': Path(path).parent.name,
-            'path': os.path.relpath(path, self.root),
+            'path': path,
         }
+
+    def _naip_chips(self) -> Iterator[dict[str, Any]]:
+        """The chips, as if ``naip-chips`` had written them under ROOT/<source>/."""
+        assert self.naip is not None
+        source, count = self.sources.index(self.naip.source), 0
+        for name, data, _, _ in self.naip.encoded(self.naip.open()):
+            yield self._sample(data, source, f'{self.naip.source}/{name}')
+            count += 1
+        Path(self.log_dir, 'naip-chips').write_text(str(count))
 
 
 @dataclass
@@ -183,6 +212,22 @@ class ShardReport:
     sources: tuple[str, ...]
     #: ``(path, reason)`` of each file left out because it could not be decoded.
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: NAIP chips cut from rasters (included in ``written``).
+    naip_chips: int = 0
+
+
+def _source_order(
+    found: tuple[str, ...], sources: list[str] | None, naip: str
+) -> list[str]:
+    """Sources with the NAIP chips' one: sorted, or where ``sources`` puts it."""
+    if naip in found:
+        raise ValueError(
+            f'source {naip!r} is both a folder of the GeoPile root and the source of '
+            'the NAIP chips from rasters: give the chips another name (--naip-source)'
+        )
+    if sources is None:
+        return sorted([*found, naip])
+    return list(sources) if naip in sources else [*sources, naip]
 
 
 def _collect_skips(log_dir: str) -> list[tuple[str, str]]:
@@ -196,19 +241,21 @@ def _collect_skips(log_dir: str) -> list[tuple[str, str]]:
 
 
 def write_geopile_shards(
-    root: str | os.PathLike[str],
+    root: str | os.PathLike[str] | None,
     output_dir: str,
     sources: list[str] | None = None,
     chunk_bytes: str | int = '64MB',
     num_workers: int = 1,
     storage_options: dict[str, Any] | None = None,
     from_torchgeo: bool = False,
+    naip: NAIPChipSpec | None = None,
 ) -> ShardReport:
     """Write a GeoPile as litdata shards, the image bytes stored as they are.
 
     Args:
         root: GeoPile root (``root/<source>/<class>/<image>``), or with
-            ``from_torchgeo`` the parent of the per-source TorchGeo dataset folders.
+            ``from_torchgeo`` the parent of the per-source TorchGeo dataset folders;
+            None for NAIP chips only.
         output_dir: empty or missing folder, or an object-storage URL (``s3://...``).
         sources: source folders to include, in this order (None: all, sorted).
         chunk_bytes: target shard size (litdata's ``chunk_bytes``, e.g. '64MB').
@@ -218,6 +265,9 @@ def write_geopile_shards(
             ``storage_options``; boto3 ``endpoint_url``, keys, ...); None uses the
             standard environment variables.
         from_torchgeo: compose the corpus with :meth:`GeoPile.from_torchgeo`.
+        naip: NAIP chips to cut from GeoTIFFs into the shards, as source
+            ``naip.source`` (placed among the sources as a ROOT folder of that name
+            would be).
 
     Returns:
         What was written and what was skipped.
@@ -225,21 +275,41 @@ def write_geopile_shards(
     Raises:
         GeoPileLayoutError: if root does not hold a GeoPile.
         FileExistsError: if ``output_dir`` is a non-empty local folder.
+        FileNotFoundError: if a NAIP path is missing or holds no NAIP GeoTIFF.
+        ValueError: if both root and naip are None, the NAIP source is also a
+            folder of root, or no NAIP chip fits in the imagery.
         RuntimeError: if no image could be decoded.
 
     .. versionadded:: 0.1
     """
-    if from_torchgeo:
-        pile = GeoPile.from_torchgeo(root, sources=sources or TORCHGEO_SOURCES)
-    else:
-        pile = GeoPile(root, sources=sources)
+    if root is None and naip is None:
+        raise ValueError('nothing to shard: give a GeoPile root, NAIP tiles, or both')
+    # NAIP's errors now, not in a worker after the other sources are written
+    if naip is not None and next(naip.encoded(naip.open()), None) is None:
+        raise naip.no_chip_error()
+    pile = _open_pile(root, sources, from_torchgeo, naip)
     output_dir = _check_output(output_dir)
-    # GeoPile's sorted file order, one contiguous slice per worker: reproducible
-    inputs = [(pile.file(i), int(pile._source_ids[i])) for i in range(len(pile))]
+    found = pile.sources if pile else ()
+    order = _source_order(found, sources, naip.source) if naip else list(found)
+    # sources in order, each source's files in GeoPile's sorted order, one contiguous
+    # slice of inputs per worker: reproducible
+    files: list[tuple[str, int]] = []  # (path, index of its source in order)
+    inputs: list[int] = []
+    for source, name in enumerate(order):
+        if naip is not None and name == naip.source:
+            inputs.append(_NAIP)
+            continue
+        assert pile is not None
+        first, ids = len(files), pile._source_ids
+        files += [
+            (pile.file(int(i)), source)
+            for i in np.flatnonzero(ids == found.index(name))
+        ]
+        inputs += range(first, len(files))
     with tempfile.TemporaryDirectory(prefix='geopile-shard-') as log_dir:
         optimize(
-            fn=_Encode(os.fspath(root), inputs, pile.sources, log_dir),
-            inputs=list(range(len(inputs))),
+            fn=_Encode(os.fspath(root or ''), files, tuple(order), log_dir, naip),
+            inputs=inputs,
             output_dir=output_dir,
             chunk_bytes=chunk_bytes,
             num_workers=num_workers,
@@ -251,13 +321,31 @@ def write_geopile_shards(
             start_method='fork' if sys.platform == 'linux' else None,
         )
         skipped = _collect_skips(log_dir)
-    written = len(inputs) - len(skipped)
+        chips_file = Path(log_dir, 'naip-chips')
+        chips = int(chips_file.read_text()) if chips_file.exists() else 0
+    written = len(files) - len(skipped) + chips
     if not written:
         raise RuntimeError(
-            f'none of the {len(inputs)} images under {os.fspath(root)!r} could be '
+            f'none of the {len(files)} images under {str(root)!r} could be '
             f'decoded (first: {skipped[:3]}); check the files'
         )
-    return ShardReport(output_dir, written, pile.sources, skipped)
+    return ShardReport(output_dir, written, tuple(order), skipped, chips)
+
+
+def _open_pile(
+    root: str | os.PathLike[str] | None,
+    sources: list[str] | None,
+    from_torchgeo: bool,
+    naip: NAIPChipSpec | None,
+) -> GeoPile | None:
+    """The GeoPile under root (None if there is no root), without the NAIP source."""
+    if root is None:
+        return None
+    if sources is not None and naip is not None:
+        sources = [s for s in sources if s != naip.source]
+    if from_torchgeo:
+        return GeoPile.from_torchgeo(root, sources=sources or TORCHGEO_SOURCES)
+    return GeoPile(root, sources=sources)
 
 
 def _check_output(output_dir: str | os.PathLike[str]) -> str:
@@ -282,7 +370,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     .. versionadded:: 0.1
     """
-    parser.add_argument('root', help='GeoPile root (ROOT/<source>/<class>/<image>)')
+    parser.add_argument(
+        'root',
+        nargs='?',
+        help='GeoPile root (ROOT/<source>/<class>/<image>); optional with --naip',
+    )
     parser.add_argument('out', help='empty folder, or s3:// gs:// azure:// URL')
     parser.add_argument('--sources', nargs='+', help='source folders (default: all)')
     parser.add_argument('--chunk-bytes', default='64MB', help='shard size (64MB)')
@@ -300,6 +392,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action='store_true',
         help='ROOT holds the per-source TorchGeo datasets (GeoPile.from_torchgeo)',
     )
+    naip = parser.add_argument_group(
+        'NAIP chips straight from rasters (as torchgeo-gfm naip-chips, no chip files)'
+    )
+    naip.add_argument('--naip', nargs='+', metavar='PATH', help='NAIP GeoTIFFs/folders')
+    naip.add_argument('--naip-chips', type=positive_int, metavar='N', help='chips')
+    add_chip_options(naip, prefix='naip-')
     parser.epilog = __doc__.split('\n\n')[1] if __doc__ else None
 
 
@@ -314,7 +412,16 @@ def run(args: argparse.Namespace) -> int:
 
     .. versionadded:: 0.1
     """
+    if bool(args.naip) != bool(args.naip_chips):
+        print('error: --naip and --naip-chips go together', file=sys.stderr)
+        return 2
+    if args.root is None and not args.naip:
+        print('error: give a GeoPile ROOT, --naip tiles, or both', file=sys.stderr)
+        return 2
     try:
+        naip = (
+            chip_spec(args, args.naip, args.naip_chips, 'naip-') if args.naip else None
+        )
         report = write_geopile_shards(
             args.root,
             args.out,
@@ -323,6 +430,7 @@ def run(args: argparse.Namespace) -> int:
             num_workers=args.num_workers,
             storage_options=args.storage_options,
             from_torchgeo=args.from_torchgeo,
+            naip=naip,
         )
     except (ValueError, OSError, RuntimeError) as error:
         print(f'error: {error}', file=sys.stderr)
@@ -334,6 +442,17 @@ def run(args: argparse.Namespace) -> int:
         f'({", ".join(report.sources)}) to {report.output_dir}; '
         f'{len(report.skipped)} unreadable file(s) skipped'
     )
+    if naip is not None:
+        print(
+            f'{report.naip_chips} of them NAIP chips cut from {len(naip.paths)} path(s)'
+        )
+        if report.naip_chips < naip.n:
+            print(
+                f'only {report.naip_chips} of {naip.n} NAIP chips had <= '
+                f'{naip.max_nodata:.0%} empty pixels; add tiles or lower --naip-chips',
+                file=sys.stderr,
+            )
+            return 1
     return 0
 
 
