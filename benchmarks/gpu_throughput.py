@@ -19,11 +19,20 @@ MFU uses the FLOPs of one step counted by :class:`torch.utils.flop_counter.FlopC
 (matmuls and convolutions, forward and backward) over ``--peak-tflops`` (dense bf16 of the
 GPU; H100/H200 SXM: 989).
 
+``--profile`` ends with the kernels of the fastest variant, ranked by device time
+(``torch.profiler``; a Chrome trace goes to ``$OUT/gfm_step_trace.json`` when ``OUT`` is set):
+what to attack next for MFU. ``--compile-mode`` passes a mode to ``torch.compile``
+(e.g. ``max-autotune-no-cudagraphs``). ``--device cpu --tiny`` runs every code path in
+seconds on a CPU with a small Swin, to check the script before a GPU session spends its
+minutes (tests/test_gpu_benchmark.py does).
+
     python benchmarks/gpu_throughput.py --batch 128
+    python benchmarks/gpu_throughput.py --batch 128 --compile-only --profile
 """
 
 import argparse
 import importlib.util
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -47,24 +56,33 @@ pretraining: Any = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(pretraining)
 
 SWIN_B = {'embed_dim': 128, 'depths': (2, 2, 18, 2), 'num_heads': (4, 8, 16, 32)}
+#: ``--tiny``: every code path in seconds on a CPU (not a measurement)
+SWIN_TINY = {'embed_dim': 16, 'depths': (1, 1, 1, 1), 'num_heads': (1, 1, 1, 1)}
+#: set by main(): the device, the Swin widths, torch.compile's mode
+DEVICE, ARCH, COMPILE_MODE = 'cuda', SWIN_B, None
 
 
 def build(fused: bool, compile: bool = False, ckpt: bool = False) -> Any:
     torch.manual_seed(0)
     name = 'swin_base_patch4_window7_224'
     student = timm.create_model(
-        name, num_classes=0, img_size=192, window_size=6, drop_path_rate=0.0, **SWIN_B
+        name, num_classes=0, img_size=192, window_size=6, drop_path_rate=0.0, **ARCH
     )
-    teacher = timm.create_model(name, num_classes=0, **SWIN_B)
-    model = pretraining.GFMPretrainingModel(student, teacher, 3, 224).cuda().train()
+    teacher = timm.create_model(name, num_classes=0, **ARCH)
+    model = pretraining.GFMPretrainingModel(student, teacher, 3, 224).to(DEVICE).train()
     for module in model.modules():
         if hasattr(module, 'fused_attn'):
             module.fused_attn = fused
     if ckpt:
         student.set_grad_checkpointing(True)
     if compile:  # as GFM(compile=True): the whole forward, static shapes
-        model.compile(dynamic=False)
+        model.compile(dynamic=False, mode=COMPILE_MODE)
     return model
+
+
+def synchronize() -> None:
+    if DEVICE == 'cuda':
+        torch.cuda.synchronize()
 
 
 def loss_fn(model: Any, images: Tensor, mask: Tensor, authors: bool) -> Tensor:
@@ -90,12 +108,13 @@ class Run:
             self.optimizer = torch.optim.AdamW(params, lr=1e-4, foreach=False)
         else:
             self.optimizer = torch.optim.AdamW(params, lr=1e-4, fused=True)
-        self.scaler = torch.amp.GradScaler() if dtype == torch.float16 else None
+        fp16 = dtype == torch.float16
+        self.scaler = torch.amp.GradScaler(DEVICE) if fp16 else None
         self.times: list[float] = []
         self.memory = 0.0
 
     def step(self, images: Tensor, mask: Tensor) -> None:
-        with torch.autocast('cuda', dtype=self.dtype):
+        with torch.autocast(DEVICE, dtype=self.dtype):
             loss = loss_fn(self.model, images, mask, self.authors)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -114,12 +133,12 @@ class Run:
 def timed(fn: Callable[[], None], warmup: int, steps: int) -> list[float]:
     for _ in range(warmup):
         fn()
-    torch.cuda.synchronize()
+    synchronize()
     times = []
     for _ in range(steps):
         start = time.perf_counter()
         fn()
-        torch.cuda.synchronize()
+        synchronize()
         times.append(time.perf_counter() - start)
     return times
 
@@ -152,21 +171,53 @@ CONFIGS: list[tuple[str, dict[str, bool], torch.dtype, bool]] = [
 ]
 
 
+def batch(size: int) -> tuple[Tensor, Tensor]:
+    """Images and SimMIM mask of the paper's recipe (192 px, 32 px mask patches, 60%)."""
+    images = torch.randn(size, 3, 192, 192, device=DEVICE)
+    return images, pretraining.simmim_mask(size, (6, 6), 0.6, 8, DEVICE)
+
+
 def pretraining_row(args: argparse.Namespace, config: Any, flops: int = 0) -> Any:
     """Time one variant; FLOPs are counted in eager mode (compiled: pass the eager count)."""
     name, kwargs, dtype, authors = config
-    images = torch.randn(args.batch, 3, 192, 192, device='cuda')
-    mask = pretraining.simmim_mask(args.batch, (6, 6), 0.6, 8, 'cuda')
+    images, mask = batch(args.batch)
     run = Run(name, build(**kwargs), dtype, authors)
-    torch.cuda.reset_peak_memory_stats()
+    if DEVICE == 'cuda':
+        torch.cuda.reset_peak_memory_stats()
     times = timed(partial(run.step, images, mask), args.warmup, args.steps)
-    mem = torch.cuda.max_memory_allocated() / 2**30
+    mem = torch.cuda.max_memory_allocated() / 2**30 if DEVICE == 'cuda' else 0.0
     flops = flops or step_flops(run, images, mask)
     t = statistics.median(times)
     print(f'{name}: {args.batch / t:.0f} img/s', flush=True)
     del run  # free its memory before the next variant
-    torch.cuda.empty_cache()
+    if DEVICE == 'cuda':
+        torch.cuda.empty_cache()
     return (name, args.batch / t, 1000 * t, flops, mem)
+
+
+def profile(args: argparse.Namespace, config: Any, rows: int = 25) -> None:
+    """Print the kernels of a few steps of one variant, ranked by device time."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as profiler
+
+    name, kwargs, dtype, authors = config
+    images, mask = batch(args.batch)
+    run = Run(name, build(**kwargs), dtype, authors)
+    timed(partial(run.step, images, mask), args.warmup, 0)
+    activities = [ProfilerActivity.CPU]
+    if DEVICE == 'cuda':
+        activities.append(ProfilerActivity.CUDA)
+    with profiler(activities=activities) as prof:
+        timed(partial(run.step, images, mask), 0, 3)
+    sort = 'cuda_time_total' if DEVICE == 'cuda' else 'cpu_time_total'
+    print(f'\nprofile of 3 steps, {name} (top {rows} by {sort}):\n', flush=True)
+    print(
+        prof.key_averages().table(
+            sort_by=sort, row_limit=rows, max_name_column_width=70
+        )
+    )
+    if os.environ.get('OUT'):
+        prof.export_chrome_trace(os.path.join(os.environ['OUT'], 'gfm_step_trace.json'))
 
 
 def finetune_and_inference(args: argparse.Namespace) -> None:
@@ -177,21 +228,21 @@ def finetune_and_inference(args: argparse.Namespace) -> None:
         window_size=8,
         num_classes=21,
         drop_path_rate=0.1,
-        **SWIN_B,
-    ).cuda()
+        **ARCH,
+    ).to(DEVICE)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-    images = torch.randn(args.batch, 3, 256, 256, device='cuda')
-    labels = torch.randint(0, 21, (args.batch,), device='cuda')
+    images = torch.randn(args.batch, 3, 256, 256, device=DEVICE)
+    labels = torch.randint(0, 21, (args.batch,), device=DEVICE)
 
     def train() -> None:
-        with torch.autocast('cuda', dtype=torch.bfloat16):
+        with torch.autocast(DEVICE, dtype=torch.bfloat16):
             loss = F.cross_entropy(model(images), labels)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
     def infer() -> None:
-        with torch.no_grad(), torch.autocast('cuda', dtype=torch.bfloat16):
+        with torch.no_grad(), torch.autocast(DEVICE, dtype=torch.bfloat16):
             model(images)
 
     print('\n| job (Swin-B 256 px, bf16) | img/s |\n|---|---:|')
@@ -209,16 +260,24 @@ def main() -> None:
     parser.add_argument('--peak-tflops', type=float, default=989.0)
     parser.add_argument('--no-compile', action='store_true')
     parser.add_argument('--compile-only', action='store_true')
+    parser.add_argument('--compile-mode', default=None, help='torch.compile mode')
+    parser.add_argument('--profile', action='store_true', help='kernels, at the end')
+    parser.add_argument('--device', default='cuda', help='cpu: only with --tiny')
+    parser.add_argument('--tiny', action='store_true', help='small Swin: smoke test')
     args = parser.parse_args()
+    global DEVICE, ARCH, COMPILE_MODE
+    DEVICE, COMPILE_MODE = args.device, args.compile_mode
+    ARCH = SWIN_TINY if args.tiny else SWIN_B
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    print(
-        f'{torch.cuda.get_device_name()}, torch {torch.__version__}, timm {timm.__version__}'
-    )
+    name = torch.cuda.get_device_name() if DEVICE == 'cuda' else DEVICE
+    print(f'{name}, torch {torch.__version__}, timm {timm.__version__}')
     if args.compile_only:
         eager = pretraining_row(args, CONFIGS[1])
         rows = [eager, pretraining_row(args, CONFIGS[3], flops=eager[3])]
         table(rows, args.peak_tflops)  # 'vs authors': vs bf16 eager here
+        if args.profile:
+            profile(args, CONFIGS[3])
         return
     rows = [pretraining_row(args, config) for config in CONFIGS[:3]]
     title = (
@@ -233,6 +292,8 @@ def main() -> None:
         rows.append(pretraining_row(args, CONFIGS[3], flops=rows[1][3]))
         print(title)
         table(rows, args.peak_tflops)
+    if args.profile:
+        profile(args, CONFIGS[1 if args.no_compile else 3])
 
 
 if __name__ == '__main__':
