@@ -41,6 +41,9 @@ class _Recorder(LightningModule):
         return self.layer(batch['image'].mean(dim=(2, 3))).mean()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
+        # as GFM's schedule: with max_epochs this builds the train loader before the
+        # checkpoint is read, and Lightning then drops the loader state it saved
+        assert self.trainer.estimated_stepping_batches == STEPS
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
@@ -69,6 +72,7 @@ def _fit(
     )
     trainer = Trainer(
         max_steps=STEPS,
+        max_epochs=3,
         accelerator='cpu',
         logger=False,
         callbacks=[

@@ -10,6 +10,7 @@ from .geopile_streaming import GeoPileStreamingDataModule
 from .oscd import OSCDTiledDataModule
 from .spacenet2_sr import SpaceNet2SRDataModule
 from .ucmerced import UCMercedImageNetDataModule
+from .utils import ResumableTrainLoader
 from .vaihingen import Vaihingen2DTiledDataModule
 from .whu_building import WHUBuildingDataModule
 
@@ -19,6 +20,7 @@ __all__ = (
     'GeoPileDataModule',
     'GeoPileStreamingDataModule',
     'OSCDTiledDataModule',
+    'ResumableTrainLoader',
     'SpaceNet2SRDataModule',
     'UCMercedImageNetDataModule',
     'Vaihingen2DTiledDataModule',

@@ -18,7 +18,7 @@ from torchgeo.datamodules import BaseDataModule, NonGeoDataModule
 from torchgeo.datasets.utils import Sample
 
 from ..datasets.geopile import GeoPile
-from .utils import IMAGENET_MEAN, IMAGENET_STD, check_sizes
+from .utils import IMAGENET_MEAN, IMAGENET_STD, ResumableTrainLoader, check_sizes
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def augment_batch(datamodule: BaseDataModule, batch: Sample) -> bool:
     return training
 
 
-class GeoPileDataModule(NonGeoDataModule):
+class GeoPileDataModule(ResumableTrainLoader, NonGeoDataModule):
     """LightningDataModule for GeoPile, with GFM's pretraining augmentation.
 
     CPU workers only read and decode: each image becomes a ``load_size`` x ``load_size``
@@ -106,8 +106,8 @@ class GeoPileDataModule(NonGeoDataModule):
     :attr:`num_skipped`.
 
     Resuming: the training loader is a torchdata ``StatefulDataLoader``, whose position
-    in the epoch (shuffled order and number of batches served) Lightning saves in each
-    checkpoint and restores, so ``--ckpt_path`` after a mid-epoch kill continues with the
+    in the epoch (shuffled order and number of batches served) is saved in each
+    checkpoint as this data module's state (:class:`~torchgeo_gfm.datamodules.ResumableTrainLoader`), so ``--ckpt_path`` after a mid-epoch kill continues with the
     very samples, in the same order, that the uninterrupted run would have seen (the
     random crops and flips are drawn afresh: Lightning does not checkpoint the random
     number generators).
@@ -220,20 +220,22 @@ class GeoPileDataModule(NonGeoDataModule):
         Returns:
             The data loader.
         """
-        dataset = self._valid_attribute(f'{split}_dataset', 'dataset')
-        loader_class = StatefulDataLoader if split == 'train' else DataLoader
+        train = split == 'train'
+        kwargs: dict[str, Any] = {
+            'dataset': self._valid_attribute(f'{split}_dataset', 'dataset'),
+            'batch_size': self._valid_attribute(f'{split}_batch_size', 'batch_size'),
+            'shuffle': train,
+            'num_workers': self.num_workers,
+            'collate_fn': self.collate_fn,
+            'drop_last': train,
+            'pin_memory': self.pin_memory and torch.cuda.is_available(),
+            'persistent_workers': self.num_workers > 0,
+        }
+        if not train:
+            return DataLoader(**kwargs)
         with warnings.catch_warnings():  # torchdata 0.11 calls torch.set_vital
             warnings.filterwarnings('ignore', "'set_vital' is deprecated", UserWarning)
-            return loader_class(
-                dataset,
-                batch_size=self._valid_attribute(f'{split}_batch_size', 'batch_size'),
-                shuffle=split == 'train',
-                num_workers=self.num_workers,
-                collate_fn=self.collate_fn,
-                drop_last=split == 'train',
-                pin_memory=self.pin_memory and torch.cuda.is_available(),
-                persistent_workers=self.num_workers > 0,
-            )
+            return self._resumable(StatefulDataLoader(**kwargs))
 
     def val_dataloader(self) -> DataLoader[Sample]:
         """Validation loader, or none (an empty list) when ``val_fraction`` is 0.

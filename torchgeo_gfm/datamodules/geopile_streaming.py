@@ -18,12 +18,12 @@ from torchgeo.datasets.utils import Sample
 
 from ..datasets.shards import GeoPileStreamingDataset
 from .geopile import augment_batch, gfm_augmentations
-from .utils import IMAGENET_MEAN, IMAGENET_STD, check_sizes
+from .utils import IMAGENET_MEAN, IMAGENET_STD, ResumableTrainLoader, check_sizes
 
 logger = logging.getLogger(__name__)
 
 
-class GeoPileStreamingDataModule(NonGeoDataModule):
+class GeoPileStreamingDataModule(ResumableTrainLoader, NonGeoDataModule):
     """GeoPile from shards written by ``torchgeo-gfm shard``, with GFM's augmentation.
 
     The same batches as :class:`~torchgeo_gfm.datamodules.GeoPileDataModule` (the same
@@ -46,10 +46,10 @@ class GeoPileStreamingDataModule(NonGeoDataModule):
     ``endpoint_url``).
 
     Resuming: the training loader is litdata's ``StreamingDataLoader``, whose
-    ``state_dict`` (epoch and samples served per worker) Lightning saves in each
-    checkpoint; ``--ckpt_path`` after a mid-epoch kill continues with the samples not yet
-    seen this epoch, none repeated or skipped (same number of devices, workers and batch
-    size).
+    ``state_dict`` (epoch and samples served per worker) is saved in each checkpoint as
+    this data module's state (:class:`~torchgeo_gfm.datamodules.ResumableTrainLoader`); ``--ckpt_path`` after a mid-epoch kill continues with the
+    samples not yet seen this epoch, none repeated or skipped (same number of devices,
+    workers and batch size, and the same data module class).
 
     .. versionadded:: 0.1
     """
@@ -158,7 +158,7 @@ class GeoPileStreamingDataModule(NonGeoDataModule):
             The data loader.
         """
         dataset = self._valid_attribute(f'{split}_dataset', 'dataset')
-        return StreamingDataLoader(
+        loader = StreamingDataLoader(
             dataset,
             batch_size=self._valid_attribute(f'{split}_batch_size', 'batch_size'),
             num_workers=self.num_workers,
@@ -166,6 +166,7 @@ class GeoPileStreamingDataModule(NonGeoDataModule):
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,
         )
+        return self._resumable(loader) if split == 'train' else loader
 
     def val_dataloader(self) -> DataLoader[Sample]:
         """No validation: pretraining on GeoPile has no held-out split here.

@@ -4,6 +4,7 @@
 """What the datamodules share."""
 
 import numbers
+from typing import Any, Protocol, TypeVar
 
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
@@ -12,6 +13,75 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 #: student and the ImageNet-22k Swin were trained with (TorchGeo's default is 0 / 255).
 IMAGENET_MEAN = torch.tensor(IMAGENET_DEFAULT_MEAN) * 255
 IMAGENET_STD = torch.tensor(IMAGENET_DEFAULT_STD) * 255
+
+
+class _Stateful(Protocol):
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None: ...
+
+
+_Loader = TypeVar('_Loader', bound=_Stateful)
+
+
+class ResumableTrainLoader:
+    """Mixin for a data module whose training loader is stateful: a resume is exact.
+
+    The loader's position (e.g. torchdata's ``StatefulDataLoader``, litdata's
+    ``StreamingDataLoader``) is saved as the data module's own state, and a resumed
+    run's training loader starts from it. Lightning also saves the position in the fit
+    loop's state, but drops it on resume when the loader was built before the
+    checkpoint was read, as ``trainer.estimated_stepping_batches`` in GFM's schedule
+    does (Lightning issue #20550): the epoch would restart in the first epoch's order,
+    repeating and skipping samples. Data-module states are restored before the model's
+    optimizers are configured, so the position is there when the loader is built
+    (should Lightning load the same state into it too, that is harmless).
+
+    The subclass passes its training loader through ``_resumable``.
+
+    .. versionadded:: 0.1
+    """
+
+    _train_loader: _Stateful | None = None
+    _train_state: dict[str, Any] | None = None
+
+    def _resumable(self, loader: _Loader) -> _Loader:
+        """Remember the training loader; when resuming, move it to the saved position.
+
+        Args:
+            loader: the new training loader.
+
+        Returns:
+            The same loader.
+        """
+        self._train_loader = loader
+        if self._train_state is not None:
+            loader.load_state_dict(self._train_state)
+            self._train_state = None
+        return loader
+
+    def state_dict(self) -> dict[str, Any]:
+        """The training loader's position (Lightning saves it in each checkpoint).
+
+        Returns:
+            ``{'train_loader': loader.state_dict()}``, or ``{}`` before there is one.
+        """
+        if self._train_loader is None:
+            return {}
+        return {'train_loader': self._train_loader.state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Resume the training loader from a checkpoint's :meth:`state_dict`.
+
+        Args:
+            state_dict: what :meth:`state_dict` returned when the checkpoint was saved.
+        """
+        state = state_dict.get('train_loader')
+        if state is None:
+            return
+        if self._train_loader is not None:  # strategies that restore after setup
+            self._train_loader.load_state_dict(state)
+        else:
+            self._train_state = state
 
 
 def check_int(name: str, value: object, minimum: int) -> int:

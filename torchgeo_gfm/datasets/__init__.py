@@ -7,6 +7,7 @@ from .dsifn import DSIFN
 from .errors import ManualDownloadError
 from .geopile import GeoPile, GeoPileLayoutError
 from .mlrsnet import MLRSNet
+from .naip_chips import NAIPChipSpec, cut_naip_chips
 from .rsd46whu import RSD46WHU
 from .shards import GeoPileStreamingDataset, write_geopile_shards
 from .spacenet2_sr import SpaceNet2SuperResolution
@@ -23,8 +24,10 @@ __all__ = (
     'GeoPileStreamingDataset',
     'MLRSNet',
     'ManualDownloadError',
+    'NAIPChipSpec',
     'SpaceNet2SuperResolution',
     'WHUBuilding',
+    'cut_naip_chips',
     'write_geopile_shards',
     'write_synthetic_geopile',
 )

@@ -225,7 +225,7 @@ class NAIPChipSpec:
     image_format: str = 'jpg'
     #: largest allowed fraction of empty (all-zero) pixels in a chip.
     max_nodata: float = 0.01
-    #: source folder name: one plain folder name.
+    #: the source's name, one plain folder name (no path).
     source: str = 'naip'
 
     def __post_init__(self) -> None:

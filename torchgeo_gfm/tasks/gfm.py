@@ -560,7 +560,9 @@ class GFM(AuthorsSchedule, BaseTask):
         log_figure(self.logger, 'reconstruction', fig, self.global_step, directory)
 
     def _default_plot_dir(self) -> str:
-        log_dir = self.trainer.log_dir or self.trainer.default_root_dir
+        # the logger's folder, not trainer.log_dir: that broadcasts, and only rank 0
+        # plots, so a multi-process run would wait forever at its first figure
+        log_dir = getattr(self.logger, 'log_dir', None) or self.trainer.default_root_dir
         return os.path.join(log_dir, 'reconstructions')
 
     # ------------------------------------------------------------- optimiser
