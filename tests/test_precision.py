@@ -48,6 +48,7 @@ class TestChoice:
         flags('avx512_bf16')
         plugin = NativeMixedPrecision(mode=mode, device='cpu')  # type: ignore[arg-type]
         assert plugin.enabled == enabled
+        assert plugin.precision == ('bf16-mixed' if enabled else '32-true')
         with plugin.forward_context():
             assert torch.is_autocast_enabled('cpu') == enabled
             if enabled:
@@ -108,6 +109,9 @@ def losses(tmp_path: Path, mode: str) -> list[float]:
         gradient_clip_val=5.0,
     )
     trainer.fit(task, RandomDataModule(batch_size=2))
+    # fp32 is what Lightning sees (its summary, its rules): fused AdamW, clipped
+    assert str(trainer.precision) == ('32-true' if mode == 'fp32' else 'bf16-mixed')
+    assert bool(trainer.optimizers[0].defaults['fused']) is (mode == 'fp32')
     return record.values
 
 

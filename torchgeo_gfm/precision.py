@@ -17,8 +17,10 @@ from collections.abc import Generator
 from typing import Literal
 
 import torch
-from lightning.pytorch.plugins.precision import MixedPrecision
+from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.enums import GradClipAlgorithmType
+from torch.optim import Optimizer
 
 #: CPU flags (``/proc/cpuinfo``) of native bf16 matrix instructions
 BF16_CPU_FLAGS = ('avx512_bf16', 'amx_bf16')
@@ -111,6 +113,8 @@ class NativeMixedPrecision(MixedPrecision):
         super().__init__('bf16-mixed', device)
         self.mode = mode
         self.enabled = mode == 'bf16' or (mode == 'auto' and native_bf16(device))
+        if not self.enabled:  # what the run is: Lightning's summary, fused AdamW's rule
+            self.precision = '32-true'
         reason = 'forced' if mode != 'auto' else self._reason(device)
         picked = 'bf16 autocast' if self.enabled else 'fp32'
         rank_zero_info(f'Precision: {picked} on {device} ({reason})')
@@ -123,6 +127,27 @@ class NativeMixedPrecision(MixedPrecision):
             found = [f for f in BF16_CPU_FLAGS if f in cpu_flags()]
             return f'native bf16 on this CPU: {", ".join(found)}'
         return 'this CPU has no AVX512-BF16/AMX: bf16 would be emulated and slower'
+
+    def clip_gradients(
+        self,
+        optimizer: Optimizer,
+        clip_val: float = 0.0,
+        gradient_clip_algorithm: GradClipAlgorithmType = GradClipAlgorithmType.NORM,
+    ) -> None:
+        """Clip as Lightning does; in fp32 a fused optimizer may be clipped too.
+
+        Lightning's mixed precision refuses to clip for an optimizer that unscales
+        gradients itself (fused AdamW); in fp32 there is nothing to unscale.
+
+        Args:
+            optimizer: the optimizer whose gradients are clipped.
+            clip_val: the clipping value (0: none).
+            gradient_clip_algorithm: 'norm' or 'value'.
+        """
+        if self.enabled:
+            super().clip_gradients(optimizer, clip_val, gradient_clip_algorithm)
+        else:
+            Precision.clip_gradients(self, optimizer, clip_val, gradient_clip_algorithm)
 
     @contextlib.contextmanager
     def forward_context(self) -> Generator[None, None, None]:
