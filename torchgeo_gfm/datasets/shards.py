@@ -45,6 +45,7 @@ from litdata.exceptions import ChunkWaitTimeoutError
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torchgeo.datasets.utils import Sample
+from tqdm import tqdm
 
 from .geopile import TORCHGEO_SOURCES, GeoPile
 from .naip_chips import NAIPChipSpec, add_chip_options, chip_spec, positive_int
@@ -191,9 +192,13 @@ class _Encode:
         """The chips, as if ``naip-chips`` had written them under ROOT/<source>/."""
         assert self.naip is not None
         source, count = self.sources.index(self.naip.source), 0
+        # litdata's bar counts inputs, and all the chips are one input: a bar of their own
+        chips = tqdm(desc='NAIP chips', total=self.naip.n, unit='chip', leave=False)
         for name, data, _, _ in self.naip.encoded(self.naip.open()):
             yield self._sample(data, source, f'{self.naip.source}/{name}')
             count += 1
+            chips.update()
+        chips.close()
         Path(self.log_dir, 'naip-chips').write_text(str(count))
 
 
