@@ -60,3 +60,13 @@ def test_refuses_a_non_empty_output(geopile: Path, tmp_path: Path) -> None:
     with pytest.raises(FileExistsError, match='not an empty folder'):
         write_geopile_shards(geopile, str(tmp_path))
     assert main(['shard', str(geopile), str(tmp_path)]) == 1
+
+
+@pytest.mark.parametrize('url', ['azure://container/geopile', 'hf://datasets/x/y'])
+def test_refuses_an_output_litdata_cannot_write(
+    geopile: Path, url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ValueError, match='uploads to s3:// and gs:// only'):
+        write_geopile_shards(geopile, url)
+    assert main(['shard', str(geopile), url]) == 1
+    assert 'Write them to a local folder and upload it' in capsys.readouterr().err

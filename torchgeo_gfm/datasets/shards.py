@@ -10,7 +10,7 @@ included) into `litdata <https://github.com/Lightning-AI/litData>`_ chunks with
 the GeoTIFFs, with no chip files in between: the same chips, names and bytes as
 ``torchgeo-gfm naip-chips`` with the same options (cut in order by one of the workers). Each sample holds the image file's bytes as they are (a JPEG is not
 re-encoded), its source index and name, its class folder and its path relative to ROOT.
-OUT is a folder or an ``s3://``, ``gs://`` or ``azure://`` URL; object-storage settings come
+OUT is a folder or an ``s3://`` or ``gs://`` URL; object-storage settings come
 from the standard environment variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
 ``AWS_SECRET_ACCESS_KEY``, ...) or ``--storage-options``.
 
@@ -74,6 +74,8 @@ _allow_http_endpoints()
 
 #: URL schemes litdata streams from (anything else is a local folder).
 REMOTE_SCHEMES = ('s3://', 'gs://', 'azure://', 'hf://')
+#: those it can also write shards to (litdata 0.2.7x's optimize)
+WRITABLE_SCHEMES = ('s3://', 'gs://')
 _TIFF = ('.tif', '.tiff')
 
 
@@ -261,7 +263,7 @@ def write_geopile_shards(
         root: GeoPile root (``root/<source>/<class>/<image>``), or with
             ``from_torchgeo`` the parent of the per-source TorchGeo dataset folders;
             None for NAIP chips only.
-        output_dir: empty or missing folder, or an object-storage URL (``s3://...``).
+        output_dir: empty or missing folder, or an ``s3://`` or ``gs://`` URL.
         sources: source folders to include, in this order (None: all, sorted).
         chunk_bytes: target shard size (litdata's ``chunk_bytes``, e.g. '64MB').
         num_workers: processes reading and checking images; part of what makes the
@@ -281,19 +283,20 @@ def write_geopile_shards(
         GeoPileLayoutError: if root does not hold a GeoPile.
         FileExistsError: if ``output_dir`` is a non-empty local folder.
         FileNotFoundError: if a NAIP path is missing or holds no NAIP GeoTIFF.
-        ValueError: if both root and naip are None, the NAIP source is also a
-            folder of root, or no NAIP chip fits in the imagery.
+        ValueError: if ``output_dir`` is a URL litdata cannot write to (``azure://``,
+            ``hf://``), both root and naip are None, the NAIP source is also a folder
+            of root, or no NAIP chip fits in the imagery.
         RuntimeError: if no image could be decoded.
 
     .. versionadded:: 0.1
     """
     if root is None and naip is None:
         raise ValueError('nothing to shard: give a GeoPile root, NAIP tiles, or both')
+    output_dir = _check_output(output_dir)
     # NAIP's errors now, not in a worker after the other sources are written
     if naip is not None and next(naip.encoded(naip.open()), None) is None:
         raise naip.no_chip_error()
     pile = _open_pile(root, sources, from_torchgeo, naip)
-    output_dir = _check_output(output_dir)
     found = pile.sources if pile else ()
     order = _source_order(found, sources, naip.source) if naip else list(found)
     # sources in order, each source's files in GeoPile's sorted order, one contiguous
@@ -354,10 +357,16 @@ def _open_pile(
 
 
 def _check_output(output_dir: str | os.PathLike[str]) -> str:
-    """Refuse to mix shards with existing files in a local output folder."""
+    """Refuse what litdata cannot write, and to mix shards with other local files."""
     output_dir = os.fspath(output_dir)
-    if is_remote(output_dir):
+    if output_dir.startswith(WRITABLE_SCHEMES):
         return output_dir
+    if is_remote(output_dir):
+        raise ValueError(
+            f'cannot write shards to {output_dir!r}: litdata uploads to '
+            f'{" and ".join(WRITABLE_SCHEMES)} only. Write them to a local folder and '
+            'upload it (e.g. `az storage blob upload-batch`), then stream from the URL'
+        )
     out = Path(output_dir).absolute()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(
@@ -380,7 +389,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs='?',
         help='GeoPile root (ROOT/<source>/<class>/<image>); optional with --naip',
     )
-    parser.add_argument('out', help='empty folder, or s3:// gs:// azure:// URL')
+    parser.add_argument('out', help='empty folder, or s3:// or gs:// URL')
     parser.add_argument('--sources', nargs='+', help='source folders (default: all)')
     parser.add_argument('--chunk-bytes', default='64MB', help='shard size (64MB)')
     parser.add_argument(
@@ -498,7 +507,7 @@ def _bucket_exists(url: str, storage_options: dict[str, Any] | None) -> bool | N
 _CREDENTIALS = (
     'set the object-storage credentials the standard way (AWS_ACCESS_KEY_ID, '
     'AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL for S3-compatible servers; '
-    'GOOGLE_APPLICATION_CREDENTIALS; AZURE_STORAGE_*) or pass storage_options'
+    'GOOGLE_APPLICATION_CREDENTIALS for gs://) or pass storage_options'
 )
 
 
