@@ -83,8 +83,9 @@ print(scene.name, profile['crs'], f'{SIZE} x {SIZE} px at 10 m')
 # -----------------------------
 # TorchGeo's :class:`~torchgeo.tasks.SemanticSegmentation` with a tiny FCN, trained on
 # random 64 px chips of the scene's west half. The checkpoint records the normalisation the
-# scene engine must apply (here in ``datamodule_hyper_parameters``, as ``torchgeo fit``
-# writes it for our datamodules); otherwise pass ``mean``/``std`` to ``predict_scene``.
+# scene engine must apply (here in ``datamodule_hyper_parameters``; a ``torchgeo fit`` run
+# records its datamodule in the ``config.yaml`` beside its checkpoints, which the engine
+# reads); otherwise pass ``mean``/``std`` to ``predict_scene``.
 
 MEAN, STD = image.reshape(3, -1).mean(1), image.reshape(3, -1).std(1)
 

@@ -116,3 +116,37 @@ WHU_DATAMODULE = {
     'root': 'data/whu_building',
     'download': True,
 }
+
+
+def copy_band_checkpoint(path: Path, num_classes: int) -> Path:
+    """An FCN checkpoint whose class at each pixel is the value of band 1 (0..K-1).
+
+    For tests that know the exact output: the backbone's convolutions pass band 1 through
+    (centre tap 1, every other weight 0; LeakyReLU keeps values >= 0), and the last layer
+    scores class ``c`` as ``k (t_c s - t_c^2 / 2)`` with ``t_c = c / (K - 1)``, largest at
+    ``t_c = s``. Recorded normalisation ``(x - 0) / (K - 1)``: an integer ``v`` gives
+    ``s = t_v``, and class ``v`` wins by ``k / (2 (K - 1)^2) = 10`` logits over its
+    neighbours (no near-ties for the blending to flip).
+
+    Args:
+        path: the .ckpt.
+        num_classes: K.
+    """
+    from torchgeo.tasks import SemanticSegmentation
+
+    task = SemanticSegmentation(
+        model='fcn', in_channels=3, num_classes=num_classes, num_filters=2
+    )
+    model: Any = task.model
+    t = torch.arange(num_classes, dtype=torch.float32) / (num_classes - 1)
+    k = 20.0 * (num_classes - 1) ** 2
+    with torch.no_grad():
+        for layer in model.backbone:
+            if isinstance(layer, torch.nn.Conv2d):
+                for parameter in layer.parameters():
+                    parameter.zero_()
+                layer.weight[0, 0, 1, 1] = 1.0
+        model.last.weight.zero_()
+        model.last.weight[:, 0, 0, 0] = k * t
+        model.last.bias.copy_(-k * t**2 / 2)
+    return save_checkpoint(task, path, {'mean': [0.0], 'std': [num_classes - 1.0]})

@@ -8,19 +8,24 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+import shapely
 import torch
 from rasterio.transform import from_origin
+from rasterio.windows import Window
+from rasterio.windows import bounds as window_bounds
 
 from tests.scene.helpers import (
     UTM,
     UTM_TRANSFORM,
     WGS84,
+    copy_band_checkpoint,
     save_checkpoint,
     smooth_image,
     write_raster,
 )
 from torchgeo_gfm.cli import main
 from torchgeo_gfm.scene import SceneError, load_predictor, predict_scene
+from torchgeo_gfm.scene.predict import write_polygons
 
 Checkpoints = Callable[[str], Path]
 
@@ -181,6 +186,68 @@ def test_vectorize(tmp_path: Path, checkpoints: Checkpoints) -> None:
     assert len(frame)
     assert set(frame['class']) <= {0, 1, 2}
     assert frame.area.sum() == pytest.approx(64 * 64 * 100)
+
+
+def test_more_than_255_classes_uint16(tmp_path: Path) -> None:
+    # 300 classes: the model's class is band 1, so the output must reproduce it exactly
+    checkpoint = copy_band_checkpoint(tmp_path / 'c300.ckpt', 300)
+    y, x = np.mgrid[0:300, 0:280]
+    classes = ((y + x) % 300).astype(np.uint16)  # every class 0..299, in stripes
+    data = np.stack([classes, classes[::-1], classes[:, ::-1]])
+    data[:, :64, :64] = 65535  # a whole tile of nodata (skipped)
+    data[:, 200:210, 100:110] = 65535  # a hole
+    image = write_raster(tmp_path / 'in.tif', data, nodata=65535)
+    out = tmp_path / 'out.tif'
+    args = ['predict', str(checkpoint), str(image), '-o', str(out), '--device', 'cpu']
+    assert main([*args, '--tile', '64', '--overlap', '16']) == 0
+    valid = data[0] != 65535
+    with rasterio.open(out) as dst:
+        assert dst.dtypes == ('uint16',)
+        assert dst.nodata == 65535
+        assert dst.tags(ns='IMAGE_STRUCTURE')['LAYOUT'] == 'COG'
+        assert dst.tags(ns='IMAGE_STRUCTURE')['OVERVIEW_RESAMPLING'] == 'NEAREST'
+        assert dst.overviews(1)
+        result = dst.read(1)
+    assert (result[valid] == classes[valid]).all()
+    assert (result[valid] > 255).sum() == (classes[valid] > 255).sum() > 0
+    assert (result[~valid] == 65535).all()
+
+
+def test_vectorize_nodata(tmp_path: Path) -> None:
+    # four quadrants of classes 0..3 (the model copies band 1), with two nodata areas
+    checkpoint = copy_band_checkpoint(tmp_path / 'c4.ckpt', 4)
+    classes = np.zeros((96, 80), np.uint8)
+    classes[:48, 40:], classes[48:, :40], classes[48:, 40:] = 1, 2, 3
+    data = np.stack([classes] * 3)
+    holes = [Window(50, 10, 20, 20), Window(0, 60, 20, 36)]  # inside 1, on 2's edge
+    for hole in holes:
+        data[:, hole.toslices()[0], hole.toslices()[1]] = 255
+    image = write_raster(tmp_path / 'in.tif', data, nodata=255)
+    out, vectors = tmp_path / 'out.tif', tmp_path / 'out.gpkg'
+    args = ['predict', str(checkpoint), str(image), '-o', str(out), '--device', 'cpu']
+    assert (
+        main([*args, '--tile', '32', '--overlap', '8', '--vectorize', str(vectors)])
+        == 0
+    )
+    frame = gpd.read_file(vectors)
+    assert frame.crs == UTM
+    assert set(frame['class']) == {0, 1, 2, 3}  # no polygon of the nodata value
+    nodata = shapely.union_all(
+        [shapely.box(*window_bounds(hole, UTM_TRANSFORM)) for hole in holes]
+    )
+    assert frame.intersection(nodata).area.sum() == 0
+    valid = data[0] != 255
+    assert frame.area.sum() == pytest.approx(valid.sum() * 100)
+    areas = frame.dissolve(by='class').area
+    for value in range(4):
+        assert areas[value] == pytest.approx(((data[0] == value) & valid).sum() * 100)
+    # read in 32 px blocks: the polygons cut by block edges are merged back
+    blocks = tmp_path / 'blocks.gpkg'
+    write_polygons(out, blocks, block=32)
+    merged = gpd.read_file(blocks).dissolve(by='class')
+    assert merged.geometry.symmetric_difference(
+        frame.dissolve(by='class').geometry
+    ).area.max() == pytest.approx(0)
 
 
 def test_cli(

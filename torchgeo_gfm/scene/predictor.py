@@ -8,11 +8,19 @@ What the checkpoint is comes from Lightning's checkpoint: ``hyper_parameters`` (
 weights. The task is rebuilt with ``weights=None`` (nothing is downloaded; every weight
 comes from the checkpoint) by ``TaskClass.load_from_checkpoint(..., weights_only=True)``.
 
+The class rebuilt is the one ``_class_path`` names when it is a subclass of a task the engine
+applies (e.g. ``FinetuneClassification``, whose ``model_kwargs`` shape the model), else the
+base class of the kind inferred from the hyper-parameters.
+
 The normalisation is what the datamodule's ``on_after_batch_transfer`` applied,
-``(x - mean) / std``. ``torchgeo fit`` stores the datamodule's arguments and class under
-``datamodule_hyper_parameters`` (``_class_path``); the datamodule is rebuilt from them (a
-TorchGeo datamodule reads no data in ``__init__``) and its ``mean``/``std`` are read.
-Where that is impossible (a checkpoint saved without a datamodule, an unknown class) the
+``(x - mean) / std``. A datamodule that calls ``save_hyperparameters()`` has its arguments
+and class stored by ``torchgeo fit`` under ``datamodule_hyper_parameters``
+(``_class_path``). TorchGeo's datamodules (and this package's) do not, so ``torchgeo fit``
+records them only in the ``config.yaml`` that LightningCLI writes to the run's log folder
+(the parent of ``checkpoints/``); that file is used when its model is the checkpoint's.
+Either way the datamodule is rebuilt from its arguments (a TorchGeo datamodule reads no
+data in ``__init__``) and its ``mean``/``std`` are read. Where that is impossible (a
+checkpoint saved without a datamodule or moved away from its run, an unknown class) the
 checkpoint is refused unless the caller gives ``mean``/``std`` (``--mean/--std``) or a
 named normalisation (``--normalize imagenet`` for our datamodules' ImageNet statistics on
 0-255 data, ``--normalize unit`` for TorchGeo's default division by 255).
@@ -24,6 +32,7 @@ import importlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -151,7 +160,7 @@ def load_predictor(
     checkpoint = _read(path)
     hparams = dict(checkpoint.get('hyper_parameters') or {})
     kind = kind or _kind(path, hparams, checkpoint['state_dict'])
-    task = _load_task(path, TASKS[kind])
+    task = _load_task(path, _task_class(hparams, kind))
     channels = int(hparams.get('in_channels', 3))
     mu, sigma, source = _normalisation(path, checkpoint, channels, mean, std, normalize)
     return Predictor(
@@ -220,6 +229,25 @@ def _kind(path: str, hparams: dict[str, Any], state_dict: dict[str, Tensor]) -> 
         'TorchGeo SemanticSegmentation, ChangeDetection, Classification or a '
         'torchgeo_gfm SuperResolution task; pass the checkpoint of one of them'
     )
+
+
+def _task_class(hparams: dict[str, Any], kind: Kind) -> type[nn.Module]:
+    """The recorded task class if it is one of *kind*, else *kind*'s base class.
+
+    A subclass may build its model from arguments the base class ignores (the Finetune*
+    tasks pass ``model_kwargs`` such as ``window_size`` to timm): rebuilt as the base
+    class, its weights would not fit. An unimportable class (with *kind* given by the
+    caller) falls back to the base class, which may still fit.
+    """
+    class_path = hparams.get('_class_path')
+    if class_path:
+        try:
+            cls = _import(class_path)
+        except SceneError:
+            return TASKS[kind]
+        if isinstance(cls, type) and issubclass(cls, TASKS[kind]):
+            return cls
+    return TASKS[kind]
 
 
 def _first_conv_in(state_dict: dict[str, Tensor]) -> int | None:
@@ -302,11 +330,19 @@ def _from_datamodule(
     if 'mean' in hparams and 'std' in hparams:  # e.g. GeoPileDataModule
         return (hparams['mean'], hparams['std']), 'datamodule hyper_parameters'
     class_path = hparams.pop('_class_path', None)
+    config = None
     if not class_path:
-        raise SceneError(
-            f'{path}: does not record the normalisation it was trained with (no datamodule '
-            f'class in the checkpoint; train with `torchgeo fit` to record it); {hint}'
-        )
+        # datamodules without save_hyperparameters() (TorchGeo's, ours): `torchgeo fit`
+        # records them only in the run's config.yaml
+        found = _run_config(path, dict(checkpoint.get('hyper_parameters') or {}))
+        if found is None:
+            raise SceneError(
+                f'{path}: does not record the normalisation it was trained with (no '
+                'datamodule in the checkpoint, and no config.yaml of its `torchgeo fit` '
+                f'run in {Path(path).parent.parent} or {Path(path).parent} with the '
+                f"checkpoint's model); {hint}"
+            )
+        config, class_path, hparams = found
     cls = _import(class_path)
     if not (isinstance(cls, type) and issubclass(cls, LightningDataModule)):
         raise SceneError(
@@ -321,7 +357,69 @@ def _from_datamodule(
             f'{path}: the normalisation of its datamodule {class_path} cannot be '
             f'recovered ({type(error).__name__}: {error}); {hint}'
         ) from None
-    return stats, f'{class_path}.mean/std'
+    return stats, f'{class_path}.mean/std' + (f' (from {config})' if config else '')
+
+
+#: where LightningCLI's SaveConfigCallback (``torchgeo fit``) leaves the run's config,
+#: from a checkpoint's folder: the log folder above ``checkpoints/``, or beside it
+_CONFIG_PLACES = ('..', '.')
+
+
+def _run_config(
+    path: str, model_hparams: dict[str, Any]
+) -> tuple[str, str, dict[str, Any]] | None:
+    """The datamodule of the ``config.yaml`` saved by the run that wrote *path*.
+
+    Args:
+        path: the checkpoint.
+        model_hparams: its ``hyper_parameters``.
+
+    Returns:
+        (config file, datamodule class path, its arguments), or None if no config.yaml
+        beside the run names a datamodule and the checkpoint's model.
+    """
+    import yaml
+
+    folder = Path(path).resolve().parent
+    for place in _CONFIG_PLACES:
+        candidate = (folder / place / 'config.yaml').resolve()
+        try:
+            config = yaml.safe_load(candidate.read_text())
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        if not isinstance(config, dict):
+            continue
+        model, data = config.get('model'), config.get('data')
+        if not (isinstance(data, dict) and isinstance(data.get('class_path'), str)):
+            continue
+        # `fit` overwrites config.yaml where runs share a folder (no logger): use it only
+        # if its model is the checkpoint's
+        if not (isinstance(model, dict) and _same_model(model, model_hparams)):
+            continue
+        kwargs = {**(data.get('init_args') or {}), **(data.get('dict_kwargs') or {})}
+        return str(candidate), data['class_path'], kwargs
+    return None
+
+
+def _same_model(model: dict[str, Any], hparams: dict[str, Any]) -> bool:
+    """Whether a config's ``model`` section describes the checkpoint's task."""
+    class_path = hparams.get('_class_path')
+    if class_path and model.get('class_path') != class_path:
+        return False
+    args = model.get('init_args') or {}
+    if not isinstance(args, dict):
+        return False
+    shared = [k for k in hparams if k in args and not k.startswith('_')]
+    return bool(shared) and all(_plain(args[k]) == _plain(hparams[k]) for k in shared)
+
+
+def _plain(value: object) -> object:
+    """Tuples as lists, recursively (YAML has lists only)."""
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def _values(x: object) -> list[float]:
