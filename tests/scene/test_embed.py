@@ -129,6 +129,26 @@ def test_cli_with_finetuned_backbone(tmp_path: Path, checkpoints: Checkpoints) -
     )
 
 
+def test_cli_mean_std(tmp_path: Path, checkpoints: Checkpoints) -> None:
+    image = write_raster(tmp_path / 'in.tif', smooth_image(3, 64, 64))
+    weights = str(checkpoints('classification'))
+    args = ['embed', str(image), '--weights', weights, '--chip', '32']
+    stats = ['--mean', '10,20,30', '--std', '5']
+    assert main([*args, '-o', str(tmp_path / 'cli.parquet'), *stats]) == 0
+    api = embed_scene(
+        [image], tmp_path / 'api.parquet', weights, chip=32, mean=[10, 20, 30], std=[5]
+    )
+    assert api.rows == 4
+    assert main([*args, '-o', str(tmp_path / 'default.parquet')]) == 0
+    cli, api_rows, default = (
+        np.stack(gpd.read_parquet(tmp_path / f'{n}.parquet')['embedding'].to_list())
+        for n in ('cli', 'api', 'default')
+    )
+    np.testing.assert_allclose(cli, api_rows, rtol=1e-5, atol=1e-6)  # what the API does
+    assert not np.allclose(cli, default)  # and not the weights' normalisation
+    assert main([*args, '-o', str(tmp_path / 'x.parquet'), '--mean', '1,2']) == 2
+
+
 def test_bad_input(tmp_path: Path) -> None:
     image = write_raster(tmp_path / 'in.tif', smooth_image(3, 64, 64))
     out = tmp_path / 'e.parquet'

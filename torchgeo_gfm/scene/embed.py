@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from .engine import RunStats, Tile, run_tiles
 from .errors import SceneError
-from .predictor import NAMED, load_predictor
+from .predictor import NAMED, add_normalisation_arguments, load_predictor
 from .raster import COGWriter, Scene, atomic_path, check_output, open_scene, parse_bands
 from .tiling import chip_grid
 
@@ -502,6 +502,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--overwrite', action='store_true', help='replace existing outputs'
     )
+    add_normalisation_arguments(parser)  # default: the weights' normalisation
 
 
 def run(args: argparse.Namespace) -> int:
@@ -528,6 +529,8 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             device=args.device,
             overwrite=args.overwrite,
+            mean=args.mean,
+            std=args.std,
         )
     except SceneError as error:
         print(f'torchgeo-gfm embed: error: {error}', file=sys.stderr)

@@ -26,7 +26,7 @@ from rasterio.windows import Window
 
 from .engine import RunStats, Tile, run_tiles
 from .errors import SceneError
-from .predictor import Predictor, load_predictor
+from .predictor import Predictor, add_normalisation_arguments, load_predictor
 from .raster import COGWriter, Scene, atomic_path, check_output, open_scene, parse_bands
 from .tiling import Blender, TileGrid, chip_grid, grid_shape
 
@@ -311,24 +311,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--overwrite', action='store_true', help='replace existing outputs'
     )
-    parser.add_argument(
-        '--mean', type=_floats, help="per-band mean, e.g. '123.7,116.3,103.5'"
-    )
-    parser.add_argument('--std', type=_floats, help='per-band std (with --mean)')
+    add_normalisation_arguments(parser)
     parser.add_argument(
         '--normalize',
         choices=('imagenet', 'unit', 'none'),
         help='named normalisation where the checkpoint records none',
     )
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(',')]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f'{text!r}: expected numbers separated by commas'
-        ) from None
 
 
 def run(args: argparse.Namespace) -> int:

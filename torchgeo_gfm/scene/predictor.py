@@ -28,6 +28,7 @@ named normalisation (``--normalize imagenet`` for our datamodules' ImageNet stat
 .. versionadded:: 0.1
 """
 
+import argparse
 import importlib
 import os
 from collections.abc import Sequence
@@ -440,3 +441,26 @@ def _per_band(path: str, values: Sequence[float], channels: int, name: str) -> T
     if name == 'std' and bool((t <= 0).any()):
         raise SceneError(f'--std {t.tolist()}: every value must be > 0')
     return t
+
+
+def add_normalisation_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--mean`` and ``--std`` (shared by ``predict`` and ``embed``).
+
+    Args:
+        parser: the sub-command's parser.
+
+    .. versionadded:: 0.1
+    """
+    parser.add_argument(
+        '--mean', type=_floats, help="per-band mean, e.g. '123.7,116.3,103.5'"
+    )
+    parser.add_argument('--std', type=_floats, help='per-band std (with --mean)')
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(',')]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'{text!r}: expected numbers separated by commas'
+        ) from None
