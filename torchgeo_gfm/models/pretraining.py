@@ -196,7 +196,10 @@ class GFMPretrainingModel(nn.Module):
         # twice (here and in that stage), a fraction of a percent of the FLOPs
         feature = layers[stage].downsample(x) if stage < len(layers) else x
         x = self.student.norm(layers[stage:](x))
-        return feature.mean(dim=(1, 2)), self.decoder(x.permute(0, 3, 1, 2))
+        # NCHW in memory too: a channels-last view gives the 1x1 conv's weight gradient
+        # strides DDP's buckets do not have (a warning and a copy every step)
+        x = x.permute(0, 3, 1, 2).contiguous()
+        return feature.mean(dim=(1, 2)), self.decoder(x)
 
     @torch.no_grad()
     def forward_teacher(self, images: Tensor) -> Tensor:
