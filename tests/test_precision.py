@@ -92,13 +92,14 @@ class Losses(Callback):
         self.values.append(float(trainer.callback_metrics['train_loss']))
 
 
-def losses(tmp_path: Path, mode: str) -> list[float]:
-    torch.manual_seed(0)
-    task = make_task(lr=1e-3, warmup_lr=1e-3, min_lr=1e-3)
+def fit(
+    task: Any, data: Any, tmp_path: Path, mode: str, steps: int, **kwargs: Any
+) -> tuple[Trainer, list[float]]:
+    """A short CPU fit under NativeMixedPrecision(mode); the trainer and its losses."""
     record = Losses()
     trainer = Trainer(
         accelerator='cpu',
-        max_steps=6,
+        max_steps=steps,
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -106,13 +107,21 @@ def losses(tmp_path: Path, mode: str) -> list[float]:
         plugins=[NativeMixedPrecision(mode=mode, device='cpu')],  # type: ignore[arg-type]
         callbacks=[record],
         default_root_dir=tmp_path,
-        gradient_clip_val=5.0,
+        **kwargs,
     )
-    trainer.fit(task, RandomDataModule(batch_size=2))
+    trainer.fit(task, data)
+    return trainer, record.values
+
+
+def losses(tmp_path: Path, mode: str) -> list[float]:
+    torch.manual_seed(0)
+    task = make_task(lr=1e-3, warmup_lr=1e-3, min_lr=1e-3)
+    data = RandomDataModule(batch_size=2)
+    trainer, values = fit(task, data, tmp_path, mode, 6, gradient_clip_val=5.0)
     # fp32 is what Lightning sees (its summary, its rules): fused AdamW, clipped
     assert str(trainer.precision) == ('32-true' if mode == 'fp32' else 'bf16-mixed')
     assert bool(trainer.optimizers[0].defaults['fused']) is (mode == 'fp32')
-    return record.values
+    return values
 
 
 def test_pretraining_run_bf16_tracks_fp32(tmp_path: Path) -> None:
@@ -140,20 +149,7 @@ def finetune_losses(tmp_path: Path, mode: str) -> list[float]:
 
     torch.manual_seed(0)
     task = Classification(model='test_resnet', num_classes=4, lr=1e-3)
-    record = Losses()
-    trainer = Trainer(
-        accelerator='cpu',
-        max_steps=4,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        plugins=[NativeMixedPrecision(mode=mode, device='cpu')],  # type: ignore[arg-type]
-        callbacks=[record],
-        default_root_dir=tmp_path,
-    )
-    trainer.fit(task, Labelled())
-    return record.values
+    return fit(task, Labelled(), tmp_path, mode, 4)[1]
 
 
 def test_finetuning_run_bf16_tracks_fp32(tmp_path: Path) -> None:

@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 import timm
 import yaml
-from timm.models import register_model
-from timm.models.swin_transformer import SwinTransformer, _create_swin_transformer
 from torchgeo.main import main
 
 import torchgeo_gfm  # noqa: F401  (registers gfm_swin_base and swin_base_in22k)
+from tests.models.fake_data import TINY_SWIN
 from torchgeo_gfm import arp
 
 ROOT = Path(__file__).parents[2]
@@ -38,22 +37,7 @@ CASES: dict[str, tuple[str, list[str]]] = {
         ],
     ),
 }
-TINY = 'swin_test_tiny'
-
-
-@register_model
-def swin_test_tiny(pretrained: bool = False, **kwargs: object) -> SwinTransformer:
-    """A few-thousand-parameter Swin with GFM's layout (4 stages, any input size)."""
-    args = {
-        'patch_size': 4,
-        'window_size': 6,
-        'embed_dim': 16,
-        'depths': (1, 1, 1, 1),
-        'num_heads': (1, 1, 2, 2),
-        'strict_img_size': False,
-        **kwargs,
-    }
-    return _create_swin_transformer('swin_tiny_patch4_window7_224', False, **args)
+TINY = TINY_SWIN
 
 
 SWAP = re.compile(r'^(\s*\w+:) (\S+)(\s+# IN-22k baseline: )(\S+)$', re.MULTILINE)

@@ -1,9 +1,11 @@
 # Copyright (c) torchgeo-gfm contributors.
 # Licensed under the MIT License.
 
-"""A tiny random dataset/datamodule for short fits of TorchGeo's tasks (64 px, 4 samples)."""
+"""Tiny parts for short fits: a random dataset/datamodule (64 px, 4 samples), a tiny Swin."""
 
 import torch
+from timm.models import register_model
+from timm.models.swin_transformer import SwinTransformer, _create_swin_transformer
 from torch import Tensor, nn
 from torchgeo.datamodules import NonGeoDataModule
 from torchgeo.datasets import NonGeoDataset
@@ -63,3 +65,22 @@ class FakeDataModule(NonGeoDataModule):
             FakeDataset, batch_size, num_workers, task=task, bands=bands, size=size
         )
         self.aug = _Scale()
+
+
+#: a few-thousand-parameter Swin with GFM's layout, registered with timm (``tu-`` for smp)
+TINY_SWIN = 'swin_test_tiny'
+
+
+@register_model
+def swin_test_tiny(pretrained: bool = False, **kwargs: object) -> SwinTransformer:
+    """A few-thousand-parameter Swin with GFM's layout (4 stages, any input size)."""
+    args = {
+        'patch_size': 4,
+        'window_size': 6,
+        'embed_dim': 16,
+        'depths': (1, 1, 1, 1),
+        'num_heads': (1, 1, 2, 2),
+        'strict_img_size': False,
+        **kwargs,
+    }
+    return _create_swin_transformer('swin_tiny_patch4_window7_224', False, **args)

@@ -11,6 +11,7 @@ import pytest
 import torch
 from lightning.pytorch import LightningModule
 
+from tests.models.fake_data import TINY_SWIN
 from tests.scene.helpers import WHU_DATAMODULE, save_checkpoint
 
 
@@ -54,12 +55,12 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Pat
             WHU_DATAMODULE,
         ),
         'classification': lambda: (
-            Classification(model='scene_swin_tiny', in_channels=3, num_classes=5),
+            Classification(model=TINY_SWIN, in_channels=3, num_classes=5),
             WHU_DATAMODULE,
         ),
         'multilabel': lambda: (
             Classification(
-                model='scene_swin_tiny',
+                model=TINY_SWIN,
                 in_channels=3,
                 task='multilabel',
                 num_labels=4,
@@ -69,7 +70,7 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Pat
         ),
         'sr': lambda: (
             SuperResolution(
-                backbone='scene_swin_tiny',
+                backbone=TINY_SWIN,
                 in_channels=3,
                 out_channels=3,
                 scale=2,

@@ -12,28 +12,11 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from rasterio.crs import CRS
 from rasterio.transform import Affine, from_origin
-from timm.models import register_model
-from timm.models.swin_transformer import SwinTransformer, _create_swin_transformer
 
 UTM = CRS.from_epsg(32618)
 #: a 10 m grid in UTM 18N (New York area)
 UTM_TRANSFORM = from_origin(583_000.0, 4_507_000.0, 10.0, 10.0)
 WGS84 = CRS.from_epsg(4326)
-
-
-@register_model
-def scene_swin_tiny(pretrained: bool = False, **kwargs: Any) -> SwinTransformer:
-    """A few-thousand-parameter Swin with GFM's layout (4 stages, any input size)."""
-    args = {
-        'patch_size': 4,
-        'window_size': 6,
-        'embed_dim': 16,
-        'depths': (1, 1, 1, 1),
-        'num_heads': (1, 1, 2, 2),
-        'strict_img_size': False,
-        **kwargs,
-    }
-    return _create_swin_transformer('swin_tiny_patch4_window7_224', False, **args)
 
 
 def write_raster(

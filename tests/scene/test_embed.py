@@ -12,6 +12,7 @@ import timm
 from rasterio.transform import from_origin
 from torchgeo.datasets import ClayEmbeddings, RasterDataset
 
+from tests.models.fake_data import TINY_SWIN
 from tests.scene.helpers import UTM, WGS84, smooth_image, write_raster
 from torchgeo_gfm.cli import main
 from torchgeo_gfm.scene import Backbone, SceneError, embed_scene
@@ -20,9 +21,7 @@ Checkpoints = Callable[[str], Path]
 
 
 def tiny(channels: int = 3, stage: int = 4) -> Backbone:
-    model = timm.create_model(
-        'scene_swin_tiny', in_chans=channels, num_classes=0
-    ).eval()
+    model = timm.create_model(TINY_SWIN, in_chans=channels, num_classes=0).eval()
     return Backbone(model, stage, channels, [127.0], [64.0], 'tiny')
 
 

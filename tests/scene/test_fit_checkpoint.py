@@ -24,6 +24,7 @@ from rasterio.transform import from_origin
 from torch import Tensor
 from torchgeo.main import main as torchgeo
 
+from tests.models.fake_data import TINY_SWIN
 from tests.scene.helpers import smooth_image, write_raster
 from torchgeo_gfm.cli import main
 from torchgeo_gfm.precision import autocast, native_bf16
@@ -80,7 +81,7 @@ def vaihingen(tmp_path_factory: pytest.TempPathFactory) -> Path:
         'vaihingen',
         tmp_path_factory.mktemp('vaihingen'),
         '--data.init_args.patch_size=32',
-        '--model.init_args.backbone=tu-scene_swin_tiny',
+        f'--model.init_args.backbone=tu-{TINY_SWIN}',
     )
 
 
@@ -90,7 +91,7 @@ def ucmerced(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return fit(
         'ucmerced',
         tmp_path_factory.mktemp('ucmerced'),
-        '--model.init_args.model=scene_swin_tiny',
+        f'--model.init_args.model={TINY_SWIN}',
     )
 
 

@@ -164,9 +164,6 @@ class _Encode:
     naip: NAIPChipSpec | None = None
 
     def __call__(self, index: int) -> Iterator[dict[str, Any]]:
-        # a forked worker must not start torch's OpenMP pool, which the parent may
-        # hold: its first parallel op (in TorchGeo's NAIP reads) would never return
-        torch.set_num_threads(1)
         if index == _NAIP:
             yield from self._naip_chips()
             return
@@ -193,6 +190,9 @@ class _Encode:
     def _naip_chips(self) -> Iterator[dict[str, Any]]:
         """The chips, as if ``naip-chips`` had written them under ROOT/<source>/."""
         assert self.naip is not None
+        # a forked worker must not start torch's OpenMP pool, which the parent may
+        # hold: its first parallel op (in TorchGeo's NAIP reads) would never return
+        torch.set_num_threads(1)
         source, count = self.sources.index(self.naip.source), 0
         # litdata's bar counts inputs, and all the chips are one input: a bar of their own
         chips = tqdm(desc='NAIP chips', total=self.naip.n, unit='chip', leave=False)

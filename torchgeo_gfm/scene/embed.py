@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from .engine import RunStats, Tile, run_tiles
 from .errors import SceneError
-from .predictor import NAMED, add_normalisation_arguments, load_predictor
+from .predictor import NAMED, add_scene_arguments, load_predictor
 from .raster import COGWriter, Scene, atomic_path, check_output, open_scene, parse_bands
 from .tiling import chip_grid
 
@@ -482,9 +482,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         '--weights',
         help='GFM weights file or fine-tuned checkpoint (default: GEOPILE_RGB_GFM)',
     )
-    parser.add_argument(
-        '--bands', help="1-based bands to read, e.g. '3,2,1' (default: all)"
-    )
     parser.add_argument('--chip', type=int, default=192, help='chip size (px)')
     parser.add_argument(
         '--stride', type=int, help='step between chips (default: --chip)'
@@ -495,14 +492,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--dense', metavar='OUT.tif', help='also write the feature map (COG)'
     )
-    parser.add_argument('--batch-size', type=int, default=8)
-    parser.add_argument(
-        '--device', default='cuda' if torch.cuda.is_available() else 'cpu'
-    )
-    parser.add_argument(
-        '--overwrite', action='store_true', help='replace existing outputs'
-    )
-    add_normalisation_arguments(parser)  # default: the weights' normalisation
+    add_scene_arguments(parser)  # --mean/--std default: the weights' normalisation
 
 
 def run(args: argparse.Namespace) -> int:

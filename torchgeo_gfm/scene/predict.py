@@ -26,7 +26,7 @@ from rasterio.windows import Window
 
 from .engine import RunStats, Tile, run_tiles
 from .errors import SceneError
-from .predictor import Predictor, add_normalisation_arguments, load_predictor
+from .predictor import Predictor, add_scene_arguments, load_predictor
 from .raster import COGWriter, Scene, atomic_path, check_output, open_scene, parse_bands
 from .tiling import Blender, TileGrid, chip_grid, grid_shape
 
@@ -293,25 +293,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('checkpoint', help='Lightning checkpoint of a fine-tuned task')
     parser.add_argument('inputs', nargs='+', help='raster(s); two for change detection')
     parser.add_argument('-o', '--output', required=True, help='output COG')
-    parser.add_argument(
-        '--bands', help="1-based bands to read, e.g. '3,2,1' (default: all)"
-    )
     parser.add_argument('--tile', type=int, default=512, help='tile size (px)')
     parser.add_argument('--overlap', type=int, default=64, help='tile overlap (px)')
-    parser.add_argument('--batch-size', type=int, default=8)
-    parser.add_argument(
-        '--device', default='cuda' if torch.cuda.is_available() else 'cpu'
-    )
     parser.add_argument(
         '--probabilities', action='store_true', help='write float32 probabilities'
     )
     parser.add_argument(
         '--vectorize', metavar='OUT.gpkg', help='also write class polygons'
     )
-    parser.add_argument(
-        '--overwrite', action='store_true', help='replace existing outputs'
-    )
-    add_normalisation_arguments(parser)
+    add_scene_arguments(parser)
     parser.add_argument(
         '--normalize',
         choices=('imagenet', 'unit', 'none'),

@@ -443,14 +443,24 @@ def _per_band(path: str, values: Sequence[float], channels: int, name: str) -> T
     return t
 
 
-def add_normalisation_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--mean`` and ``--std`` (shared by ``predict`` and ``embed``).
+def add_scene_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options ``predict`` and ``embed`` share: bands, batch, device, outputs, stats.
 
     Args:
         parser: the sub-command's parser.
 
     .. versionadded:: 0.1
     """
+    parser.add_argument(
+        '--bands', help="1-based bands to read, e.g. '3,2,1' (default: all)"
+    )
+    parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument(
+        '--device', default='cuda' if torch.cuda.is_available() else 'cpu'
+    )
+    parser.add_argument(
+        '--overwrite', action='store_true', help='replace existing outputs'
+    )
     parser.add_argument(
         '--mean', type=_floats, help="per-band mean, e.g. '123.7,116.3,103.5'"
     )
