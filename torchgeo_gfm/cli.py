@@ -87,7 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
     module = importlib.import_module(COMMANDS[args.command][0])
-    return int(module.run(args) or 0)
+    from .outputs import sigterm_exits
+
+    with sigterm_exits():  # a SIGTERM raises, so partial outputs are removed
+        return int(module.run(args) or 0)
 
 
 if __name__ == '__main__':  # pragma: no cover

@@ -14,8 +14,7 @@ first's grid by a :class:`rasterio.vrt.WarpedVRT`, window by window.
 import contextlib
 import datetime as dt
 import os
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
+from .. import outputs
 from .errors import SceneError
 
 #: TIFF/GDAL metadata items that may hold the acquisition time, in order of preference
@@ -285,8 +285,10 @@ class WindowReader:
         self._stack.close()
 
 
-def check_output(path: str | os.PathLike[str], overwrite: bool) -> Path:
-    """Refuse an output that exists (unless *overwrite*) or cannot be written.
+def check_output(path: str | os.PathLike[str], overwrite: bool = False) -> Path:
+    """:func:`torchgeo_gfm.outputs.check_output`, its refusals as :class:`SceneError`.
+
+    Kept until the scene commands import :mod:`torchgeo_gfm.outputs` themselves.
 
     Args:
         path: the output file.
@@ -300,65 +302,14 @@ def check_output(path: str | os.PathLike[str], overwrite: bool) -> Path:
 
     .. versionadded:: 0.1
     """
-    out = Path(path)
-    if out.is_dir():
-        raise SceneError(f'{out}: is a folder; expected the path of the output file')
-    if out.exists() and not overwrite:
-        raise SceneError(
-            f'{out}: exists; pass --overwrite (overwrite=True) to replace it'
-        )
-    parent = out.parent if str(out.parent) else Path('.')
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise SceneError(
-            f'{out}: cannot be written (folder {parent} missing or not writable); '
-            'create it or choose another output path'
-        )
-    return out
-
-
-@contextlib.contextmanager
-def temporary_path(final: Path, suffix: str) -> Iterator[Path]:
-    """A hidden temporary path next to *final*, always removed at the end.
-
-    Args:
-        final: the output file it belongs to.
-        suffix: the temporary file's extension.
-
-    Yields:
-        The temporary path.
-
-    .. versionadded:: 0.1
-    """
-    fd, tmp = tempfile.mkstemp(
-        prefix=f'.{final.name}.partial-', suffix=suffix, dir=final.parent
-    )
-    os.close(fd)
     try:
-        yield Path(tmp)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
+        return outputs.check_output(path, overwrite=overwrite)
+    except outputs.OutputError as error:
+        raise SceneError(str(error)) from None
 
 
-@contextlib.contextmanager
-def atomic_path(final: Path, suffix: str) -> Iterator[Path]:
-    """A temporary path next to *final*, renamed onto it only if the block succeeds.
-
-    An interrupted run leaves no file that looks finished: the temporary name is hidden
-    and removed on any error (or left as ``.NAME.partial-*`` if the process is killed).
-
-    Args:
-        final: the output file.
-        suffix: the temporary file's extension.
-
-    Yields:
-        The temporary path.
-
-    .. versionadded:: 0.1
-    """
-    with temporary_path(final, suffix) as tmp:
-        yield tmp
-        os.replace(tmp, final)
+#: kept until the scene commands import :mod:`torchgeo_gfm.outputs` themselves
+atomic_path = outputs.atomic_output
 
 
 class COGWriter:
@@ -378,6 +329,7 @@ class COGWriter:
         profile: dict[str, Any],
         overview_resampling: str = 'nearest',
         blocksize: int = 256,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
         """Open the temporary GTiff.
 
@@ -386,12 +338,16 @@ class COGWriter:
             profile: ``count, dtype, nodata, crs, transform, height, width``.
             overview_resampling: 'nearest' for classes, 'average' for continuous values.
             blocksize: COG tile size.
+            tags: dataset metadata of the COG (``rasterio``'s ``tags()``), e.g. how it
+                was computed.
         """
         self.final = final
         self.overview_resampling = overview_resampling
         self.blocksize = blocksize
         self._stack = contextlib.ExitStack()
-        self.tmp = self._stack.enter_context(temporary_path(final, '.tiled.tif'))
+        self.tmp = self._stack.enter_context(
+            outputs.temporary_output(final, '.tiled.tif')
+        )
         self.dst = self._stack.enter_context(
             rasterio.open(
                 self.tmp,
@@ -404,6 +360,8 @@ class COGWriter:
                 **profile,
             )
         )
+        if tags:  # the COG driver copies them from this GTiff
+            self.dst.update_tags(**tags)
 
     def write(self, window: Window, array: np.ndarray) -> None:
         """Write ``[bands, h, w]`` at *window*.
@@ -417,7 +375,7 @@ class COGWriter:
     def finish(self) -> None:
         """Close the GTiff, copy it to a COG, rename the COG onto the output."""
         self.dst.close()
-        with atomic_path(self.final, '.cog.tif') as cog:
+        with outputs.atomic_output(self.final, '.cog.tif') as cog:
             rasterio.shutil.copy(
                 self.tmp,
                 cog,
