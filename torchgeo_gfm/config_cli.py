@@ -17,12 +17,12 @@ Names are paths relative to ``configs/`` without ``.yaml``: ``gfm``, ``gfm_demo`
 """
 
 import argparse
-import os
 import sys
-import tempfile
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
+
+from .outputs import OutputError, atomic_output, check_output
 
 #: suffix of the shipped config files
 SUFFIX = '.yaml'
@@ -76,6 +76,16 @@ def read_config(name: str) -> str:
     return configs[key].read_text(encoding='utf-8')
 
 
+def _write(text: str, out: Path, name: str, force: bool) -> None:
+    """Write *text* to *out* atomically, after the package's output check."""
+    if out.is_dir():  # the one refusal that can suggest the right path
+        example = out / (Path(name).name.removesuffix(SUFFIX) + SUFFIX)
+        raise OutputError(f'{out}: is a folder; give a file name, e.g. {example}')
+    check_output(out, overwrite=force, option='--force')
+    with atomic_output(out) as tmp, open(tmp, 'x', encoding='utf-8') as f:
+        f.write(text)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``torchgeo-gfm config``.
 
@@ -117,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.name:
         print(
-            'torchgeo-gfm config: name a config (see --list), e.g. '
+            'torchgeo-gfm config: error: name a config (see --list), e.g. '
             '`torchgeo-gfm config gfm_demo -o gfm_demo.yaml`',
             file=sys.stderr,
         )
@@ -125,39 +135,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         text = read_config(args.name)
     except KeyError as err:
-        print(f'torchgeo-gfm config: {err.args[0]}', file=sys.stderr)
+        print(f'torchgeo-gfm config: error: {err.args[0]}', file=sys.stderr)
         return 2
     out: Path | None = args.output
     if out is None:
         sys.stdout.write(text)
         return 0
-    if out.is_dir():
-        example = out / (Path(args.name).name.removesuffix(SUFFIX) + SUFFIX)
-        print(
-            f'torchgeo-gfm config: {out} is a directory; give a file name, e.g. {example}',
-            file=sys.stderr,
-        )
-        return 2
-    if out.exists() and not args.force:
-        print(
-            f'torchgeo-gfm config: {out} exists; pass --force to overwrite it',
-            file=sys.stderr,
-        )
-        return 2
-    if not out.parent.is_dir():
-        print(
-            f'torchgeo-gfm config: folder {out.parent} does not exist; create it first',
-            file=sys.stderr,
-        )
-        return 2
-    # write next to the target, then rename: no half-written config on a kill
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f'.{out.name}.', suffix='.tmp')
     try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            f.write(text)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        _write(text, out, args.name, args.force)
+    except (OutputError, OSError) as err:
+        print(f'torchgeo-gfm config: error: {err}', file=sys.stderr)
+        return 2
     print(f'wrote {out} (torchgeo fit --config {out})')
     return 0

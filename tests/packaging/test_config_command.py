@@ -3,6 +3,8 @@
 
 """torchgeo-gfm config: the shipped configs are the repository's configs/ folder."""
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -73,7 +75,8 @@ def test_unknown_name_lists_names(
 
 
 @pytest.mark.parametrize(
-    ('args', 'message'), [([], 'name a config'), (['gfm', '-o', '.'], 'is a directory')]
+    ('args', 'message'),
+    [([], 'name a config'), (['gfm', '-o', '.'], 'is a folder; give a file name')],
 )
 def test_bad_arguments(
     args: list[str],
@@ -89,4 +92,37 @@ def test_bad_arguments(
 
 def test_missing_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(['config', 'gfm', '-o', str(tmp_path / 'no' / 'x.yaml')]) == 2
-    assert 'does not exist' in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith('torchgeo-gfm config: error:')
+    assert 'missing' in err
+
+
+@pytest.mark.parametrize('device', ['/dev/null', '/dev/stdout'])
+def test_device_is_refused_even_with_force(
+    device: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(['config', 'gfm', '-o', device, '--force']) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f'torchgeo-gfm config: error: {device}: is a device')
+    assert err.count('\n') == 1  # one line, no traceback
+
+
+def test_fifo_is_refused_even_with_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fifo = tmp_path / 'fifo'
+    os.mkfifo(fifo)
+    assert main(['config', 'gfm', '-o', str(fifo), '--force']) == 2
+    assert 'not a regular file' in capsys.readouterr().err
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+@pytest.mark.parametrize('umask', [0o022, 0o077, 0o002])
+def test_written_with_the_umask(umask: int, tmp_path: Path) -> None:
+    out = tmp_path / 'x.yaml'
+    old = os.umask(umask)
+    try:
+        assert main(['config', 'gfm', '-o', str(out)]) == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask
