@@ -7,6 +7,8 @@ A CPU with AVX512-BF16 or AMX runs a bf16-autocast GFM step about 3x faster than
 without them emulates bf16 and is slower than fp32. :func:`native_bf16` tells which;
 :class:`NativeMixedPrecision` is the Lightning precision plugin that the configs use, so that
 ``torchgeo fit`` picks bf16 autocast or fp32 for the machine it runs on and says which.
+Inference (``predict``, ``embed``) takes a :data:`Mode` instead, fp32 by default, so that
+the outputs users keep do not depend on the CPU unless they ask (:func:`autocast`).
 
 .. versionadded:: 0.1
 """
@@ -62,13 +64,62 @@ def native_bf16(device: str | torch.device = 'cpu') -> bool:
     return kind == 'cpu' and any(flag in cpu_flags() for flag in BF16_CPU_FLAGS)
 
 
-def autocast(device: str | torch.device) -> contextlib.AbstractContextManager[None]:
-    """bf16 autocast on *device* where it is native, else nothing (fp32).
+#: ``--precision`` of inference: fp32 (the same output on every machine), bf16, or auto
+Mode = Literal['fp32', 'bf16', 'auto']
+MODES: tuple[Mode, ...] = ('fp32', 'bf16', 'auto')
 
-    For inference and checks outside Lightning (scene prediction, export checks).
+
+def resolve(mode: str, device: str | torch.device) -> Literal['fp32', 'bf16']:
+    """The precision a *mode* means on *device*.
+
+    Args:
+        mode: ``'fp32'``, ``'bf16'`` (forced) or ``'auto'`` (bf16 where native).
+        device: where the model runs.
+
+    Returns:
+        ``'fp32'`` or ``'bf16'``.
+
+    Raises:
+        ValueError: if *mode* is not one of :data:`MODES`.
+
+    .. versionadded:: 0.1
+    """
+    if mode not in MODES:
+        raise ValueError(f'precision {mode!r}: expected one of {", ".join(MODES)}')
+    if mode == 'auto':
+        return 'bf16' if native_bf16(device) else 'fp32'
+    return 'bf16' if mode == 'bf16' else 'fp32'
+
+
+def describe(mode: str, device: str | torch.device) -> str:
+    """What *mode* picks on *device*, and why, for the log.
+
+    Args:
+        mode: as for :func:`resolve`.
+        device: where the model runs.
+
+    Returns:
+        E.g. ``'bf16 autocast on cpu (native bf16 on this CPU: amx_bf16)'``.
+
+    .. versionadded:: 0.1
+    """
+    kind = torch.device(device).type
+    picked = 'bf16 autocast' if resolve(mode, kind) == 'bf16' else 'fp32'
+    reason = f'--precision {mode}' if mode != 'auto' else _reason(kind)
+    return f'{picked} on {kind} ({reason})'
+
+
+def autocast(
+    device: str | torch.device, mode: str = 'auto'
+) -> contextlib.AbstractContextManager[None]:
+    """bf16 autocast on *device* if *mode* resolves to bf16 there, else nothing (fp32).
+
+    For inference and checks outside Lightning (scene prediction, export checks). The
+    scene engine always passes *mode* (its default is fp32, the same output everywhere).
 
     Args:
         device: where the model runs.
+        mode: ``'fp32'``, ``'bf16'`` or ``'auto'`` (bf16 where native), see :func:`resolve`.
 
     Returns:
         A context manager.
@@ -76,9 +127,19 @@ def autocast(device: str | torch.device) -> contextlib.AbstractContextManager[No
     .. versionadded:: 0.1
     """
     kind = torch.device(device).type
-    if native_bf16(kind):
+    if resolve(mode, kind) == 'bf16':
         return torch.autocast(kind, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def _reason(device: str) -> str:
+    """Why ``auto`` picks what it picks on *device*."""
+    if device == 'cuda':
+        return 'bf16 supported' if native_bf16(device) else 'no bf16 on this GPU'
+    if native_bf16(device):
+        found = [f for f in BF16_CPU_FLAGS if f in cpu_flags()]
+        return f'native bf16 on this CPU: {", ".join(found)}'
+    return 'this CPU has no AVX512-BF16/AMX: bf16 would be emulated and slower'
 
 
 class NativeMixedPrecision(MixedPrecision):
@@ -121,12 +182,7 @@ class NativeMixedPrecision(MixedPrecision):
 
     @staticmethod
     def _reason(device: str) -> str:
-        if device == 'cuda':
-            return 'bf16 supported' if native_bf16(device) else 'no bf16 on this GPU'
-        if native_bf16(device):
-            found = [f for f in BF16_CPU_FLAGS if f in cpu_flags()]
-            return f'native bf16 on this CPU: {", ".join(found)}'
-        return 'this CPU has no AVX512-BF16/AMX: bf16 would be emulated and slower'
+        return _reason(device)
 
     def clip_gradients(
         self,

@@ -24,6 +24,7 @@ from rasterio.windows import Window
 from tqdm import tqdm
 
 from ..precision import autocast
+from .errors import SceneError
 from .raster import Scene, WindowReader
 from .tiling import TileGrid
 
@@ -68,6 +69,7 @@ def run_tiles(
     device: str | torch.device = 'cpu',
     progress: bool = True,
     desc: str = 'tiles',
+    precision: str = 'fp32',
 ) -> RunStats:
     """Run *model* over every tile of *grid*; *consume* gets each output in grid order.
 
@@ -80,14 +82,18 @@ def run_tiles(
         fill: per-band value put where the input has no data (the normalisation mean,
             so the model sees zeros there).
         batch_size: tiles per model call.
-        device: where the model runs (bf16 autocast where native).
+        device: where the model runs.
         progress: show a progress bar (tiles/s).
         desc: its label.
+        precision: 'fp32' (the same output on every machine), 'bf16' or 'auto' (bf16
+            autocast where native), see :func:`torchgeo_gfm.precision.resolve`.
 
     Returns:
         The run's statistics.
 
     Raises:
+        SceneError: if every tile is nodata (the model never ran; the caller's writer
+            is aborted by this error, so nothing is written), or a window cannot be read.
         BaseException: whatever a thread raised, after every thread has stopped.
 
     .. versionadded:: 0.1
@@ -108,7 +114,7 @@ def run_tiles(
     writer.start()
     bar = tqdm(total=len(grid), desc=desc, unit='tile', disable=not progress)
     try:
-        _compute(batches, outputs, model, device, stats, stop, bar)
+        _compute(batches, outputs, model, device, precision, stats, stop, bar)
     except BaseException as error:  # noqa: BLE001  (re-raised below, after the threads stop)
         stats.errors.append(error)
         stop.set()
@@ -120,6 +126,12 @@ def run_tiles(
     stats.seconds = time.perf_counter() - start
     if stats.errors:
         raise stats.errors[0]
+    if stats.skipped == stats.tiles:
+        raise SceneError(
+            f'{" and ".join(scene.paths)}: every pixel is nodata (the nodata value, a '
+            'mask or alpha band, NaN/Inf, or outside the second date); nothing to do, '
+            'nothing written. Check the nodata value (gdalinfo) or pass another scene'
+        )
     return stats
 
 
@@ -219,6 +231,7 @@ def _compute(
     outputs: queue.Queue[object],
     model: Callable[[torch.Tensor], torch.Tensor],
     device: str | torch.device,
+    precision: str,
     stats: RunStats,
     stop: threading.Event,
     bar: tqdm,
@@ -231,7 +244,7 @@ def _compute(
         results: list[np.ndarray | None] = [None] * len(tiles)
         if keep:
             x = torch.from_numpy(np.stack([pixels[k] for k in keep])).to(device)
-            with autocast(device):
+            with autocast(device, precision):
                 y = model(x).float().cpu().numpy()
             for n, k in enumerate(keep):
                 results[k] = y[n]
@@ -255,6 +268,7 @@ def model_only(
     tiles: Iterable[np.ndarray],
     batch_size: int,
     device: str | torch.device = 'cpu',
+    precision: str = 'fp32',
 ) -> float:
     """Seconds the model alone takes on in-memory tiles (the benchmark's baseline).
 
@@ -263,6 +277,7 @@ def model_only(
         tiles: ``[T, C, tile, tile]`` arrays.
         batch_size: tiles per call.
         device: where the model runs.
+        precision: as for :func:`run_tiles`.
 
     Returns:
         Wall time in seconds.
@@ -273,6 +288,46 @@ def model_only(
     start = time.perf_counter()
     for k in range(0, len(items), batch_size):
         x = torch.from_numpy(np.stack(items[k : k + batch_size])).to(device)
-        with autocast(device):
+        with autocast(device, precision):
             model(x).float().cpu()
     return time.perf_counter() - start
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """The device to run on, refused before anything is loaded if it cannot run a model.
+
+    Args:
+        device: 'cpu', 'cuda', 'cuda:1', 'mps' or a :class:`torch.device`.
+
+    Returns:
+        The device.
+
+    Raises:
+        SceneError: for an unknown name, a device with no data ('meta'), or a GPU that
+            this machine or this PyTorch build lacks.
+
+    .. versionadded:: 0.1
+    """
+    try:
+        found = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise SceneError(
+            f"--device {device!r}: not a device name; expected 'cpu', 'cuda' or 'cuda:N'"
+        ) from None
+    if found.type == 'cuda':
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (found.index or 0) >= count:
+            raise SceneError(
+                f'--device {device}: this machine has {count} CUDA GPU(s) usable by '
+                'PyTorch; pass --device cpu (or install a CUDA build of PyTorch)'
+            )
+    elif found.type == 'mps':
+        if not torch.backends.mps.is_available():
+            raise SceneError(
+                f'--device {device}: MPS is not available; pass --device cpu'
+            )
+    elif found.type != 'cpu':
+        raise SceneError(
+            f"--device {device}: the scene engine runs on 'cpu', 'cuda' or 'mps'"
+        )
+    return found

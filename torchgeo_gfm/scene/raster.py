@@ -8,13 +8,22 @@ CRS), then each worker thread opens its own handles (GDAL handles are not thread
 A second, co-registered raster whose grid differs from the first's is resampled onto the
 first's grid by a :class:`rasterio.vrt.WarpedVRT`, window by window.
 
+A pixel is valid where every raster has data: GDAL's dataset mask (nodata value, NaN
+nodata, mask or alpha band), finite values in every band (NaN/Inf without a nodata tag
+are nodata too), and, for a resampled raster, inside its footprint (the warped raster gets
+an alpha band, so what it does not cover is nodata, never zeros). A raster without a CRS
+is read in its pixel space: outputs have its transform and no CRS (a warning says so);
+callers that need geography (embeddings in EPSG:4326) refuse it.
+
 .. versionadded:: 0.1
 """
 
 import contextlib
 import datetime as dt
+import logging
 import os
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,8 +32,8 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 from rasterio.coords import disjoint_bounds
-from rasterio.enums import Resampling
-from rasterio.errors import RasterioIOError
+from rasterio.enums import ColorInterp, Resampling
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.transform import Affine
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
@@ -32,6 +41,8 @@ from rasterio.windows import Window
 
 from .. import outputs
 from .errors import SceneError
+
+logger = logging.getLogger(__name__)
 
 #: TIFF/GDAL metadata items that may hold the acquisition time, in order of preference
 DATETIME_TAGS = ('ACQUISITIONDATETIME', 'DATETIME', 'TIFFTAG_DATETIME')
@@ -97,21 +108,30 @@ def open_scene(
     paths: Sequence[str | os.PathLike[str]],
     bands: Sequence[int] | None,
     channels: int | None,
+    georeferenced: bool = False,
 ) -> Scene:
     """Check the input rasters and describe their common grid.
+
+    A second raster (change detection) must hold the same kind of values as the first:
+    the same data type in the bands read, and the same number of bands unless *bands*
+    chooses them. It is refused otherwise, not converted: both dates are normalised with
+    one set of statistics, so a uint16 date beside a uint8 one would be silently wrong.
 
     Args:
         paths: one raster, or two for change detection (the second is resampled onto the
             first's grid if they differ).
         bands: 1-based bands to read from each raster (None: all of them).
         channels: the number of bands the model takes (None: any).
+        georeferenced: refuse a raster without a CRS (else: read in pixel space, with a
+            warning).
 
     Returns:
         The scene.
 
     Raises:
         SceneError: if a raster cannot be read, lacks a band, has the wrong number of
-            bands, has no CRS where one is needed, or does not overlap the first.
+            bands, has no CRS where one is needed, does not overlap the first, or holds
+            another data type or band count than the first.
 
     .. versionadded:: 0.1
     """
@@ -120,6 +140,9 @@ def open_scene(
     chosen = tuple(bands) if bands else tuple(range(1, first['count'] + 1))
     for info in infos:
         _check_bands(info, chosen, channels, bands is not None)
+        _check_crs(info, georeferenced)
+    for info in infos[1:]:
+        _check_same_values(first, info, chosen, bands is not None)
     resample = tuple(_check_grid(first, info) for info in infos)
     return Scene(
         paths=tuple(info['path'] for info in infos),
@@ -136,26 +159,77 @@ def open_scene(
 def _describe(path: str) -> dict[str, Any]:
     """Metadata of one raster; an unreadable file is a SceneError naming it."""
     if not os.path.isfile(path):
-        raise SceneError(
-            f'{path}: no such file; expected a GeoTIFF (or any GDAL raster)'
-        )
+        what = 'no such file' if not os.path.exists(path) else 'not a regular file'
+        raise SceneError(f'{path}: {what}; expected a GeoTIFF (or any GDAL raster)')
     try:
-        with rasterio.open(path) as src:
-            return {
+        with _quiet(), rasterio.open(path) as src:
+            info = {
                 'path': path,
                 'count': src.count,
+                'dtypes': src.dtypes,
                 'crs': src.crs,
                 'transform': src.transform,
                 'height': src.height,
                 'width': src.width,
-                'bounds': src.bounds,
+                'bounds': footprint(src.transform, Window(0, 0, src.width, src.height)),
                 'datetime': read_datetime(src.tags()),
             }
-    except RasterioIOError as error:
+    except RasterioError as error:
         raise SceneError(
             f'{path}: cannot be read as a raster ({error}); expected a GeoTIFF or another '
             'format GDAL reads'
         ) from None
+    if not info['count']:
+        raise SceneError(
+            f'{path}: has no raster bands (a container of subdatasets?); pass one of the '
+            'subdatasets that gdalinfo lists'
+        )
+    return info
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence rasterio's warning for a raster without geotransform (ours says more)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', NotGeoreferencedWarning)
+        yield
+
+
+def _check_crs(info: dict[str, Any], georeferenced: bool) -> None:
+    if info['crs']:
+        return
+    if georeferenced:
+        raise SceneError(
+            f'{info["path"]}: has no CRS, and embeddings are located in EPSG:4326; '
+            'assign its CRS and bounds first (gdal_translate -a_srs EPSG:XXXX -a_ullr '
+            'ULX ULY LRX LRY in.png out.tif)'
+        )
+    logger.warning(
+        '%s: has no CRS; reading it in its pixel space: the output has its transform '
+        'and no CRS (assign one with gdal_edit.py -a_srs to georeference the output)',
+        info['path'],
+    )
+
+
+def _check_same_values(
+    first: dict[str, Any], info: dict[str, Any], bands: tuple[int, ...], given: bool
+) -> None:
+    """Refuse a second date that holds other values than the first (not converted)."""
+    if not given and info['count'] != first['count']:
+        raise SceneError(
+            f'{info["path"]}: has {info["count"]} bands, {first["path"]} has '
+            f'{first["count"]}; pass --bands to read the same bands of both dates '
+            f'(e.g. --bands {",".join(map(str, bands))})'
+        )
+    ours = {info['dtypes'][b - 1] for b in bands}
+    theirs = {first['dtypes'][b - 1] for b in bands}
+    if ours != theirs:
+        raise SceneError(
+            f'{info["path"]}: holds {"/".join(sorted(ours))} values, {first["path"]} '
+            f'{"/".join(sorted(theirs))}; both dates are normalised with the same '
+            'statistics, so they must be on the same scale: convert one (gdal_translate '
+            '-ot TYPE -scale ...) and pass them again'
+        )
 
 
 def _check_bands(
@@ -203,6 +277,46 @@ def _touches(a: Sequence[float], b: Sequence[float]) -> bool:
     return min(a[2], b[2]) <= max(a[0], b[0]) or min(a[3], b[3]) <= max(a[1], b[1])
 
 
+def corners(transform: Affine, window: Window) -> list[tuple[float, float]]:
+    """The four corners of *window* in the CRS of *transform*, clockwise from its origin.
+
+    Args:
+        transform: the raster's transform (any sign, rotated too).
+        window: in its pixels.
+
+    Returns:
+        ``[(x, y), ...]`` of the window's top-left, top-right, bottom-right and bottom-left
+        pixel corners (as stored: "top" is row 0, whatever the map's direction).
+
+    .. versionadded:: 0.1
+    """
+    x, y = float(window.col_off), float(window.row_off)
+    w, h = float(window.width), float(window.height)
+    return [
+        transform * point for point in ((x, y), (x + w, y), (x + w, y + h), (x, y + h))
+    ]
+
+
+def footprint(transform: Affine, window: Window) -> tuple[float, float, float, float]:
+    """The bounds ``(minx, miny, maxx, maxy)`` of *window*, whatever the transform's sign.
+
+    Rasterio's ``bounds`` assume a north-up transform: for a south-up raster (positive
+    pixel height) they give ``miny > maxy``; here min is min, and a rotated transform
+    gives the box around its four corners.
+
+    Args:
+        transform: the raster's transform.
+        window: in its pixels.
+
+    Returns:
+        The bounds.
+
+    .. versionadded:: 0.1
+    """
+    xs, ys = zip(*corners(transform, window))
+    return min(xs), min(ys), max(xs), max(ys)
+
+
 def read_datetime(tags: dict[str, str]) -> dt.datetime | None:
     """The acquisition time in a raster's metadata, if any.
 
@@ -248,9 +362,12 @@ class WindowReader:
         self.sources = [self._open(p, r) for p, r in zip(scene.paths, scene.resample)]
 
     def _open(self, path: str, resample: bool) -> Any:
-        src = self._stack.enter_context(rasterio.open(path))
+        with _quiet():
+            src = self._stack.enter_context(rasterio.open(path))
         if not resample:
             return src
+        # an alpha band (unless it has one) marks what the raster does not cover as
+        # nodata: without one, GDAL fills it with zeros that look like data
         vrt = WarpedVRT(
             src,
             crs=self.scene.crs,
@@ -258,6 +375,7 @@ class WindowReader:
             width=self.scene.width,
             height=self.scene.height,
             resampling=Resampling.bilinear,
+            add_alpha=ColorInterp.alpha not in src.colorinterp,
         )
         return self._stack.enter_context(vrt)
 
@@ -270,19 +388,39 @@ class WindowReader:
         Returns:
             The pixels ``[T, C, h, w]`` as float32, and a boolean ``[h, w]`` mask that is
             True where every raster has data (GDAL's dataset mask: nodata values, alpha
-            bands, internal masks, and the area a warped raster does not cover).
+            bands, internal masks, and the area a warped raster does not cover) and
+            every band is finite.
+
+        Raises:
+            SceneError: naming the file and the window, if GDAL cannot read it (a
+                truncated or corrupt file).
         """
         images, valid = [], np.ones((int(window.height), int(window.width)), bool)
-        for src in self.sources:
-            images.append(
-                src.read(self.scene.bands, window=window, out_dtype='float32')
-            )
-            valid &= src.dataset_mask(window=window) > 0
+        for path, src in zip(self.scene.paths, self.sources):
+            try:
+                image = src.read(self.scene.bands, window=window, out_dtype='float32')
+                valid &= src.dataset_mask(window=window) > 0
+            except RasterioError as error:
+                raise SceneError(
+                    f'{path}: cannot read the window at column {int(window.col_off)}, row '
+                    f'{int(window.row_off)} ({int(window.width)} x {int(window.height)} '
+                    f'px): {_cause(error)}; the file is truncated or corrupt (check it '
+                    'with gdalinfo -checksum), nothing was written'
+                ) from None
+            valid &= np.isfinite(image).all(0)
+            images.append(image)
         return np.stack(images), valid
 
     def close(self) -> None:
         """Close every handle."""
         self._stack.close()
+
+
+def _cause(error: BaseException) -> str:
+    """GDAL's own message, which rasterio often chains under a generic one."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return str(error).strip() or type(error).__name__
 
 
 def check_output(path: str | os.PathLike[str], overwrite: bool = False) -> Path:
