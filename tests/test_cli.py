@@ -44,7 +44,7 @@ def test_convert(
     assert loaded.keys() == student.keys()
     assert all(torch.equal(loaded[k], v) for k, v in student.items())
     # refuses to overwrite, unless asked
-    assert main(['convert', str(gfm_file), str(out)]) == 1
+    assert main(['convert', str(gfm_file), str(out)]) == 2
     assert 'exists' in capsys.readouterr().err
     assert main(['convert', str(gfm_file), str(out), '--force']) == 0
 
@@ -55,12 +55,12 @@ def test_convert_refuses_other_files(
     other = tmp_path / 'resnet50.pth'
     torch.save({'model': {'conv1.weight': torch.zeros(1)}, 'config': {}}, other)
     out = tmp_path / 'out.safetensors'
-    assert main(['convert', str(other), str(out)]) == 1
+    assert main(['convert', str(other), str(out)]) == 2
     err = capsys.readouterr().err
     assert 'resnet50.pth' in err
     assert "expected the authors' GFM checkpoint" in err
     assert not out.exists()
-    assert main(['convert', str(tmp_path / 'missing.pth'), str(out)]) == 1
+    assert main(['convert', str(tmp_path / 'missing.pth'), str(out)]) == 2
     assert 'missing.pth' in capsys.readouterr().err
 
 
@@ -83,9 +83,10 @@ COMMANDS = ('convert', 'export')
 
 def _fails(argv: list[str], capsys: pytest.CaptureFixture[str], match: str) -> None:
     capsys.readouterr()
-    assert main(argv) == 1
+    assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith('error: ')
+    assert err.startswith(f'torchgeo-gfm {argv[0]}: error: ')
+    assert err.count('\n') == 1
     assert match in err
     assert 'Traceback' not in err
 
@@ -99,7 +100,7 @@ def test_output_path_refused(
 ) -> None:
     src = str(inputs[command])
     _fails([command, src, ''], capsys, 'output path is empty')
-    _fails([command, src, str(tmp_path)], capsys, f'{tmp_path} is a directory')
+    _fails([command, src, str(tmp_path)], capsys, f'{tmp_path}: is a folder')
     (tmp_path / 'file').write_text('')
     _fails(
         [command, src, str(tmp_path / 'file' / 'o.safetensors')],
@@ -124,7 +125,7 @@ def test_never_overwrites_its_input(
     os.link(src, tmp_path / 'hard')
     spellings = [src, tmp_path / 'sub' / '..' / 'sub' / src.name]
     for out in [*spellings, tmp_path / 'link', tmp_path / 'hard']:
-        _fails([command, str(src), str(out), '--force'], capsys, 'is the input file')
+        _fails([command, str(src), str(out), '--force'], capsys, 'is the input')
     assert _sha(src) == before
 
 
@@ -141,7 +142,7 @@ def test_existing_output_needs_force(
     first = load_backbone(out)
     out.unlink()  # not truncated in place: safetensors maps the file into `first`
     out.write_bytes(b'keep me')
-    _fails([command, src, str(out)], capsys, 'exists (use --force to overwrite)')
+    _fails([command, src, str(out)], capsys, 'exists; pass --force to replace it')
     assert out.read_bytes() == b'keep me'
     assert main([command, src, str(out), '-f']) == 0
     again = load_backbone(out)
@@ -182,3 +183,31 @@ def test_help_says_how_output_is_written(
     text = ' '.join(capsys.readouterr().out.split())
     assert 'missing folders are created' in text
     assert '--force' in text
+
+
+@pytest.mark.parametrize('command', COMMANDS)
+def test_device_or_fifo_never_replaced(
+    command: str,
+    inputs: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fifo = tmp_path / 'fifo'
+    os.mkfifo(fifo)
+    src = str(inputs[command])
+    _fails([command, src, '/dev/null', '--force'], capsys, 'is a device')
+    _fails([command, src, str(fifo), '--force'], capsys, 'not a regular file')
+    assert os.listdir(tmp_path) == ['fifo']
+
+
+@pytest.mark.parametrize('umask', [0o022, 0o077])
+def test_output_mode_follows_the_umask(
+    umask: int, inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / 'b.safetensors'
+    old = os.umask(umask)
+    try:
+        assert main(['export', str(inputs['export']), str(out)]) == 0
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -13,6 +13,7 @@ it. Each sub-command lives next to the code it drives, in a module that defines
 
 import argparse
 import importlib
+import sys
 from collections.abc import Sequence
 
 #: sub-command -> (module implementing it, one-line help)
@@ -52,6 +53,27 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def report_error(command: str, error: BaseException | str) -> int:
+    """Print a bad input's message as argparse does, on one line; return status 2.
+
+    Args:
+        command: the sub-command (``convert``, ``shard``, ...).
+        error: the exception (its message, not its traceback) or the text.
+
+    Returns:
+        2, the status of a usage error.
+
+    .. versionadded:: 0.1
+    """
+    # KeyError's str() is the repr of its message
+    keyed = isinstance(error, KeyError) and error.args
+    message = str(error.args[0] if keyed else error)  # type: ignore[union-attr]
+    print(
+        f'torchgeo-gfm {command}: error: {" ".join(message.split())}', file=sys.stderr
+    )
+    return 2
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """Build the argument parser, importing only the sub-command being run.
 
@@ -82,8 +104,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status.
     """
-    import sys
-
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
     module = importlib.import_module(COMMANDS[args.command][0])

@@ -14,10 +14,11 @@ it into place only when complete (:func:`atomic_output`). The rules:
 * an existing output is replaced only with ``--overwrite``, and only if it is a regular
   file: a folder, device (``/dev/null``, ``/dev/stdout``), FIFO or socket never is;
 * the folder of the output must exist and be writable;
-* temporary files are named ``.NAME.partial-<pid>-<random><suffix>`` and created by the
-  writer itself, so the output gets the mode a plain ``open()`` gives (the user's umask);
-  they are removed on any exception, including ``KeyboardInterrupt`` (SIGINT) and the
-  ``SystemExit`` that :func:`sigterm_exits` turns SIGTERM into;
+* temporary files are named ``.NAME.partial-<pid>-<random><suffix>``; the output gets
+  the mode a plain ``open()`` gives (the user's umask, or the mode of the file it
+  replaces), whatever mode the writer created it with;
+* temporary files are removed on any exception, including ``KeyboardInterrupt`` (SIGINT)
+  and the ``SystemExit`` that :func:`sigterm_exits` turns SIGTERM into;
 * a partial left by a process that no longer runs (killed with SIGKILL) is removed, with
   a warning naming it, the next time the same output is written.
 
@@ -273,8 +274,7 @@ def remove_stale_partials(final: Path) -> list[Path]:
 def temporary_output(final: Pathish, suffix: str = '') -> Iterator[Path]:
     """A hidden temporary path next to *final*, always removed at the end.
 
-    Nothing is created at the path: the writer creates it (a file, or a folder), so it
-    gets the mode a plain ``open()``/``mkdir()`` gives under the user's umask. Stale
+    Nothing is created at the path: the writer creates it (a file, or a folder). Stale
     partials of *final* are removed first (see :func:`remove_stale_partials`).
 
     Args:
@@ -298,14 +298,37 @@ def temporary_output(final: Pathish, suffix: str = '') -> Iterator[Path]:
         _remove(tmp)
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells it."""
+    with contextlib.suppress(OSError, StopIteration, ValueError):
+        with open('/proc/self/status') as status:
+            line = next(x for x in status if x.startswith('Umask:'))
+        return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # elsewhere: set and restore
+    os.umask(mask)
+    return mask
+
+
+def _mode(final: Path, folder: bool) -> int:
+    """The mode a plain ``open()``/``mkdir()`` would give *final*.
+
+    Some writers create files 0600 (``mkstemp``, safetensors): the temporary file gets
+    the mode of the file it replaces, else the default under the user's umask.
+    """
+    with contextlib.suppress(OSError):
+        if not folder and stat.S_ISREG(os.stat(final).st_mode):
+            return stat.S_IMODE(os.stat(final).st_mode)
+    return (0o777 if folder else 0o666) & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_output(final: Pathish, suffix: str = '') -> Iterator[Path]:
     """A temporary path next to *final*, renamed onto it only if the block succeeds.
 
     The block writes the file (or creates the folder) at the yielded path; on success it
     replaces *final* in one rename (a folder replaces a missing or empty folder), on any
-    exception it is removed and *final* is untouched. A replaced file's permissions are
-    kept, as writing into it would.
+    exception it is removed and *final* is untouched. The result has the mode a plain
+    ``open()`` gives: the replaced file's, else the default under the user's umask.
 
     Args:
         final: the output (checked beforehand with :func:`check_output`).
@@ -321,9 +344,7 @@ def atomic_output(final: Pathish, suffix: str = '') -> Iterator[Path]:
         yield tmp
         if not os.path.lexists(tmp):
             raise OutputError(f'{final}: nothing was written to {tmp}; not replaced')
-        with contextlib.suppress(OSError):  # keep the mode of the file replaced
-            if stat.S_ISREG(os.stat(final).st_mode):
-                os.chmod(tmp, stat.S_IMODE(os.stat(final).st_mode))
+        os.chmod(tmp, _mode(final, tmp.is_dir()))
         os.replace(tmp, final)
 
 

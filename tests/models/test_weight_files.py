@@ -159,7 +159,7 @@ def _refusal(loader: str, path: Path, capsys: pytest.CaptureFixture[str]) -> str
         with pytest.raises(SystemExit):
             call(path)
         err = capsys.readouterr().err
-        assert err.startswith('error: ')
+        assert err.startswith(f'torchgeo-gfm {loader}: error: ')
         assert 'Traceback' not in err
         assert not (path.parent / 'out' / 'exported.safetensors').exists()
         return err
@@ -294,7 +294,7 @@ def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     path = tmp_path / 'nope.pth'
     for loader, (call, _) in LOADERS.items():
         if loader in ('export', 'convert'):
-            assert cli_main([loader, str(path), str(tmp_path / 'o.safetensors')]) == 1
+            assert cli_main([loader, str(path), str(tmp_path / 'o.safetensors')]) == 2
             assert str(path) in capsys.readouterr().err
             continue
         with pytest.raises(FileNotFoundError, match=str(path)):
@@ -324,7 +324,7 @@ def test_incomplete_student_refused(
         {'model': {'encoder.patch_embed.proj.weight': weight}, 'config': {}}, path
     )
     out = tmp_path / 'out.safetensors'
-    assert cli_main(['convert', str(path), str(out)]) == 1
+    assert cli_main(['convert', str(path), str(out)]) == 2
     err = capsys.readouterr().err
     assert 'fake.pth' in err
     assert 'not a complete Swin' in err

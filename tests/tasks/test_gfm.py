@@ -373,9 +373,9 @@ def test_export_cli(
     assert out.is_file()
     bad = tmp_path / 'bad.ckpt'
     bad.write_bytes(b'not a checkpoint')
-    assert cli_main(['export', str(bad), str(out)]) == 1
+    assert cli_main(['export', str(bad), str(out)]) == 2
     assert 'not a readable torch checkpoint' in capsys.readouterr().err
-    assert cli_main(['export', str(tmp_path / 'nope.ckpt'), str(out)]) == 1
+    assert cli_main(['export', str(tmp_path / 'nope.ckpt'), str(out)]) == 2
     torch.save({'state_dict': {'x': torch.zeros(1)}}, bad)
     with pytest.raises(GFMCheckpointError, match='no student'):
         export_checkpoint(bad, out)

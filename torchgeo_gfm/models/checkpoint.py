@@ -22,21 +22,24 @@ expected and what to do.
 .. versionadded:: 0.1
 """
 
+import contextlib
 import hashlib
 import json
 import os
 import pickle
 import re
-import secrets
 import struct
 from collections import OrderedDict
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 import safetensors
 import safetensors.torch
 import torch
 from torch import Tensor
+
+from ..outputs import OutputError, atomic_output, check_output
 
 #: metadata ``format`` value of the files :func:`save_backbone` writes
 BACKBONE_FORMAT = 'torchgeo-gfm-backbone'
@@ -385,56 +388,50 @@ def prepare_output(
 ) -> str:
     """Check where a weights file is about to be written; create its folder.
 
+    The package's output check (:func:`torchgeo_gfm.outputs.check_output`): never
+    *source* (whatever the spelling: symlinks, hard links), a folder, a device or FIFO;
+    an existing file only with *force*.
+
     Args:
         output: the file to write.
-        source: the file it is made from (never overwritten, whatever the spelling).
+        source: the file it is made from.
         force: overwrite an existing *output*.
 
     Returns:
         *output* as a string.
 
     Raises:
-        ValueError: if *output* is empty, a directory or *source* itself.
-        FileExistsError: if *output* exists and not *force*.
+        OutputError: (a ValueError) if *output* is refused; the message says why.
         OSError: if its folder cannot be created.
 
     .. versionadded:: 0.1
     """
     out = os.fspath(output)
     if not out:
-        raise ValueError('the output path is empty; give a file name (.safetensors).')
-    if os.path.isdir(out):
-        raise ValueError(
-            f'{out} is a directory; give a file name such as {os.path.join(out, "gfm.safetensors")}.'
-        )
-    both = os.path.exists(out) and os.path.exists(source)
-    if os.path.realpath(out) == os.path.realpath(source) or (
-        both and os.path.samefile(out, source)  # also a hard link
-    ):
-        raise ValueError(f'{out} is the input file {source}; write to another file.')
-    if os.path.lexists(out) and not force:
-        raise FileExistsError(f'{out} exists (use --force to overwrite).')
-    folder = os.path.dirname(os.path.abspath(out))
+        raise OutputError('the output path is empty; give a file name (.safetensors)')
+    created = _make_folders(out)
     try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as e:
-        raise OSError(
-            f'{out}: cannot create its folder {folder} ({e.strerror}).'
-        ) from None
+        check_output(out, overwrite=force, protect=[source], option='--force')
+    except OutputError:
+        for folder in created:  # refused: leave the disk as it was
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     return out
 
 
-def _temporary_next_to(path: str) -> str:
-    """A new empty file in *path*'s folder (same file system: ``os.replace`` is atomic)."""
-    folder, name = os.path.split(os.path.abspath(path))
-    for _ in range(100):
-        tmp = os.path.join(folder, f'.{name}.{secrets.token_hex(4)}.tmp')
-        try:  # O_EXCL: never clobber; mode 0o666 minus umask, as a plain open would give
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        except FileExistsError:
-            continue
-        return tmp
-    raise FileExistsError(f'{folder}: could not create a temporary file')
+def _make_folders(path: str) -> list[Path]:
+    """Create *path*'s missing folders; return those created, deepest first."""
+    folder = Path(path).absolute().parent
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OSError(
+            f'{path}: cannot create its folder {folder} ({e.strerror}); choose another '
+            'output path'
+        ) from None
+    return created
 
 
 def save_backbone(
@@ -471,14 +468,9 @@ def save_backbone(
         'format': BACKBONE_FORMAT,
         'format_version': BACKBONE_FORMAT_VERSION,
     }
-    tmp = _temporary_next_to(path)
-    try:
+    with atomic_output(path, '.safetensors') as tmp:
         safetensors.torch.save_file(tensors, tmp, metadata=meta)
-        _verify_written(tmp, tensors, path)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        _verify_written(os.fspath(tmp), tensors, path)
 
 
 def _verify_written(tmp: str, tensors: Mapping[str, Tensor], path: str) -> None:

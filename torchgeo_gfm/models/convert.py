@@ -15,6 +15,7 @@ import json
 import os
 import sys
 
+from ..cli import report_error
 from .checkpoint import (
     load_upstream_checkpoint,
     prepare_output,
@@ -95,14 +96,13 @@ def run(args: argparse.Namespace) -> int:
         args: parsed arguments.
 
     Returns:
-        0 on success, 1 if the input is not a complete GFM checkpoint or OUTPUT cannot
-        be written.
+        0 on success, 2 (with one line on stderr) if the input is not a complete GFM
+        checkpoint or OUTPUT is refused or cannot be written.
     """
     try:
         metadata = convert(args.checkpoint, args.output, force=args.force)
     except (ValueError, OSError) as e:  # GFMCheckpointError is a ValueError
-        print(f'error: {e}', file=sys.stderr)
-        return 1
+        return report_error('convert', e)
     print(f'{metadata["source_sha256"]}  {args.checkpoint}')
     print(f'{sha256sum(args.output)}  {args.output}')
     print(f'student: arch {metadata["arch"]}', file=sys.stderr)

@@ -12,13 +12,13 @@ pretrained_cfg_overlay=dict(file=OUT))`` and TorchGeo's tasks.
 
 import argparse
 import os
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 
+from ..cli import report_error
 from ..models.checkpoint import (
     GFMCheckpointError,
     check_tensors,
@@ -142,13 +142,12 @@ def run(args: argparse.Namespace) -> int:
         args: parsed arguments.
 
     Returns:
-        The exit status: 1 if the input is not a GFM training checkpoint or OUTPUT
-        cannot be written.
+        The exit status: 0, or 2 (with one line on stderr) if the input is not a GFM
+        training checkpoint or OUTPUT is refused or cannot be written.
     """
     try:
         out = export_checkpoint(args.checkpoint, args.output, force=args.force)
     except (ValueError, OSError) as e:  # GFMCheckpointError is a ValueError
-        print(f'error: {e}', file=sys.stderr)
-        return 1
+        return report_error('export', e)
     print(f'wrote {out} (sha256 {sha256sum(out)})')
     return 0
