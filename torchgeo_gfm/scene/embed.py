@@ -31,7 +31,13 @@ from torch import Tensor, nn
 
 from .engine import RunStats, Tile, run_tiles
 from .errors import SceneError
-from .predictor import NAMED, add_scene_arguments, load_predictor
+from .predictor import (
+    NAMED,
+    add_scene_arguments,
+    is_lightning_checkpoint,
+    load_predictor,
+    read_checkpoint_file,
+)
 from .raster import COGWriter, Scene, atomic_path, check_output, open_scene, parse_bands
 from .tiling import chip_grid
 
@@ -134,8 +140,9 @@ def load_backbone_for_embedding(
 
     if weights is None:
         weights = GFM_Weights.GEOPILE_RGB_GFM
-    if not isinstance(weights, GFM_Weights) and _is_lightning(weights):
-        return _from_task(os.fspath(weights), stage, mean, std)
+    checkpoint = None if isinstance(weights, GFM_Weights) else _lightning(weights)
+    if checkpoint is not None:
+        return _from_task(os.fspath(weights), stage, mean, std, checkpoint)
     try:
         model = gfm_swin_b(weights, in_chans=in_channels, num_classes=0).eval()
     except FileNotFoundError:
@@ -150,19 +157,28 @@ def load_backbone_for_embedding(
     )
 
 
-def _is_lightning(path: Any) -> bool:
-    """Whether *path* is a Lightning checkpoint (zip with a state_dict + hparams)."""
+def _lightning(path: Any) -> dict[str, Any] | None:
+    """The Lightning checkpoint at *path*, read once, or None for anything else.
+
+    The contents go to :func:`load_predictor`, which does not read the file again.
+    Safetensors files are told by their header and not read; anything else (GFM weights,
+    missing or unreadable files) is left to ``gfm_swin_b``, which says what is wrong.
+    """
     try:
-        checkpoint = torch.load(path, map_location='meta', weights_only=True)
-    except Exception:  # noqa: BLE001  (not a torch file: a safetensors backbone)
-        return False
-    return isinstance(checkpoint, dict) and 'hyper_parameters' in checkpoint
+        content = read_checkpoint_file(path)
+    except (SceneError, TypeError):
+        return None
+    return dict(content) if is_lightning_checkpoint(content) else None
 
 
 def _from_task(
-    path: str, stage: int, mean: Sequence[float] | None, std: Sequence[float] | None
+    path: str,
+    stage: int,
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+    checkpoint: dict[str, Any],
 ) -> Backbone:
-    predictor = load_predictor(path, mean, std)
+    predictor = load_predictor(path, mean, std, checkpoint=checkpoint)
     model: Any = predictor.task.model
     if predictor.kind == 'super_resolution':
         model = model.backbone

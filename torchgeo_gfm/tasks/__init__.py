@@ -12,6 +12,7 @@ from .finetune import (
     LayerDecayMixin,
 )
 from .gfm import GFM
+from .inference import InferenceMetadata, InferenceMetadataMixin
 from .multilabel import MultiLabelClassification
 from .super_resolution import SuperResolution
 
@@ -22,6 +23,8 @@ __all__ = (
     'FinetuneClassification',
     'FinetuneSemanticSegmentation',
     'FinetuneSuperResolution',
+    'InferenceMetadata',
+    'InferenceMetadataMixin',
     'LayerDecayMixin',
     'MultiLabelClassification',
     'SuperResolution',

@@ -10,12 +10,13 @@ from torchgeo.datasets import RGBBandsMissingError
 from torchgeo.datasets.utils import Sample
 from torchgeo.tasks import ChangeDetection as _ChangeDetection
 
+from .inference import InferenceMetadataMixin
 from .utils import log_figure, takes_figures
 
 
 # Workaround for TorchGeo 0.10.1; drop this class once TorchGeo ships
 # upstream/torchgeo/change-detection-figures.patch (figures without K.VideoSequential).
-class ChangeDetectionWithFigures(_ChangeDetection):
+class ChangeDetectionWithFigures(InferenceMetadataMixin, _ChangeDetection):
     """:class:`torchgeo.tasks.ChangeDetection` whose validation figures do not crash.
 
     TorchGeo 0.10.1 denormalizes the validation batch for its figures with

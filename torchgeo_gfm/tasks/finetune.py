@@ -29,6 +29,7 @@ from torchgeo.datasets.utils import Sample
 from torchgeo.tasks import SemanticSegmentation
 
 from .change import ChangeDetectionWithFigures
+from .inference import InferenceMetadataMixin
 from .multilabel import MultiLabelClassification
 from .schedule import AuthorsSchedule, adamw
 from .super_resolution import SuperResolution
@@ -404,7 +405,9 @@ class FinetuneClassification(LayerDecayMixin, MultiLabelClassification):
         return loss
 
 
-class FinetuneSemanticSegmentation(LayerDecayMixin, SemanticSegmentation):
+class FinetuneSemanticSegmentation(
+    LayerDecayMixin, InferenceMetadataMixin, SemanticSegmentation
+):
     """TorchGeo's semantic segmentation with the authors' fine-tuning optimiser.
 
     See :class:`LayerDecayMixin` (the decoder and head get the last layer id, scale 1).

@@ -6,8 +6,10 @@
 from torchgeo.tasks import Classification
 from torchmetrics.classification import MultilabelAveragePrecision
 
+from .inference import InferenceMetadataMixin
 
-class MultiLabelClassification(Classification):
+
+class MultiLabelClassification(InferenceMetadataMixin, Classification):
     """TorchGeo's :class:`~torchgeo.tasks.Classification` plus mAP for multi-label tasks.
 
     Logs ``{stage}_mAP``: average precision over all (sample, label) pairs, as GFM's

@@ -28,6 +28,7 @@ from ..models.checkpoint import (
     state_dict_from,
 )
 from ..models.super_resolution import SuperResolutionModel
+from .inference import InferenceMetadataMixin
 from .utils import log_figure
 
 
@@ -68,7 +69,7 @@ def load_backbone_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     return state_dict_from(checkpoint, path, expected)
 
 
-class SuperResolution(BaseTask):
+class SuperResolution(InferenceMetadataMixin, BaseTask):
     """Single-image super-resolution with any timm backbone (GFM's Swin-B by default).
 
     Batches hold a low-resolution ``image`` ``[B, C_in, h, w]`` and a high-resolution
