@@ -24,6 +24,7 @@ from tests.scene.helpers import (
     write_raster,
 )
 from torchgeo_gfm.cli import main
+from torchgeo_gfm.outputs import OutputError
 from torchgeo_gfm.scene import SceneError, load_predictor, predict_scene
 from torchgeo_gfm.scene.predict import write_polygons
 
@@ -253,7 +254,9 @@ def test_vectorize_nodata(tmp_path: Path) -> None:
 def test_cli(
     tmp_path: Path, checkpoints: Checkpoints, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = np.concatenate([smooth_image(3, 50, 40), np.zeros((1, 50, 40), np.uint8)])
+    # a 4th band that is not read (GDAL takes a 4-band uint8 raster's last for alpha)
+    opaque = np.full((1, 50, 40), 255, np.uint8)
+    data = np.concatenate([smooth_image(3, 50, 40), opaque])
     image = write_raster(tmp_path / 'in.tif', data)
     out = tmp_path / 'out.tif'
     args = [
@@ -325,7 +328,7 @@ def test_bad_inputs(tmp_path: Path, checkpoints: Checkpoints) -> None:
         predict_scene(checkpoints('change'), [image, nocrs], out, progress=False)
     with pytest.raises(SceneError, match='takes 2 raster'):
         predict_scene(checkpoints('change'), [image], out, progress=False)
-    with pytest.raises(SceneError, match='cannot be written'):
+    with pytest.raises(OutputError, match='cannot be written'):
         predict_scene(
             checkpoints('unet'), [image], tmp_path / 'no' / 'out.tif', progress=False
         )

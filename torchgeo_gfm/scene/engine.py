@@ -12,10 +12,13 @@ that are nodata everywhere never reach the model: the writer gets ``None`` for t
 .. versionadded:: 0.1
 """
 
+import contextlib
+import operator
+import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -99,6 +102,7 @@ def run_tiles(
     .. versionadded:: 0.1
     """
     stats = RunStats(tiles=len(grid))
+    batch_size = _fit_batch(scene, grid, batch_size)
     batches: queue.Queue[object] = queue.Queue(maxsize=3)
     outputs: queue.Queue[object] = queue.Queue(maxsize=3)
     stop = threading.Event()
@@ -133,6 +137,27 @@ def run_tiles(
             'nothing written. Check the nodata value (gdalinfo) or pass another scene'
         )
     return stats
+
+
+def _fit_batch(scene: Scene, grid: TileGrid, batch_size: int) -> int:
+    """At most the grid's tiles per batch; refuse a batch whose pixels alone overfill memory."""
+    batch_size = min(batch_size, len(grid))
+    pixels = batch_size * len(scene.paths) * len(scene.bands) * grid.tile**2 * 4
+    if pixels > _memory() // 2:
+        raise SceneError(
+            f'--batch-size {batch_size} of {grid.tile} px tiles: the input alone takes '
+            f"{pixels / 2**30:.1f} GiB, more than half of this machine's memory; pass a "
+            'smaller --batch-size or --tile'
+        )
+    return batch_size
+
+
+def _memory() -> int:
+    """Bytes of physical memory (a large number where unknown)."""
+    try:
+        return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+    except (ValueError, OSError, AttributeError):
+        return 2**62
 
 
 def _guard(
@@ -244,7 +269,7 @@ def _compute(
         results: list[np.ndarray | None] = [None] * len(tiles)
         if keep:
             x = torch.from_numpy(np.stack([pixels[k] for k in keep])).to(device)
-            with autocast(device, precision):
+            with autocast(device, precision), _out_of_memory(x):
                 y = model(x).float().cpu().numpy()
             for n, k in enumerate(keep):
                 results[k] = y[n]
@@ -252,6 +277,20 @@ def _compute(
         if not _put(outputs, list(zip(tiles, results)), stop):
             return
         bar.update(len(tiles))
+
+
+@contextlib.contextmanager
+def _out_of_memory(x: torch.Tensor) -> Iterator[None]:
+    """An allocation failure of the model as a SceneError naming the options to lower."""
+    try:
+        yield
+    except (MemoryError, torch.OutOfMemoryError, RuntimeError) as error:
+        if isinstance(error, RuntimeError) and 'allocat' not in str(error):
+            raise
+        raise SceneError(
+            f'out of memory running the model on {x.shape[0]} tiles of '
+            f'{x.shape[-1]} px on {x.device}; pass a smaller --batch-size or --tile'
+        ) from None
 
 
 def _write(
@@ -331,3 +370,28 @@ def check_device(device: str | torch.device) -> torch.device:
             f"--device {device}: the scene engine runs on 'cpu', 'cuda' or 'mps'"
         )
     return found
+
+
+def check_integer(name: str, value: object, least: int) -> int:
+    """*value* as an int, refused unless it is an integer of at least *least*.
+
+    Args:
+        name: the option, for the message ('--tile').
+        value: what was given.
+        least: the smallest value allowed.
+
+    Returns:
+        The integer.
+
+    Raises:
+        SceneError: naming the option, the value and the range.
+
+    .. versionadded:: 0.1
+    """
+    try:
+        number = operator.index(value)  # type: ignore[call-overload]
+    except TypeError:
+        number = None
+    if number is None or isinstance(value, bool) or number < least:
+        raise SceneError(f'{name} {value!r}: expected an integer of at least {least}')
+    return number

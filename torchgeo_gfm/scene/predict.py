@@ -7,12 +7,21 @@ Per-pixel tasks (segmentation, change detection, super-resolution) run on overla
 tiles blended without seams (:mod:`.tiling`); classification runs on non-overlapping
 chips and writes one pixel per chip. The output has the input's CRS; per-pixel outputs
 its transform and size too (super-resolution: ``scale`` times the size, the transform
-scaled to match; classification: one pixel per chip).
+scaled to match; classification: one pixel per chip). A raster without a CRS gives an
+output in its pixel space (its transform, no CRS), with a warning.
+
+Tiles (and classification chips) larger than the scene are capped to the smallest size
+the model takes that covers it: the output is the same, without the padding (for
+classification the one output pixel is the capped chip). The model runs in fp32 unless
+``precision`` asks for bf16 (``'bf16'``, or ``'auto'`` where the hardware has it); the
+precision used is logged, printed and written into the COG's metadata
+(``TORCHGEO_GFM_PRECISION``).
 
 .. versionadded:: 0.1
 """
 
 import argparse
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,15 +29,21 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
-import torch
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from .engine import RunStats, Tile, run_tiles
+from .. import precision as precisions
+from ..outputs import OutputError, atomic_output, check_outputs
+from .engine import RunStats, Tile, check_device, check_integer, run_tiles
 from .errors import SceneError
 from .predictor import Predictor, add_scene_arguments, load_predictor
-from .raster import COGWriter, Scene, atomic_path, check_output, open_scene, parse_bands
-from .tiling import Blender, TileGrid, chip_grid, grid_shape
+from .raster import COGWriter, Scene, open_scene, parse_bands
+from .tiling import Blender, TileGrid, cap_tile, chip_grid, grid_shape
+
+logger = logging.getLogger(__name__)
+
+#: the overlap of tiles when none is given (at most half the tile)
+DEFAULT_OVERLAP = 64
 
 
 @dataclass
@@ -40,6 +55,7 @@ class PredictResult:
         vectors: the GeoPackage, if asked for.
         stats: tiles, skipped tiles, time.
         normalisation: where mean/std came from.
+        precision: what the model ran in, 'fp32' or 'bf16'.
 
     .. versionadded:: 0.1
     """
@@ -48,6 +64,7 @@ class PredictResult:
     vectors: Path | None
     stats: RunStats
     normalisation: str
+    precision: str = 'fp32'
 
 
 def predict_scene(
@@ -56,7 +73,7 @@ def predict_scene(
     output: str | os.PathLike[str],
     bands: Sequence[int] | str | None = None,
     tile: int = 512,
-    overlap: int = 64,
+    overlap: int | None = None,
     batch_size: int = 8,
     device: str = 'cpu',
     probabilities: bool = False,
@@ -66,6 +83,7 @@ def predict_scene(
     std: Sequence[float] | None = None,
     normalize: str | None = None,
     progress: bool = True,
+    precision: str = 'fp32',
 ) -> PredictResult:
     """Apply a fine-tuned checkpoint to whole scenes; write a Cloud-Optimized GeoTIFF.
 
@@ -74,30 +92,38 @@ def predict_scene(
         inputs: one raster (two co-registered ones for change detection).
         output: the COG to write.
         bands: 1-based bands to read ('3,2,1'), all by default.
-        tile: tile size in input pixels (chip size for classification).
-        overlap: pixels shared by neighbouring tiles (ignored by classification).
+        tile: tile size in input pixels (chip size for classification); capped to the
+            scene (see above).
+        overlap: pixels shared by neighbouring tiles (ignored by classification);
+            default 64, or half the tile if that is less.
         batch_size: tiles per model call.
-        device: 'cpu' or 'cuda' (bf16 autocast where native).
+        device: 'cpu', 'cuda' or 'cuda:N'.
         probabilities: write per-class probabilities (float32) instead of classes.
         vectorize: also write the classes as polygons to this GeoPackage.
-        overwrite: replace existing outputs.
+        overwrite: replace existing outputs (never an input, the checkpoint, or the
+            other output).
         mean: per-band mean, overriding the checkpoint's normalisation.
         std: per-band std, with *mean*.
         normalize: a named normalisation instead ('imagenet', 'unit', 'none').
         progress: show a progress bar.
+        precision: 'fp32' (default: the same output on every machine), 'bf16' (forced
+            bf16 autocast) or 'auto' (bf16 where the hardware computes it natively).
 
     Returns:
         What was written.
 
     Raises:
         SceneError: for bad input, before anything is written.
+        OutputError: for an output that must not or cannot be written.
 
     .. versionadded:: 0.1
     """
-    out = check_output(output, overwrite)
-    vectors = check_output(vectorize, overwrite) if vectorize else None
+    _check_numbers(tile, overlap, batch_size)
+    mode = _check_precision(precision)
+    out, vectors = _check_outputs(checkpoint, inputs, output, vectorize, overwrite)
     if vectors and probabilities:
         raise SceneError('--vectorize writes classes: drop --probabilities to use it')
+    target = check_device(device)
     if isinstance(checkpoint, Predictor):
         predictor = checkpoint
     else:
@@ -110,41 +136,104 @@ def predict_scene(
             f'{predictor.images} raster(s) (change detection: before and after)'
         )
     scene = open_scene(inputs, parse_bands(bands), predictor.in_channels)
-    _check_tiling(predictor, tile, overlap, batch_size)
-    predictor.to(torch.device(device))
-    with _Output(out, scene, predictor, tile, probabilities) as sink:
-        grid = sink.grid(overlap)
+    tile, overlap = _tiling(predictor, scene, tile, overlap)
+    used = precisions.resolve(mode, target)
+    logger.info('Precision: %s', precisions.describe(mode, target))
+    predictor.to(target)
+    tags = _tags(checkpoint, predictor, used)
+    with _Output(out, scene, predictor, tile, probabilities, tags) as sink:
         stats = run_tiles(
             scene,
-            grid,
+            sink.grid(overlap),
             predictor,
             sink.consume,
             predictor.mean.cpu().numpy(),
             batch_size,
-            device,
+            target,
             progress,
             desc=f'predict {out.name}',
+            precision=used,
         )
     if vectors:
         write_polygons(out, vectors)
-    return PredictResult(out, vectors, stats, predictor.source)
+    return PredictResult(out, vectors, stats, predictor.source, used)
 
 
-def _check_tiling(
-    predictor: Predictor, tile: int, overlap: int, batch_size: int
-) -> None:
+def _check_numbers(tile: int, overlap: int | None, batch_size: int) -> None:
+    """Refuse sizes that are not integers in range, before anything is loaded."""
+    check_integer('--tile', tile, 1)
+    if overlap is not None:
+        check_integer('--overlap', overlap, 0)
+    check_integer('--batch-size', batch_size, 1)
+
+
+def _check_precision(mode: str) -> str:
+    if mode not in precisions.MODES:
+        raise SceneError(
+            f'--precision {mode!r}: expected one of {", ".join(precisions.MODES)} '
+            '(fp32: the same output on every machine)'
+        )
+    return mode
+
+
+def _check_outputs(
+    checkpoint: str | os.PathLike[str] | Predictor,
+    inputs: Sequence[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    vectorize: str | os.PathLike[str] | None,
+    overwrite: bool,
+) -> tuple[Path, Path | None]:
+    """The outputs, never an input, the checkpoint or each other (even with overwrite)."""
+    protect = [*inputs] + ([] if isinstance(checkpoint, Predictor) else [checkpoint])
+    out, vectors = check_outputs(
+        [output, vectorize], overwrite=overwrite, protect=protect
+    )
+    assert out is not None
+    return out, vectors
+
+
+def _tiling(
+    predictor: Predictor, scene: Scene, tile: int, overlap: int | None
+) -> tuple[int, int]:
+    """The tile (capped to the scene) and overlap to use; refuse what the model cannot."""
     m = predictor.multiple
-    if tile < max(m, 16) or tile % m:
+    least = max(m, 16)
+    if tile < least or tile % m:
         raise SceneError(
             f'--tile {tile}: the model takes tiles that are multiples of {m} pixels, at least '
-            f'{max(m, 16)}; pass e.g. --tile {max(m, 16) * max(1, round(tile / max(m, 16)))}'
+            f'{least}; pass e.g. --tile {least * max(1, round(tile / least))}'
         )
-    if predictor.kind != 'classification' and not 0 <= overlap <= tile // 2:
+    tiled = predictor.kind != 'classification'
+    if tiled and overlap is not None and overlap > tile // 2:
         raise SceneError(
             f'--overlap {overlap}: expected 0 to half the tile ({tile // 2})'
         )
-    if batch_size < 1:
-        raise SceneError(f'--batch-size {batch_size}: expected at least 1')
+    capped = cap_tile(tile, scene.height, scene.width, m, least)
+    if capped < tile:
+        what = 'chip' if predictor.kind == 'classification' else 'tile'
+        logger.info(
+            '--tile %d: larger than the scene (%d x %d px); one %d px %s covers it',
+            tile,
+            scene.width,
+            scene.height,
+            capped,
+            what,
+        )
+    chosen = DEFAULT_OVERLAP if overlap is None else overlap
+    return capped, min(chosen, capped // 2)
+
+
+def _tags(
+    checkpoint: str | os.PathLike[str] | Predictor, predictor: Predictor, used: str
+) -> dict[str, str]:
+    """How the output was computed, for its metadata."""
+    tags = {
+        'TORCHGEO_GFM_PRECISION': used,
+        'TORCHGEO_GFM_NORMALISATION': predictor.source,
+    }
+    if not isinstance(checkpoint, Predictor):
+        tags['TORCHGEO_GFM_CHECKPOINT'] = os.fspath(checkpoint)
+    return tags
 
 
 class _Output:
@@ -157,8 +246,10 @@ class _Output:
         predictor: Predictor,
         tile: int,
         probabilities: bool,
+        tags: dict[str, str],
     ) -> None:
         self.out, self.scene, self.p, self.tile = out, scene, predictor, tile
+        self.tags = tags
         self.probabilities = probabilities or predictor.kind == 'super_resolution'
         self.dtype, self.nodata, self.count = _encoding(predictor, self.probabilities)
         self.blender: Blender | None = None
@@ -184,7 +275,7 @@ class _Output:
             'width': width,
         }
         resampling = 'average' if self.probabilities else 'nearest'
-        self.writer = COGWriter(self.out, profile, resampling)
+        self.writer = COGWriter(self.out, profile, resampling, tags=self.tags)
         return self
 
     def __exit__(self, kind: object, *rest: object) -> None:
@@ -277,8 +368,7 @@ def write_polygons(classes: Path, vectors: Path, block: int = 2048) -> None:
     )
     if len(frame):
         frame = frame.dissolve(by='class', as_index=False).explode(index_parts=False)
-    with atomic_path(vectors, '.gpkg') as tmp:
-        os.remove(tmp)  # GDAL refuses to create a GeoPackage over an empty file
+    with atomic_output(vectors, '.gpkg') as tmp:
         frame.to_file(tmp, driver='GPKG', layer='classes')
 
 
@@ -294,7 +384,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('inputs', nargs='+', help='raster(s); two for change detection')
     parser.add_argument('-o', '--output', required=True, help='output COG')
     parser.add_argument('--tile', type=int, default=512, help='tile size (px)')
-    parser.add_argument('--overlap', type=int, default=64, help='tile overlap (px)')
+    parser.add_argument(
+        '--overlap',
+        type=int,
+        help=f'tile overlap (px; default {DEFAULT_OVERLAP}, at most half the tile)',
+    )
     parser.add_argument(
         '--probabilities', action='store_true', help='write float32 probabilities'
     )
@@ -338,14 +432,16 @@ def run(args: argparse.Namespace) -> int:
             mean=args.mean,
             std=args.std,
             normalize=args.normalize,
+            precision=args.precision,
         )
-    except SceneError as error:
+    except (SceneError, OutputError) as error:
         print(f'torchgeo-gfm predict: error: {error}', file=sys.stderr)
         return 2
     s = result.stats
     print(
         f'{result.output}: {s.tiles} tiles ({s.skipped} nodata) in {s.seconds:.1f} s, '
-        f'{s.tiles_per_second:.2f} tiles/s; normalisation: {result.normalisation}'
+        f'{s.tiles_per_second:.2f} tiles/s; normalisation: {result.normalisation}; '
+        f'precision: {result.precision}'
     )
     if result.vectors:
         print(f'{result.vectors}: class polygons')

@@ -34,6 +34,7 @@ variable (comma-separated module names). Any other class path is refused before 
 import argparse
 import importlib
 import inspect
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -793,12 +794,22 @@ def add_scene_arguments(parser: argparse.ArgumentParser) -> None:
         '--mean', type=_floats, help="per-band mean, e.g. '123.7,116.3,103.5'"
     )
     parser.add_argument('--std', type=_floats, help='per-band std (with --mean)')
+    parser.add_argument(
+        '--precision',
+        choices=('fp32', 'bf16', 'auto'),
+        default='fp32',
+        help='fp32 (default: the same output on every machine), bf16, or auto (bf16 '
+        'where the hardware computes it natively); recorded in the output',
+    )
 
 
 def _floats(text: str) -> list[float]:
     try:
-        return [float(v) for v in text.split(',')]
+        values = [float(v) for v in text.split(',')]
     except ValueError:
+        values = []
+    if not values or not all(math.isfinite(v) for v in values):
         raise argparse.ArgumentTypeError(
-            f'{text!r}: expected numbers separated by commas'
-        ) from None
+            f'{text!r}: expected finite numbers separated by commas'
+        )
+    return values

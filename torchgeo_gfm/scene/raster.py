@@ -293,7 +293,7 @@ def corners(transform: Affine, window: Window) -> list[tuple[float, float]]:
     x, y = float(window.col_off), float(window.row_off)
     w, h = float(window.width), float(window.height)
     return [
-        transform * point for point in ((x, y), (x + w, y), (x + w, y + h), (x, y + h))
+        transform @ point for point in ((x, y), (x + w, y), (x + w, y + h), (x, y + h))
     ]
 
 

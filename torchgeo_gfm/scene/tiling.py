@@ -263,3 +263,26 @@ def grid_shape(size: int, stride: int) -> int:
     .. versionadded:: 0.1
     """
     return max(1, math.ceil(size / stride))
+
+
+def cap_tile(tile: int, height: int, width: int, multiple: int, minimum: int) -> int:
+    """*tile*, or the smallest size that covers the whole scene if that is smaller.
+
+    A tile larger than the scene only adds padding (and memory: a 100 x 90 scene with a
+    32768 px tile would allocate gigabytes), so it is capped to the smallest multiple of
+    *multiple*, at least *minimum*, that covers ``max(height, width)``.
+
+    Args:
+        tile: the size asked for.
+        height: scene rows.
+        width: scene columns.
+        multiple: tile sizes the model takes are multiples of this.
+        minimum: the smallest tile the model takes (a multiple of *multiple*).
+
+    Returns:
+        The tile size to use.
+
+    .. versionadded:: 0.1
+    """
+    covering = math.ceil(max(height, width) / multiple) * multiple
+    return min(tile, max(minimum, covering))
