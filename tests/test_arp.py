@@ -2,6 +2,7 @@
 # Licensed under the MIT License.
 
 import math
+import os
 import re
 from pathlib import Path
 
@@ -352,3 +353,27 @@ def test_arp_refuses_non_finite(
     message = f'{role} of {entry.dataset} {entry.metric} ({name!r}) is {bad}'
     with pytest.raises(ValueError, match=re.escape(message)):
         arp.average_relative_performance(scores, baseline)
+
+
+@pytest.mark.parametrize('target', ['null.png', 'fifo.png'])
+def test_plot_never_replaces_a_device_or_fifo(
+    target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    os.mkfifo(tmp_path / 'fifo.png')
+    (tmp_path / 'null.png').symlink_to('/dev/null')
+    path = str(tmp_path / target)
+    assert main(['arp', '--plot', path]) == 1
+    err = capsys.readouterr().err
+    assert f'cannot save a figure as {path}: ' in err
+    assert 'write to a file' in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['fifo.png', 'null.png']
+    assert (tmp_path / 'null.png').readlink() == Path('/dev/null')
+
+
+def test_plot_has_the_umask_mode(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        assert main(['arp', '--plot', str(tmp_path / 'radar.svg')]) == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / 'radar.svg').stat().st_mode & 0o777 == 0o640

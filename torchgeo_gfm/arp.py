@@ -13,15 +13,15 @@ paper's table next to ours and draws the radar chart.
 import argparse
 import csv
 import math
-import os
 import sys
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.figure import Figure
+
+from .outputs import OutputError, atomic_output, check_output
 
 
 @dataclass(frozen=True)
@@ -483,6 +483,8 @@ def check_figure_path(path: Path) -> str:
         ValueError: if matplotlib cannot write the extension.
         FileNotFoundError: if the folder is missing.
         IsADirectoryError: if *path* is a folder.
+        OutputError: if *path* is a device, FIFO or socket, or its folder is not
+            writable.
 
     .. versionadded:: 0.1
     """
@@ -501,6 +503,10 @@ def check_figure_path(path: Path) -> str:
         raise IsADirectoryError(
             f'cannot save a figure as {path}: it is a folder; add a file name'
         )
+    try:  # a chart is replaced, but never a device, FIFO or unwritable folder
+        check_output(path, overwrite=True)
+    except OutputError as error:
+        raise OutputError(f'cannot save a figure as {error}') from None
     return fmt
 
 
@@ -514,13 +520,8 @@ def save_figure(fig: Figure, path: Path) -> None:
     .. versionadded:: 0.1
     """
     fmt = check_figure_path(path)
-    tmp = path.with_name(f'.{path.name}.{uuid.uuid4().hex[:8]}.part')
-    try:
+    with atomic_output(path) as tmp:
         fig.savefig(tmp, format=fmt, dpi=150, bbox_inches='tight')
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _name_path(text: str) -> tuple[str, Path]:
