@@ -12,10 +12,22 @@ raster's own CRS), ``source``, and the chip's pixel offsets ``row``, ``col``. Ch
 are nodata everywhere have no row. ``dense`` also writes the feature map itself as a
 multi-band COG at the stage's stride (a TorchGeo ``RasterDataset`` reads it).
 
+How the embeddings were computed is recorded: the GeoParquet's file metadata holds key
+``torchgeo_gfm`` (JSON: precision, weights, stage, chip, stride, per-band mean/std), the
+dense COG the same as ``TORCHGEO_GFM_*`` tags. The model runs in fp32 unless
+``precision`` asks for bf16 (``'bf16'``, or ``'auto'`` where the hardware has it).
+Footprints are right whatever the raster's orientation (south-up, rotated: the geometry
+is the chip's four corners, the bounds their min and max). Rasters without a CRS are
+refused (the geometry is in EPSG:4326); a chip larger than the scene is capped to the
+smallest multiple of 32 that covers it.
+
 .. versionadded:: 0.1
 """
 
 import argparse
+import io
+import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -29,17 +41,22 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 from torch import Tensor, nn
 
-from .engine import RunStats, Tile, run_tiles
+from .. import precision as precisions
+from ..outputs import OutputError, atomic_output, check_outputs
+from .engine import RunStats, Tile, check_device, check_integer, run_tiles
 from .errors import SceneError
 from .predictor import (
     NAMED,
     add_scene_arguments,
     is_lightning_checkpoint,
     load_predictor,
+    per_band,
     read_checkpoint_file,
 )
-from .raster import COGWriter, Scene, atomic_path, check_output, open_scene, parse_bands
-from .tiling import chip_grid
+from .raster import COGWriter, Scene, corners, footprint, open_scene, parse_bands
+from .tiling import cap_tile, chip_grid
+
+logger = logging.getLogger(__name__)
 
 #: output stride of each Swin stage (patch 4, then x2 per stage)
 STAGE_STRIDE = {1: 4, 2: 8, 3: 16, 4: 32}
@@ -207,6 +224,7 @@ class EmbedResult:
         dense: the feature-map COG, if asked for.
         rows: chips embedded.
         stats: per input raster.
+        precision: what the model ran in, 'fp32' or 'bf16'.
 
     .. versionadded:: 0.1
     """
@@ -215,6 +233,21 @@ class EmbedResult:
     dense: Path | None
     rows: int
     stats: list[RunStats]
+    precision: str = 'fp32'
+
+
+@dataclass(frozen=True)
+class _Run:
+    """The settings shared by every raster of one :func:`embed_scene` call."""
+
+    backbone: Backbone
+    chip: int
+    stride: int
+    stage: int
+    batch_size: int
+    device: torch.device
+    precision: str
+    progress: bool
 
 
 def embed_scene(
@@ -233,6 +266,7 @@ def embed_scene(
     std: Sequence[float] | None = None,
     backbone: Backbone | None = None,
     progress: bool = True,
+    precision: str = 'fp32',
 ) -> EmbedResult:
     """Embed every chip of one or more rasters with GFM; write GeoParquet (and a COG).
 
@@ -242,60 +276,107 @@ def embed_scene(
         weights: GFM weights (a ``GFM_Weights`` member, default GEOPILE_RGB_GFM; a weights
             file; or a fine-tuned checkpoint, whose backbone is used).
         bands: 1-based bands ('3,2,1'), all by default.
-        chip: chip size in pixels (a multiple of the stage's stride).
+        chip: chip size in pixels (a multiple of 32); capped to the scene.
         stride: step between chips (default: *chip*, no overlap).
         stage: Swin stage, 1-4 (4: the final 1024-d feature of Swin-B).
         dense: also write the feature map of the (single) input as a COG here.
         batch_size: chips per model call.
-        device: 'cpu' or 'cuda' (bf16 autocast where native).
-        overwrite: replace existing outputs.
-        mean: per-band mean (default: the weights' normalisation).
+        device: 'cpu', 'cuda' or 'cuda:N'.
+        overwrite: replace existing outputs (never an input, the weights, or the other
+            output).
+        mean: per-band mean (default: the weights' normalisation; required for a
+            raster whose band count differs from the weights' statistics).
         std: per-band std.
         backbone: a ready :class:`Backbone` instead of *weights*.
         progress: show a progress bar.
+        precision: 'fp32' (default: the same output on every machine), 'bf16' (forced
+            bf16 autocast) or 'auto' (bf16 where the hardware computes it natively).
 
     Returns:
         What was written.
 
     Raises:
         SceneError: for bad input, before anything is written.
+        OutputError: for an output that must not or cannot be written.
 
     .. versionadded:: 0.1
     """
-    stride = stride or chip
-    out = check_output(output, overwrite)
-    dense_out = check_output(dense, overwrite) if dense else None
-    _check_args(inputs, chip, stride, stage, dense_out)
-    chosen = parse_bands(bands)
-    scenes = [open_scene([p], chosen, None) for p in inputs]
+    stride = chip if stride is None else stride
+    _check_args(inputs, chip, stride, stage, dense, batch_size, precision)
+    out, dense_out = _check_outputs(inputs, output, dense, weights, overwrite)
+    target = check_device(device)
+    scenes = _open_all(inputs, parse_bands(bands))
     channels = len(scenes[0].bands)
     backbone = backbone or load_backbone_for_embedding(
         weights, stage, channels, mean, std
     )
     for scene in scenes:
-        open_scene(scene.paths, scene.bands, backbone.in_channels or len(scene.bands))
+        open_scene(scene.paths, scene.bands, backbone.in_channels or channels)
+    used = precisions.resolve(precision, target)
+    logger.info('Precision: %s', precisions.describe(precision, target))
+    run = _Run(backbone, chip, stride, stage, batch_size, target, used, progress)
     frames, stats = [], []
     for scene in scenes:
-        rows, run = _embed_one(
-            scene,
-            backbone,
-            chip,
-            stride,
-            stage,
-            dense_out,
-            batch_size,
-            device,
-            progress,
-        )
+        rows, done = _embed_one(scene, run, dense_out, mean is not None)
         frames.append(rows)
-        stats.append(run)
-    n = _write_parquet(out, frames)
-    return EmbedResult(out, dense_out, n, stats)
+        stats.append(done)
+    n = _write_parquet(out, frames, _metadata(run, scenes[0]))
+    return EmbedResult(out, dense_out, n, stats, used)
+
+
+def _check_outputs(
+    inputs: Sequence[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    dense: str | os.PathLike[str] | None,
+    weights: Any,
+    overwrite: bool,
+) -> tuple[Path, Path | None]:
+    """The outputs, never an input, the weights file or each other (even with overwrite)."""
+    protect = [*inputs]
+    if isinstance(weights, str | os.PathLike):
+        protect.append(weights)
+    out, dense_out = check_outputs(
+        [output, dense], overwrite=overwrite, protect=protect
+    )
+    assert out is not None
+    return out, dense_out
+
+
+def _open_all(
+    inputs: Sequence[str | os.PathLike[str]], bands: tuple[int, ...] | None
+) -> list[Scene]:
+    """Each raster (with a CRS), all with the same number of bands read."""
+    scenes = [open_scene([p], bands, None, georeferenced=True) for p in inputs]
+    first = scenes[0]
+    for scene in scenes[1:]:
+        if len(scene.bands) != len(first.bands):
+            raise SceneError(
+                f'{scene.paths[0]}: has {len(scene.bands)} bands, {first.paths[0]} '
+                f'{len(first.bands)}; one model embeds them all: pass --bands to read '
+                'the same number from each, or embed them separately'
+            )
+    return scenes
 
 
 def _check_args(
-    inputs: Sequence[Any], chip: int, stride: int, stage: int, dense: Path | None
+    inputs: Sequence[Any],
+    chip: int,
+    stride: int,
+    stage: int,
+    dense: object,
+    batch_size: int,
+    precision: str,
 ) -> None:
+    if not inputs:
+        raise SceneError('no input raster given')
+    check_integer('--chip', chip, 1)
+    check_integer('--stride', stride, 1)
+    check_integer('--batch-size', batch_size, 1)
+    if precision not in precisions.MODES:
+        raise SceneError(
+            f'--precision {precision!r}: expected one of {", ".join(precisions.MODES)} '
+            '(fp32: the same output on every machine)'
+        )
     if stage not in STAGE_STRIDE:
         raise SceneError(f'--stage {stage}: expected 1, 2, 3 or 4 (Swin stages)')
     step = STAGE_STRIDE[4]
@@ -311,8 +392,6 @@ def _check_args(
         )
     if dense and len(inputs) != 1:
         raise SceneError('--dense writes one raster: pass one input with it')
-    if not inputs:
-        raise SceneError('no input raster given')
 
 
 class _Chips:
@@ -334,11 +413,12 @@ class _Chips:
             self._write_dense(window, features, small)
 
     def _row(self, window: Window, pooled: np.ndarray) -> dict[str, Any]:
-        from shapely.geometry import box
+        from shapely.geometry import Polygon
+        from shapely.geometry.polygon import orient
 
-        left, bottom, right, top = _window_bounds(self.scene.transform, window)
+        left, bottom, right, top = footprint(self.scene.transform, window)
         return {
-            'geometry': box(left, bottom, right, top),
+            'geometry': orient(Polygon(corners(self.scene.transform, window))),
             'embedding': pooled.astype(np.float32),
             'minx': left,
             'miny': bottom,
@@ -368,31 +448,13 @@ def _downsample(valid: np.ndarray, step: int, shape: tuple[int, ...]) -> np.ndar
     return padded.reshape(shape[0], step, shape[1], step).any((1, 3))
 
 
-def _window_bounds(
-    transform: Affine, window: Window
-) -> tuple[float, float, float, float]:
-    from rasterio.windows import bounds
-
-    left, bottom, right, top = bounds(window, transform)
-    return left, bottom, right, top
-
-
 def _embed_one(
-    scene: Scene,
-    backbone: Backbone,
-    chip: int,
-    stride: int,
-    stage: int,
-    dense: Path | None,
-    batch_size: int,
-    device: str,
-    progress: bool,
+    scene: Scene, run: _Run, dense: Path | None, given: bool
 ) -> tuple[Any, RunStats]:
     import geopandas as gpd
 
-    channels = len(scene.bands)
-    mean = _per_band(backbone.mean, channels)
-    std = _per_band(backbone.std, channels)
+    backbone, device = run.backbone, run.device
+    mean, std = _statistics(backbone, len(scene.bands), given)
     m, s = torch.tensor(mean, device=device), torch.tensor(std, device=device)
     backbone.model.to(device)
 
@@ -400,23 +462,27 @@ def _embed_one(
     def model(x: Tensor) -> Tensor:
         return backbone.features((x[:, 0] - m[:, None, None]) / s[:, None, None])
 
-    writer = (
-        _dense_writer(scene, dense, stage, backbone, chip, device, mean)
-        if dense
-        else None
-    )
-    chips = _Chips(scene, stage, writer)
+    chip = cap_tile(run.chip, scene.height, scene.width, STAGE_STRIDE[4], 32)
+    stride = min(run.stride, chip)
+    writer = None
+    if dense:
+        tags = _tags(_metadata(run, scene))
+        writer = _dense_writer(
+            scene, dense, run.stage, backbone, chip, device, mean, tags
+        )
+    chips = _Chips(scene, run.stage, writer)
     try:
-        run = run_tiles(
+        stats = run_tiles(
             scene,
             chip_grid(scene.height, scene.width, chip, stride),
             model,
             chips.consume,
             np.asarray(mean, np.float32),
-            batch_size,
+            run.batch_size,
             device,
-            progress,
+            run.progress,
             desc=f'embed {Path(scene.paths[0]).name}',
+            precision=run.precision,
         )
     except BaseException:
         if writer:
@@ -431,18 +497,42 @@ def _embed_one(
     frame['source'] = scene.paths[0]
     if scene.datetime is not None:
         frame['datetime'] = scene.datetime
-    return frame, run
+    return frame, stats
 
 
-def _per_band(values: Sequence[float], channels: int) -> list[float]:
-    values = list(values)
-    if len(values) == channels:
-        return values
-    if len(values) == 1:
-        return values * channels
-    if len(values) == 3:  # RGB statistics for multispectral input: their mean per band
-        return [float(np.mean(values))] * channels
-    raise SceneError(f'mean/std {values}: expected 1 or {channels} values')
+def _statistics(
+    backbone: Backbone, channels: int, given: bool
+) -> tuple[list[float], list[float]]:
+    """Per-band mean and std, checked; never invented for bands they do not describe."""
+    where = '--' if given else f'{backbone.name}: '
+    mean = per_band(backbone.mean, channels, f'{where}mean')
+    std = per_band(backbone.std, channels, f'{where}std')
+    return mean.tolist(), std.tolist()
+
+
+def _metadata(run: _Run, scene: Scene) -> dict[str, Any]:
+    """How the embeddings are computed, for the outputs' metadata."""
+    mean, std = _statistics(run.backbone, len(scene.bands), True)
+    return {
+        'precision': run.precision,
+        'weights': run.backbone.name,
+        'stage': run.stage,
+        'chip': run.chip,
+        'stride': run.stride,
+        'bands': list(scene.bands),
+        'mean': mean,
+        'std': std,
+    }
+
+
+def _tags(metadata: dict[str, Any]) -> dict[str, str]:
+    """The metadata as GeoTIFF tags (``TORCHGEO_GFM_PRECISION=fp32``, ...)."""
+    return {
+        f'TORCHGEO_GFM_{key.upper()}': value
+        if isinstance(value, str)
+        else json.dumps(value)
+        for key, value in metadata.items()
+    }
 
 
 def _dense_writer(
@@ -451,8 +541,9 @@ def _dense_writer(
     stage: int,
     backbone: Backbone,
     chip: int,
-    device: str,
+    device: torch.device,
     mean: list[float],
+    tags: dict[str, str],
 ) -> COGWriter:
     step = STAGE_STRIDE[stage]
     probe = torch.tensor(mean, device=device)[None, :, None, None].expand(
@@ -469,18 +560,26 @@ def _dense_writer(
         'height': -(-scene.height // step),
         'width': -(-scene.width // step),
     }
-    return COGWriter(dense, profile, 'average')
+    return COGWriter(dense, profile, 'average', tags=tags)
 
 
-def _write_parquet(out: Path, frames: list[Any]) -> int:
+def _write_parquet(out: Path, frames: list[Any], metadata: dict[str, Any]) -> int:
+    """GeoParquet with *metadata* as JSON under the file's ``torchgeo_gfm`` key."""
     import geopandas as gpd
     import pandas as pd
+    import pyarrow.parquet as pq
 
     frame = gpd.GeoDataFrame(
         pd.concat(frames, ignore_index=True), geometry='geometry', crs=4326
     )
-    with atomic_path(out, '.parquet') as tmp:
-        frame.to_parquet(tmp)
+    buffer = io.BytesIO()  # geopandas writes the 'geo' metadata; ours is added to it
+    frame.to_parquet(buffer)
+    table = pq.read_table(io.BytesIO(buffer.getvalue()))
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), b'torchgeo_gfm': json.dumps(metadata)}
+    )
+    with atomic_output(out, '.parquet') as tmp:
+        pq.write_table(table, tmp)
     return len(frame)
 
 
@@ -537,11 +636,12 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             mean=args.mean,
             std=args.std,
+            precision=args.precision,
         )
-    except SceneError as error:
+    except (SceneError, OutputError) as error:
         print(f'torchgeo-gfm embed: error: {error}', file=sys.stderr)
         return 2
-    print(f'{result.output}: {result.rows} chips')
+    print(f'{result.output}: {result.rows} chips; precision: {result.precision}')
     if result.dense:
         print(f'{result.dense}: dense features')
     return 0

@@ -389,7 +389,7 @@ def check_integer(name: str, value: object, least: int) -> int:
     .. versionadded:: 0.1
     """
     try:
-        number = operator.index(value)  # type: ignore[call-overload]
+        number = operator.index(value)  # type: ignore[arg-type]
     except TypeError:
         number = None
     if number is None or isinstance(value, bool) or number < least:
