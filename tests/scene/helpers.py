@@ -13,6 +13,8 @@ from lightning.pytorch import LightningModule, Trainer
 from rasterio.crs import CRS
 from rasterio.transform import Affine, from_origin
 
+from torchgeo_gfm.tasks.inference import INFERENCE_KEY
+
 UTM = CRS.from_epsg(32618)
 #: a 10 m grid in UTM 18N (New York area)
 UTM_TRANSFORM = from_origin(583_000.0, 4_507_000.0, 10.0, 10.0)
@@ -63,6 +65,7 @@ def save_checkpoint(
     path: Path,
     datamodule: dict[str, Any] | None = None,
     class_path: str | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> Path:
     """Save a real Lightning checkpoint of *task* (as `torchgeo fit` would, optionally).
 
@@ -71,6 +74,8 @@ def save_checkpoint(
         path: the .ckpt.
         datamodule: datamodule hyper-parameters to record (with ``_class_path``).
         class_path: the task's class path, recorded as LightningCLI does.
+        metadata: inference metadata to record (replacing what the task wrote), e.g.
+            from :func:`torchgeo_gfm.tasks.inference.inference_metadata`.
     """
     trainer = Trainer(
         accelerator='cpu',
@@ -80,12 +85,14 @@ def save_checkpoint(
     )
     trainer.strategy.connect(task)
     trainer.save_checkpoint(path)
-    if datamodule is not None or class_path is not None:
+    if datamodule is not None or class_path is not None or metadata is not None:
         checkpoint = torch.load(path, weights_only=True)
         if datamodule is not None:
             checkpoint['datamodule_hyper_parameters'] = datamodule
         if class_path is not None:
             checkpoint['hyper_parameters']['_class_path'] = class_path
+        if metadata is not None:
+            checkpoint[INFERENCE_KEY] = metadata
         torch.save(checkpoint, path)
     return path
 

@@ -30,10 +30,10 @@ weights-only checkpoints); TorchGeo's tasks do when the callback is in the train
 callbacks, as every shipped fine-tuning config has it. Statistics are recorded as the
 datamodule has them; :mod:`torchgeo_gfm.scene.predictor` checks them when loading.
 
-The callback also checks ``trainer.ckpt_path`` in ``setup``, which Lightning runs before
-restoring a checkpoint (``--ckpt_path`` of ``torchgeo fit``): a file that is not a
-checkpoint, asks to run code, or was written by another task is refused with an error
-naming the file, instead of Lightning's bare unpickling error.
+The callback also checks a checkpoint Lightning restores (``--ckpt_path`` of ``torchgeo
+fit``) before Lightning reads it: a file that is not a checkpoint, asks to run code, or
+was written by another task is refused with an error naming the file, instead of
+Lightning's bare unpickling error.
 
 .. versionadded:: 0.1
 """
@@ -44,6 +44,7 @@ from typing import Any, Literal
 
 import torch
 from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.plugins.io import CheckpointIO
 from torch import nn
 from torchgeo.tasks import ChangeDetection, Classification, SemanticSegmentation
 
@@ -305,16 +306,36 @@ class InferenceMetadata(Callback):
     """
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        """Check ``trainer.ckpt_path`` before Lightning restores it.
+        """Check the checkpoint Lightning is about to restore, before it reads it.
+
+        ``setup`` runs before Lightning restores ``--ckpt_path``, but Lightning tells the
+        path only when it reads the file (``trainer.ckpt_path`` is set there); so the
+        strategy's checkpoint reader is wrapped by one that checks the file first.
 
         Args:
             trainer: the trainer.
             pl_module: the task.
             stage: 'fit', 'validate', 'test' or 'predict'.
         """
-        path = trainer.ckpt_path
-        if path is not None and '://' not in str(path):  # remote files: Lightning's
-            check_resume_checkpoint(path, pl_module)
+        strategy = trainer.strategy
+        if not isinstance(strategy.checkpoint_io, _CheckedCheckpointIO):
+            strategy.checkpoint_io = _CheckedCheckpointIO(
+                strategy.checkpoint_io, pl_module
+            )
+
+    def teardown(
+        self, trainer: Trainer, pl_module: LightningModule, stage: str
+    ) -> None:
+        """Give the strategy its own checkpoint reader back.
+
+        Args:
+            trainer: the trainer.
+            pl_module: the task.
+            stage: 'fit', 'validate', 'test' or 'predict'.
+        """
+        io = trainer.strategy.checkpoint_io
+        if isinstance(io, _CheckedCheckpointIO):
+            trainer.strategy.checkpoint_io = io.inner
 
     def on_save_checkpoint(
         self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]
@@ -345,6 +366,31 @@ def write_metadata(
     meta = inference_metadata(module, datamodule)
     if meta is not None:
         checkpoint[INFERENCE_KEY] = meta
+
+
+class _CheckedCheckpointIO(CheckpointIO):
+    """The strategy's checkpoint IO, checking a local file before it is loaded."""
+
+    def __init__(self, inner: CheckpointIO, module: LightningModule) -> None:
+        self.inner, self.module = inner, module
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None
+    ) -> None:
+        self.inner.save_checkpoint(checkpoint, path, storage_options)
+
+    def load_checkpoint(
+        self, path: Any, map_location: Any = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        if '://' not in str(path):  # remote files: Lightning's own errors
+            check_resume_checkpoint(path, self.module)
+        return self.inner.load_checkpoint(path, map_location, weights_only)
+
+    def remove_checkpoint(self, path: Any) -> None:
+        self.inner.remove_checkpoint(path)
+
+    def teardown(self) -> None:
+        self.inner.teardown()
 
 
 class InferenceMetadataMixin(LightningModule):
