@@ -3,6 +3,7 @@
 
 import csv
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -206,15 +207,19 @@ BAD_INPUTS: dict[str, tuple[list[str], str]] = {
     'empty source': (_cli(Path('{p}/out'), '--source', ''), "got ''"),
     'existing output': (
         _cli(Path('{p}'), '--source', 'full'),
-        '{p}/full already exists: delete it or choose another source or out',
+        '{p}/full: is a folder that is not empty; choose a new or empty folder',
     ),
     'output is a file': (
         _cli(Path('{p}'), '--source', 'file'),
-        '{p}/file already exists',
+        '{p}/file: is a file; expected a new or empty folder',
     ),
     'chip too large': (
         [*_cli(Path('{p}/out')), '--size', '1000'],
-        'no chip of 1000 px with <= 1% empty pixels',
+        'size 1000 px is larger than the imagery',
+    ),
+    'chip far too large': (
+        [*_cli(Path('{p}/out')), '--size', '10000000'],
+        'lower size (--size) or res, or add tiles',
     ),
     'empty imagery': (
         _cli(Path('{p}/out'), paths=('{p}/zero',)),
@@ -235,10 +240,10 @@ def test_cli_refuses_bad_input(
     _zero_tile(tmp_path / 'zero')
     _zero_tile(tmp_path / 'gray', bands=1)
     before = _tree(tmp_path)
-    assert main([a.format(p=tmp_path) for a in argv]) == 1
+    assert main([a.format(p=tmp_path) for a in argv]) == 2
     out, err = capsys.readouterr()
     assert out == ''
-    assert err.startswith('error: ')
+    assert err.startswith('torchgeo-gfm naip-chips: error: ')
     assert expected.format(p=tmp_path) in err
     assert err.count('\n') == 1  # one paragraph, no traceback
     assert _tree(tmp_path) == before  # nothing written, nothing changed
@@ -278,11 +283,52 @@ def test_rerun_is_refused_and_reproducible(
 ) -> None:
     assert main(_cli(tmp_path / 'a')) == 0
     first = _tree(tmp_path / 'a')
-    assert main(_cli(tmp_path / 'a', '-n', '1')) == 1
-    assert 'already exists' in capsys.readouterr().err
+    assert main(_cli(tmp_path / 'a', '-n', '1')) == 2
+    assert 'is a folder that is not empty' in capsys.readouterr().err
     assert _tree(tmp_path / 'a') == first
     assert main(_cli(tmp_path / 'b')) == 0
     second = {
         p.relative_to(tmp_path / 'b'): v for p, v in _tree(tmp_path / 'b').items()
     }
     assert second == {p.relative_to(tmp_path / 'a'): v for p, v in first.items()}
+
+
+def test_any_number_of_chips_fits_in_memory() -> None:
+    # 10^8 locations drawn at once took 24 GB; in rounds the first few come at once
+    import itertools
+    import resource
+
+    from torchgeo_gfm.datasets.naip_chips import LOCATIONS_PER_ROUND, NAIPChipSpec
+
+    spec = NAIPChipSpec((str(TILES),), n=10**8, size=16)
+    dataset = spec.open()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    chips = list(itertools.islice(spec.encoded(dataset), 3))
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert len(chips) == 3
+    assert grown_kib < 200 * 1024 * LOCATIONS_PER_ROUND // 10_000
+
+
+def test_rounds_keep_small_runs_and_stay_reproducible(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from torchgeo_gfm.datasets import naip_chips
+
+    cut_naip_chips(TILES, tmp_path / 'a', n=6, size=16, seed=3)
+    monkeypatch.setattr(naip_chips, 'LOCATIONS_PER_ROUND', 2)  # three rounds
+    cut_naip_chips(TILES, tmp_path / 'b', n=6, size=16, seed=3)
+    cut_naip_chips(TILES, tmp_path / 'c', n=6, size=16, seed=3)
+    assert len(_rows(tmp_path / 'b')) == 7
+    assert _rows(tmp_path / 'b') == _rows(tmp_path / 'c')
+    assert len({tuple(r) for r in _rows(tmp_path / 'b')}) == 7  # six distinct chips
+
+
+@pytest.mark.parametrize('umask', [0o022, 0o077])
+def test_chips_folder_has_the_umask_mode(umask: int, tmp_path: Path) -> None:
+    old = os.umask(umask)
+    try:
+        cut_naip_chips(TILES, tmp_path, n=1, size=16)
+    finally:
+        os.umask(old)
+    assert (tmp_path / 'naip').stat().st_mode & 0o777 == 0o777 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ['naip']

@@ -19,8 +19,11 @@ Chips where more than ``--max-nodata`` of the pixels are empty (all bands 0, e.g
 the imagery) are skipped. Output: ``OUT/<source>/chips_<k>/naip_<i>.<ext>`` (10,000 chips a
 folder) plus ``OUT/<source>/chips.csv`` recording each chip's bounds and CRS. The same
 tiles, arguments and seed give the same chips. The chips are written into a hidden folder
-next to ``OUT/<source>`` and renamed into place when complete, so an interrupted run leaves
-no partial source; an existing, non-empty ``OUT/<source>`` is never overwritten.
+``OUT/.<source>.partial-<pid>-<random>`` and renamed into place when complete
+(:func:`torchgeo_gfm.outputs.atomic_output`), so an interrupted run leaves no partial
+source; an existing, non-empty ``OUT/<source>`` is never overwritten. Chip locations are
+drawn in rounds, so any number of chips fits in memory; a chip larger than the imagery is
+refused.
 
 .. versionadded:: 0.1
 """
@@ -32,9 +35,7 @@ import io
 import itertools
 import math
 import os
-import shutil
 import sys
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,12 @@ from PIL import Image
 from torchgeo.datasets import NAIP, DatasetNotFoundError
 from torchgeo.samplers import GriddedPatchSampler, RandomPatchSampler
 
+from ..cli import report_error
+from ..outputs import atomic_output, check_output
+
 CHIPS_PER_FOLDER = 10_000
+#: chip locations drawn at once by the random sampler (memory stays flat for any n)
+LOCATIONS_PER_ROUND = 10_000
 #: image format (file extension) -> PIL format name
 FORMATS = {'jpg': 'JPEG', 'png': 'PNG'}
 
@@ -153,17 +159,14 @@ def _open_naip(paths: Sequence[str | os.PathLike[str]], res: float | None) -> NA
 
 
 def _output_folder(out: Path, source: str) -> Path:
-    """``out/source``, refused if it would overwrite anything."""
+    """``out/source``, refused if it would overwrite anything (the package's check)."""
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(
             f'out {out} is a file; expected the GeoPile root folder (created if missing)'
         )
     root = out / source
-    if root.exists() and not (root.is_dir() and not any(root.iterdir())):
-        raise FileExistsError(
-            f'{root} already exists: delete it or choose another source or out '
-            "(chips are never mixed with an earlier run's)"
-        )
+    if out.is_dir():  # chips are never mixed with an earlier run's
+        check_output(root, folder=True)
     return root
 
 
@@ -176,8 +179,12 @@ def _locations(
         order = np.random.default_rng(seed).permutation(len(cells))
         yield from (cells[i] for i in order)
         return
-    random = RandomPatchSampler(dataset, size=size, length=n, generator=seed)
-    for _ in range(20):  # later rounds replace chips rejected for nodata
+    # geopandas draws a round's points at once (~240 bytes each): rounds of at most
+    # LOCATIONS_PER_ROUND keep memory flat for any n; the first round of a small n is
+    # the whole draw, so small runs keep their chips
+    batch = min(n, LOCATIONS_PER_ROUND)
+    random = RandomPatchSampler(dataset, size=size, length=batch, generator=seed)
+    for _ in range(math.ceil(20 * n / batch)):  # later rounds replace rejected chips
         yield from random
 
 
@@ -252,6 +259,28 @@ class NAIPChipSpec:
             ValueError: if a tile has fewer than 3 bands.
         """
         return _open_naip(self.paths, self.res)
+
+    def check_fits(self, dataset: NAIP) -> None:
+        """Refuse a chip larger than the imagery, before reading a pixel.
+
+        A larger chip would be read (and allocated) whole, only to be all nodata.
+
+        Args:
+            dataset: :meth:`open`'s dataset.
+
+        Raises:
+            ValueError: naming the sizes and what to change.
+        """
+        res_x, res_y = dataset.res
+        bounds = dataset.bounds
+        width = (bounds[0].stop - bounds[0].start) / res_x
+        height = (bounds[1].stop - bounds[1].start) / res_y
+        if self.size > min(width, height):
+            raise ValueError(
+                f'size {self.size} px is larger than the imagery of {list(self.paths)} '
+                f'({width:.0f} x {height:.0f} px at {res_x:g} m): lower size (--size) '
+                'or res, or add tiles'
+            )
 
     def encoded(self, dataset: NAIP) -> Iterator[tuple[str, bytes, slice, slice]]:
         """Cut and encode the chips, in order (fewer than ``n`` if imagery runs out).
@@ -337,11 +366,12 @@ def cut_naip_chips(
         The number of chips written (less than ``n`` if the imagery ran out).
 
     Raises:
-        ValueError: if an argument is invalid, a tile has fewer than 3 bands, or no
-            chip fits in the imagery.
+        ValueError: if an argument is invalid, a tile has fewer than 3 bands, the chip
+            is larger than the imagery, or no chip fits in it.
         FileNotFoundError: if a path is missing or holds no NAIP file.
         NotADirectoryError: if ``out`` is a file.
-        FileExistsError: if ``out/<source>`` exists and is not an empty folder.
+        OutputError: (a ValueError) if ``out/<source>`` exists and is not an empty
+            folder.
 
     .. versionadded:: 0.1
     """
@@ -363,20 +393,17 @@ def cut_naip_chips(
 def _cut(spec: NAIPChipSpec, out: Path) -> int:
     """Write the chips of ``spec`` into ``out/<source>``, all or nothing."""
     dataset = spec.open()
-    source = spec.source
-    root = _output_folder(out, source)
-    staging = root.with_name(f'.{source}.{uuid.uuid4().hex[:8]}.partial')
-    created = [p for p in staging.parents if not p.exists()]  # deepest first
-    staging.mkdir(parents=True)
-    try:
-        written = _write_chips(staging, spec, dataset)
-        if not written:
-            raise spec.no_chip_error()
-        if root.is_dir():
-            root.rmdir()  # empty (checked above); rename cannot replace a folder
-        staging.rename(root)
+    spec.check_fits(dataset)
+    root = _output_folder(out, spec.source)
+    created = [p for p in (out, *out.parents) if not p.exists()]  # deepest first
+    out.mkdir(parents=True, exist_ok=True)
+    try:  # a hidden .<source>.partial-<pid>-<random> folder, renamed when complete
+        with atomic_output(root) as staging:
+            staging.mkdir()
+            written = _write_chips(staging, spec, dataset)
+            if not written:
+                raise spec.no_chip_error()
     except BaseException:  # interrupted too: leave nothing behind
-        shutil.rmtree(staging, ignore_errors=True)
         for folder in created:
             with contextlib.suppress(OSError):  # not empty: no longer only ours
                 folder.rmdir()
@@ -481,7 +508,8 @@ def run(args: argparse.Namespace) -> int:
         args: parsed arguments.
 
     Returns:
-        0 if all chips were written, 1 if the imagery ran out first or on an error.
+        0 if all chips were written, 1 if the imagery ran out first, 2 (with one line
+        on stderr) on a bad input or an error.
 
     .. versionadded:: 0.1
     """
@@ -489,8 +517,7 @@ def run(args: argparse.Namespace) -> int:
         spec = chip_spec(args, args.paths, args.num_chips)
         written = _cut(spec, Path(args.out))
     except (ValueError, OSError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 1
+        return report_error('naip-chips', err)
     where = os.path.join(args.out, args.source)
     print(f'wrote {written} NAIP chips of {args.size} px to {where}')
     if written < args.num_chips:
