@@ -430,8 +430,10 @@ def _metadata(path: str, meta: object) -> dict[str, Any] | None:
         value = meta.get(name)
         if value is None and optional:
             continue
-        positive = types is int and not isinstance(value, bool) and value > 0  # type: ignore[operator]
-        if not isinstance(value, types) or (types is int and not positive):
+        ok = isinstance(value, types)
+        if ok and types is int:  # bool is an int; counts are positive
+            ok = not isinstance(value, bool) and value > 0  # type: ignore[operator]
+        if not ok:
             raise SceneError(
                 f'{where}[{name!r}] is {_short(value)}: expected a '
                 f'{"positive int" if types is int else types.__name__}; {_REWRITE}'  # type: ignore[union-attr]
