@@ -11,6 +11,7 @@ import pytest
 import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import Callback
+from torch import Tensor
 
 from tests.tasks.test_gfm import RandomDataModule, make_task
 from torchgeo_gfm import precision
@@ -132,29 +133,92 @@ def test_pretraining_run_bf16_tracks_fp32(tmp_path: Path) -> None:
     )
 
 
-class Labelled(RandomDataModule):
+class Quadrants(RandomDataModule):
+    """A task the tiny ResNet learns in a few dozen steps: which quadrant is bright.
+
+    Learnable labels and batches of 8 make the loss curve a property of the data and the
+    optimiser; on random labels with batches of 2 (BatchNorm over two samples, Adam's
+    first steps moving every weight by +-lr whatever its gradient's size) each step's loss
+    is chaotic: two fp32 runs with different valid conv kernels, or with weights perturbed
+    by 1e-4, differ by more than bf16 rounding does (measured; see the issue 19 note).
+    """
+
     def train_dataloader(self) -> Any:
         gen = torch.Generator().manual_seed(0)
-        images = torch.randn(8, 3, 32, 32, generator=gen)
-        labels = torch.randint(0, 4, (8,), generator=gen)
+        labels = torch.randint(0, 4, (64,), generator=gen)
+        images = 0.5 * torch.randn(64, 3, 32, 32, generator=gen)
+        for image, label in zip(images, labels, strict=True):
+            y, x = divmod(int(label), 2)
+            image[:, 16 * y : 16 * y + 16, 16 * x : 16 * x + 16] += 1
         data = [{'image': i, 'label': y} for i, y in zip(images, labels, strict=True)]
-        return torch.utils.data.DataLoader(data, batch_size=2)
+        order = torch.Generator().manual_seed(0)
+        return torch.utils.data.DataLoader(
+            data, batch_size=8, shuffle=True, generator=order
+        )
 
     def val_dataloader(self) -> Any:
         return self.train_dataloader()
 
 
-def finetune_losses(tmp_path: Path, mode: str) -> list[float]:
+def classification() -> Any:
     from torchgeo.tasks import Classification
 
     torch.manual_seed(0)
-    task = Classification(model='test_resnet', num_classes=4, lr=1e-3)
-    return fit(task, Labelled(), tmp_path, mode, 4)[1]
+    return Classification(model='test_resnet', num_classes=4, lr=1e-3)
 
 
-def test_finetuning_run_bf16_tracks_fp32(tmp_path: Path) -> None:
-    fp32, bf16 = finetune_losses(tmp_path, 'fp32'), finetune_losses(tmp_path, 'bf16')
-    assert len(fp32) == len(bf16) == 4
-    torch.testing.assert_close(
-        torch.tensor(bf16), torch.tensor(fp32), rtol=0.05, atol=0.02
-    )
+#: oneDNN's kernels (native bf16 where the CPU has it) and ATen's own (what a CPU without
+#: AVX512 runs): both families are exercised on any machine
+KERNELS = pytest.mark.parametrize('onednn', [True, False], ids=['onednn', 'aten'])
+
+
+@KERNELS
+def test_finetuning_step_bf16_matches_fp32(onednn: bool) -> None:
+    # the same weights and batch: where a native kernel computed something else than
+    # fp32 rounded to bf16 would, it shows here, not hidden in a training trajectory
+    task = classification()
+    batch = next(iter(Quadrants().train_dataloader()))
+
+    def loss_and_grad(enabled: bool) -> tuple[Tensor, Tensor]:
+        task.zero_grad()
+        with (
+            torch.backends.mkldnn.flags(enabled=onednn),
+            torch.autocast('cpu', dtype=torch.bfloat16, enabled=enabled),
+        ):
+            loss = task.training_step(batch, 0)
+        loss.backward()
+        grads = [p.grad.flatten() for p in task.parameters() if p.grad is not None]
+        return loss.detach(), torch.cat(grads)
+
+    fp32, g32 = loss_and_grad(False)
+    bf16, g16 = loss_and_grad(True)
+    torch.testing.assert_close(bf16, fp32, rtol=0.02, atol=0)  # 8-bit mantissa
+    # bf16 activations through BatchNorm's backward over 8 samples: measured 0.984 with
+    # either kernel family (fp32 vs fp32 across the two families: 1.00000)
+    assert torch.cosine_similarity(g16, g32, dim=0) > 0.97
+
+
+def finetune_losses(tmp_path: Path, mode: str, onednn: bool) -> Tensor:
+    with torch.backends.mkldnn.flags(enabled=onednn):
+        _, values = fit(
+            classification(),
+            Quadrants(),
+            tmp_path,
+            mode,
+            48,
+            limit_val_batches=1,
+            num_sanity_val_steps=0,
+        )
+    return torch.tensor(values)
+
+
+@KERNELS
+def test_finetuning_run_bf16_tracks_fp32(tmp_path: Path, onednn: bool) -> None:
+    fp32 = finetune_losses(tmp_path, 'fp32', onednn)
+    bf16 = finetune_losses(tmp_path, 'bf16', onednn)
+    assert len(fp32) == len(bf16) == 48
+    # the curves agree over every 8 steps (measured: within 0.01; fp32 runs whose
+    # weights differ by 1e-4 differ by 0.005) and both learn
+    curves = fp32.view(6, 8).mean(1), bf16.view(6, 8).mean(1)
+    torch.testing.assert_close(curves[1], curves[0], rtol=0, atol=0.03)
+    assert all(curve[-1] < curve[0] / 2 for curve in curves)
