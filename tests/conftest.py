@@ -22,6 +22,28 @@ os.environ['TORCH_HOME'] = os.path.join(_CACHE, 'torch')
 os.environ.setdefault('MPLBACKEND', 'Agg')
 
 
+#: ``GFM_TEST_CPU=native|emulated`` runs the suite as on a CPU with or without native bf16
+#: (AVX512-BF16/AMX), whatever this one has: every branch on the CPU, on any machine
+_FORCED_CPU = {
+    'native': frozenset({'avx2', 'avx512_bf16'}),
+    'emulated': frozenset({'avx2'}),
+}
+
+
+@pytest.fixture(autouse=True, scope='session')
+def _forced_cpu() -> Iterator[None]:
+    kind = os.environ.get('GFM_TEST_CPU')
+    if not kind:
+        yield
+        return
+    from torchgeo_gfm import precision
+
+    flags = _FORCED_CPU[kind]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(precision, 'cpu_flags', lambda: flags)
+        yield
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
