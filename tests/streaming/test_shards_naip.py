@@ -86,15 +86,15 @@ def test_ran_out_of_imagery(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         ([], 2, 'give a GeoPile ROOT, --naip tiles, or both'),
         (['--naip', str(TILES)], 2, '--naip and --naip-chips go together'),
         (['--naip-chips', '3'], 2, '--naip and --naip-chips go together'),
-        (['--naip', 'missing.tif', '--naip-chips', '3'], 1, 'no such file'),
+        (['--naip', 'missing.tif', '--naip-chips', '3'], 2, 'no such file'),
         (
             ['--naip', str(TILES), '--naip-chips', '3', '--naip-size', '500'],
-            1,
-            'no chip of 500 px',
+            2,
+            'size 500 px is larger than the imagery',
         ),
         (
             ['--naip', str(TILES), '--naip-chips', '3', '--naip-source', '../x'],
-            1,
+            2,
             'plain folder name',
         ),
     ],
@@ -127,6 +127,6 @@ def test_naip_source_clashing_with_a_root_folder(
 ) -> None:
     out = tmp_path / 'out'
     args = ['shard', str(geopile), str(out), '--naip', str(TILES), *CHIPS]
-    assert main(args) == 1  # geopile already has a 'naip' folder
+    assert main(args) == 2  # geopile already has a 'naip' folder
     assert 'give the chips another name (--naip-source)' in capsys.readouterr().err
     assert not out.exists()

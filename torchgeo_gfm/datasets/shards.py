@@ -27,9 +27,12 @@ a bounded local cache) and decodes each image as GeoPile does.
 """
 
 import argparse
+import contextlib
+import importlib.util
 import io
 import json
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -42,11 +45,14 @@ import numpy as np
 import torch
 from litdata import StreamingDataset, optimize
 from litdata.exceptions import ChunkWaitTimeoutError
+from litdata.utilities.format import _convert_bytes_to_int
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torchgeo.datasets.utils import Sample
 from tqdm import tqdm
 
+from ..cli import report_error
+from ..outputs import OutputError, atomic_output, check_output
 from .geopile import TORCHGEO_SOURCES, GeoPile
 from .naip_chips import NAIPChipSpec, add_chip_options, chip_spec, positive_int
 from .utils import _needs_rasterio, _pil_to_rgb, array_to_rgb, fit_square, pil_to_tensor
@@ -265,7 +271,8 @@ def write_geopile_shards(
             None for NAIP chips only.
         output_dir: empty or missing folder, or an ``s3://`` or ``gs://`` URL.
         sources: source folders to include, in this order (None: all, sorted).
-        chunk_bytes: target shard size (litdata's ``chunk_bytes``, e.g. '64MB').
+        chunk_bytes: target shard size: bytes, or text with a unit ('64MB'; see
+            :func:`parse_chunk_bytes`).
         num_workers: processes reading and checking images; part of what makes the
             shards reproducible (each worker writes its own chunks).
         storage_options: object-storage client options (litdata's
@@ -281,28 +288,73 @@ def write_geopile_shards(
 
     Raises:
         GeoPileLayoutError: if root does not hold a GeoPile.
-        FileExistsError: if ``output_dir`` is a non-empty local folder.
+        OutputError: (a ValueError) if ``output_dir`` is a non-empty local folder or a
+            file, looks like a URL of a scheme litdata cannot write, or is an object
+            store whose backend package is missing, that has no such bucket or
+            refuses the credentials.
         FileNotFoundError: if a NAIP path is missing or holds no NAIP GeoTIFF.
         ValueError: if ``output_dir`` is a URL litdata cannot write to (``azure://``,
             ``hf://``), both root and naip are None, the NAIP source is also a folder
             of root, or no NAIP chip fits in the imagery.
-        RuntimeError: if no image could be decoded.
+        RuntimeError: if no image could be decoded (a local output is then not
+            created).
 
     .. versionadded:: 0.1
     """
     if root is None and naip is None:
         raise ValueError('nothing to shard: give a GeoPile root, NAIP tiles, or both')
-    output_dir = _check_output(output_dir)
+    chunk_bytes = parse_chunk_bytes(chunk_bytes)
+    output_dir = _check_output(output_dir, storage_options)
     # NAIP's errors now, not in a worker after the other sources are written
-    if naip is not None and next(naip.encoded(naip.open()), None) is None:
-        raise naip.no_chip_error()
+    if naip is not None:
+        naip.check_fits(dataset := naip.open())
+        if next(naip.encoded(dataset), None) is None:
+            raise naip.no_chip_error()
     pile = _open_pile(root, sources, from_torchgeo, naip)
     found = pile.sources if pile else ()
     order = _source_order(found, sources, naip.source) if naip else list(found)
-    # sources in order, each source's files in GeoPile's sorted order, one contiguous
-    # slice of inputs per worker: reproducible
+    files, inputs = _inputs(pile, order, naip)
+    encode = _Encode(os.fspath(root or ''), files, tuple(order), '', naip)
+    with (
+        tempfile.TemporaryDirectory(prefix='geopile-shard-') as encode.log_dir,
+        _target(output_dir) as target,
+    ):
+        optimize(
+            fn=encode,
+            inputs=inputs,
+            output_dir=target,
+            chunk_bytes=chunk_bytes,
+            num_workers=num_workers,
+            reorder_files=False,  # litdata would sort by file size: keep GeoPile's order
+            keep_data_ordered=True,
+            storage_options=storage_options or {},
+            # litdata defaults to spawn, which re-imports torch in every worker (~10 s
+            # each); forking shares the parent's imports and the file list
+            start_method='fork' if sys.platform == 'linux' else None,
+        )
+        skipped = _collect_skips(encode.log_dir)
+        chips_file = Path(encode.log_dir, 'naip-chips')
+        chips = int(chips_file.read_text()) if chips_file.exists() else 0
+        written = len(files) - len(skipped) + chips
+        if not written:  # raised inside _target: a local output is removed
+            raise RuntimeError(
+                f'none of the {len(files)} images under {str(root)!r} could be '
+                f'decoded (first: {skipped[:3]}); nothing was written; check the files'
+            )
+    return ShardReport(output_dir, written, tuple(order), skipped, chips)
+
+
+def _inputs(
+    pile: GeoPile | None, order: list[str], naip: NAIPChipSpec | None
+) -> tuple[list[tuple[str, int]], list[int]]:
+    """``optimize``'s inputs: the files of each source in order, then the NAIP job.
+
+    Sources in order, each source's files in GeoPile's sorted order, one contiguous
+    slice of inputs per worker: reproducible.
+    """
     files: list[tuple[str, int]] = []  # (path, index of its source in order)
     inputs: list[int] = []
+    found = pile.sources if pile else ()
     for source, name in enumerate(order):
         if naip is not None and name == naip.source:
             inputs.append(_NAIP)
@@ -314,30 +366,30 @@ def write_geopile_shards(
             for i in np.flatnonzero(ids == found.index(name))
         ]
         inputs += range(first, len(files))
-    with tempfile.TemporaryDirectory(prefix='geopile-shard-') as log_dir:
-        optimize(
-            fn=_Encode(os.fspath(root or ''), files, tuple(order), log_dir, naip),
-            inputs=inputs,
-            output_dir=output_dir,
-            chunk_bytes=chunk_bytes,
-            num_workers=num_workers,
-            reorder_files=False,  # litdata would sort by file size: keep GeoPile's order
-            keep_data_ordered=True,
-            storage_options=storage_options or {},
-            # litdata defaults to spawn, which re-imports torch in every worker (~10 s
-            # each); forking shares the parent's imports and the file list
-            start_method='fork' if sys.platform == 'linux' else None,
-        )
-        skipped = _collect_skips(log_dir)
-        chips_file = Path(log_dir, 'naip-chips')
-        chips = int(chips_file.read_text()) if chips_file.exists() else 0
-    written = len(files) - len(skipped) + chips
-    if not written:
-        raise RuntimeError(
-            f'none of the {len(files)} images under {str(root)!r} could be '
-            f'decoded (first: {skipped[:3]}); check the files'
-        )
-    return ShardReport(output_dir, written, tuple(order), skipped, chips)
+    return files, inputs
+
+
+@contextlib.contextmanager
+def _target(output_dir: str) -> Iterator[str]:
+    """Where ``optimize`` writes: the URL, or a local partial folder renamed when done.
+
+    A local OUT appears only complete (:func:`~torchgeo_gfm.outputs.atomic_output`);
+    missing parent folders are created, and removed again on failure.
+    """
+    if is_remote(output_dir):
+        yield output_dir
+        return
+    out = Path(output_dir)
+    created = [p for p in out.parents if not p.exists()]  # deepest first
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with atomic_output(out) as tmp:
+            yield str(tmp)
+    except BaseException:
+        for folder in created:
+            with contextlib.suppress(OSError):  # not empty: no longer only ours
+                folder.rmdir()
+        raise
 
 
 def _open_pile(
@@ -356,24 +408,136 @@ def _open_pile(
     return GeoPile(root, sources=sources)
 
 
-def _check_output(output_dir: str | os.PathLike[str]) -> str:
+#: URL scheme names (any case) that a missing or doubled ':' or '/' turns into local paths
+_SCHEME_TYPOS = re.compile(
+    r'^(s3|gs|gcs|azure|az|abfss?|hf|https?|ftp|sftp|file|r2)(:|//)', re.IGNORECASE
+)
+#: ``scheme:/...`` (one or more slashes) or ``scheme:`` alone
+_URL = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]+:(/|$)')
+
+
+def _looks_like_url(output_dir: str) -> bool:
+    """Whether a non-writable ``output_dir`` was meant as a URL, not a local folder."""
+    return bool(
+        '://' in output_dir or _URL.match(output_dir) or _SCHEME_TYPOS.match(output_dir)
+    )
+
+
+def _check_output(
+    output_dir: str | os.PathLike[str], storage_options: dict[str, Any] | None = None
+) -> str:
     """Refuse what litdata cannot write, and to mix shards with other local files."""
     output_dir = os.fspath(output_dir)
     if output_dir.startswith(WRITABLE_SCHEMES):
+        _check_remote(output_dir, storage_options)
         return output_dir
     if is_remote(output_dir):
-        raise ValueError(
+        raise OutputError(
             f'cannot write shards to {output_dir!r}: litdata uploads to '
             f'{" and ".join(WRITABLE_SCHEMES)} only. Write them to a local folder and '
             'upload it (e.g. `az storage blob upload-batch`), then stream from the URL'
         )
-    out = Path(output_dir).absolute()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(
-            f'{out} exists and is not an empty folder: shards are never mixed with '
-            'other files; delete it or choose another OUT'
+    if _looks_like_url(output_dir):
+        raise OutputError(
+            f'cannot write shards to {output_dir!r}: it looks like a URL, and shards '
+            f'are written to a local folder or to {" or ".join(WRITABLE_SCHEMES)} URLs '
+            '(lower case, as in s3://bucket/prefix); fix the URL or give a folder path'
         )
+    out = Path(output_dir).absolute()
+    if out.parent.exists():  # else created by the write
+        check_output(out, folder=True)
     return str(out)
+
+
+#: URL prefix -> (module, the pip package that provides it) litdata writes through
+_BACKENDS = {
+    's3://': ('boto3', 'boto3'),
+    'gs://': ('google.cloud.storage', 'google-cloud-storage'),
+}
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # a missing parent package
+        return False
+
+
+def _check_remote(url: str, storage_options: dict[str, Any] | None) -> None:
+    """Refuse, before any work, a URL whose backend is missing or that refuses us."""
+    prefix = url[: url.index('://') + 3]
+    module, package = _BACKENDS[prefix]
+    if not _installed(module):
+        raise OutputError(
+            f'cannot write shards to {url!r}: {prefix} needs the {package!r} package, '
+            f'which is not installed; `pip install {package}` or write to a local folder'
+        )
+    if not url[len(prefix) :].split('/', 1)[0]:
+        raise OutputError(f'{url!r} names no bucket; expected {prefix}BUCKET/PREFIX')
+    if prefix == 's3://':
+        _check_s3(url, storage_options)
+
+
+def _check_s3(url: str, storage_options: dict[str, Any] | None) -> None:
+    """Ask the S3 server whether the bucket exists and the credentials are good."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    options = storage_options or {}
+    bucket = url.removeprefix('s3://').split('/', 1)[0]
+    if 'aws_access_key_id' not in options and boto3.Session().get_credentials() is None:
+        raise OutputError(f'no object-storage credentials for {url!r}; {_CREDENTIALS}')
+    try:
+        boto3.client('s3', **options).head_bucket(Bucket=bucket)
+    except ClientError as error:
+        status = _status(error)
+        reason = {
+            '403': 'the credentials are wrong or lack permission',
+            '404': f'bucket {bucket!r} does not exist',
+        }.get(status, str(error))
+        raise OutputError(
+            f'cannot write shards to {url!r}: {reason} (HTTP {status}); {_CREDENTIALS}'
+        ) from None
+    except (BotoCoreError, TypeError, ValueError) as error:  # endpoint, bad options
+        raise OutputError(
+            f'cannot write shards to {url!r} ({type(error).__name__}: {error}); '
+            f'{_CREDENTIALS}'
+        ) from None
+
+
+def parse_chunk_bytes(value: str | int) -> int:
+    """A shard size: bytes as an integer (``67108864``) or with a unit (``64MB``).
+
+    Args:
+        value: an int, or text litdata reads (``'64MB'``, ``'1.5GB'``, ``'16kb'``).
+
+    Returns:
+        The size in bytes (units of 1000, as litdata counts them).
+
+    Raises:
+        ValueError: if it is not a positive size.
+
+    .. versionadded:: 0.1
+    """
+    text = str(value).strip()
+    try:
+        size = int(text) if text.lstrip('-').isdigit() else _convert_bytes_to_int(text)
+    except (ValueError, OverflowError):
+        size = 0
+    if isinstance(value, bool) or size <= 0:
+        raise ValueError(
+            f'chunk_bytes {value!r}: expected a positive size in bytes, as an integer '
+            '(67108864) or with a unit (64MB, 1GB, 512kb)'
+        )
+    return size
+
+
+def _chunk_bytes_arg(text: str) -> int:
+    """Argparse ``type=`` of ``--chunk-bytes``."""
+    try:
+        return parse_chunk_bytes(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -391,7 +555,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument('out', help='empty folder, or s3:// or gs:// URL')
     parser.add_argument('--sources', nargs='+', help='source folders (default: all)')
-    parser.add_argument('--chunk-bytes', default='64MB', help='shard size (64MB)')
+    parser.add_argument(
+        '--chunk-bytes',
+        type=_chunk_bytes_arg,
+        default='64MB',
+        help='shard size: bytes (67108864) or with a unit (64MB, the default)',
+    )
     parser.add_argument(
         '--num-workers', type=int, default=1, help='reading processes (default 1)'
     )
@@ -422,16 +591,15 @@ def run(args: argparse.Namespace) -> int:
         args: parsed arguments.
 
     Returns:
-        0 on success (bad files are listed, not fatal), 1 on an error.
+        0 on success (bad files are listed, not fatal), 1 if the imagery ran out of
+        NAIP chips, 2 (one line on stderr) on a bad input or an error.
 
     .. versionadded:: 0.1
     """
     if bool(args.naip) != bool(args.naip_chips):
-        print('error: --naip and --naip-chips go together', file=sys.stderr)
-        return 2
+        return report_error('shard', '--naip and --naip-chips go together')
     if args.root is None and not args.naip:
-        print('error: give a GeoPile ROOT, --naip tiles, or both', file=sys.stderr)
-        return 2
+        return report_error('shard', 'give a GeoPile ROOT, --naip tiles, or both')
     try:
         naip = (
             chip_spec(args, args.naip, args.naip_chips, 'naip-') if args.naip else None
@@ -447,8 +615,7 @@ def run(args: argparse.Namespace) -> int:
             naip=naip,
         )
     except (ValueError, OSError, RuntimeError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 1
+        return report_error('shard', error)
     for path, reason in report.skipped:
         print(f'skipped bad image {path} ({reason})', file=sys.stderr)
     print(
