@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from litdata import StreamingDataLoader
 
+from torchgeo_gfm.cli import main
 from torchgeo_gfm.datasets import GeoPileStreamingDataset, write_geopile_shards
 from torchgeo_gfm.datasets.shards import ShardError
 
@@ -73,3 +74,60 @@ def test_truncated_shard(geopile: Path, tmp_path: Path) -> None:
         for _ in StreamingDataLoader(dataset, batch_size=4):
             pass
     shutil.rmtree(shards)
+
+
+def _shard_refused(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(['shard', *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('torchgeo-gfm shard: error: ')
+    assert message in err
+    assert err.count('\n') == 1  # no traceback
+
+
+def test_shard_with_bad_credentials(
+    auth_server: str, geopile: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _shard_refused(
+        [str(geopile), 's3://geopile/v1'],
+        'the credentials are wrong or lack permission (HTTP 403)',
+        capsys,
+    )
+
+
+def test_shard_without_credentials(
+    geopile: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name in list(os.environ):
+        if name.startswith('AWS_'):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv('AWS_SHARED_CREDENTIALS_FILE', str(tmp_path / 'none'))
+    monkeypatch.setenv('AWS_CONFIG_FILE', str(tmp_path / 'none'))
+    monkeypatch.setenv('AWS_EC2_METADATA_DISABLED', 'true')
+    _shard_refused(
+        [str(geopile), 's3://geopile/v1'], 'no object-storage credentials', capsys
+    )
+
+
+def test_shard_to_a_missing_bucket(
+    s3_server: str, geopile: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _shard_refused(
+        [str(geopile), 's3://no-such-bucket/v1'],
+        "bucket 'no-such-bucket' does not exist",
+        capsys,
+    )
+
+
+def test_shard_with_the_backend_not_installed(
+    geopile: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from torchgeo_gfm.datasets import shards
+
+    package = 'google-cloud-storage'
+    monkeypatch.setitem(shards._BACKENDS, 'gs://', ('no_such.module', package))
+    _shard_refused([str(geopile), 'gs://bucket/v1'], f'`pip install {package}`', capsys)
