@@ -9,6 +9,9 @@ size runs in its own process, so peak memory (max RSS) is per size: it should st
 for scenes 4x and 16x larger.
 
     python benchmarks/scene_inference.py [--model unet --backbone resnet18] [--tile 256]
+        [--precision fp32|bf16|auto]
+
+Both sides run in the same precision (fp32 by default, as ``predict``).
 """
 
 import argparse
@@ -83,13 +86,14 @@ def one(args: argparse.Namespace) -> dict[str, float]:
         batch_size=args.batch_size,
         overwrite=True,
         progress=False,
+        precision=args.precision,
     )
     full = time.perf_counter() - start
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     grid = TileGrid(args.size, args.size, args.tile, args.overlap)
     with rasterio.open(scene) as src:
         tiles = [src.read(window=w, out_dtype='float32')[None] for _, _, w in grid]
-    alone = model_only(predictor, tiles, args.batch_size)
+    alone = model_only(predictor, tiles, args.batch_size, precision=result.precision)
     return {
         'size': args.size,
         'tiles': result.stats.tiles,
@@ -108,6 +112,7 @@ def main() -> None:
     parser.add_argument('--batch-size', type=int, default=4)
     parser.add_argument('--base', type=int, default=512, help='side of the 1x scene')
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
+    parser.add_argument('--precision', choices=('fp32', 'bf16', 'auto'), default='fp32')
     parser.add_argument('--size', type=int, help=argparse.SUPPRESS)
     parser.add_argument('--workdir', help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -134,12 +139,14 @@ def main() -> None:
                 str(args.batch_size),
                 '--threads',
                 str(args.threads),
+                '--precision',
+                args.precision,
             ]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             rows.append((factor, json.loads(out.strip().splitlines()[-1])))
     print(
         f'\n{args.model}/{args.backbone}, tile {args.tile}, overlap {args.overlap}, '
-        f'batch {args.batch_size}, {args.threads} threads, CPU\n'
+        f'batch {args.batch_size}, {args.threads} threads, CPU, {args.precision}\n'
     )
     print(
         '| scene | px | tiles | pipeline tiles/s | model-only tiles/s | ratio | peak RSS MB |'
