@@ -355,3 +355,41 @@ def test_sigterm_exits_only_in_the_main_thread() -> None:
     with sigterm_exits():
         assert signal.getsignal(signal.SIGTERM) is not before
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.parametrize('finish', [True, False])
+def test_cog_writer_tags_mode_and_partials(finish: bool, tmp_path: Path) -> None:
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+    from rasterio.windows import Window
+
+    from torchgeo_gfm.scene.raster import COGWriter
+
+    final = tmp_path / 'classes.tif'
+    profile = {
+        'count': 1,
+        'dtype': 'uint8',
+        'nodata': 255,
+        'crs': 'EPSG:32618',
+        'transform': from_origin(0, 64, 1, 1),
+        'height': 64,
+        'width': 64,
+    }
+    old = os.umask(0o027)
+    try:
+        writer = COGWriter(final, profile, tags={'precision': 'fp32', 'model': 'x'})
+        writer.write(Window(0, 0, 64, 64), np.ones((1, 64, 64), np.uint8))
+        assert partials(tmp_path)  # the tiled GTiff, hidden
+        writer.finish() if finish else writer.abort()
+    finally:
+        os.umask(old)
+    assert partials(tmp_path) == []
+    if not finish:
+        assert list(tmp_path.iterdir()) == []
+        return
+    assert stat.S_IMODE(final.stat().st_mode) == 0o640
+    with rasterio.open(final) as src:
+        assert src.tags()['precision'] == 'fp32'
+        assert src.tags()['model'] == 'x'
+        assert src.read(1).min() == 1
