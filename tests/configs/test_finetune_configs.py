@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 import timm
+import torch
 import yaml
 from torchgeo.main import main
 
 import torchgeo_gfm  # noqa: F401  (registers gfm_swin_base and swin_base_in22k)
 from tests.models.fake_data import TINY_SWIN
 from torchgeo_gfm import arp
+from torchgeo_gfm.tasks.inference import INFERENCE_KEY
 
 ROOT = Path(__file__).parents[2]
 CONFIGS = ROOT / 'configs' / 'finetune'
@@ -89,6 +91,46 @@ def test_fit(name: str, tmp_path: Path) -> None:
     key, gfm, _ = backbone_line(name)
     tiny = f'{"tu-" if gfm.startswith("tu-") else ""}{TINY}'
     fit(CONFIGS / f'{name}.yaml', name, tmp_path, f'--model.init_args.{key}={tiny}')
+
+
+@pytest.mark.parametrize('name', sorted(CASES))
+def test_checkpoints_record_inference_metadata(name: str) -> None:
+    # TorchGeo's tasks, swapped in, record it too: the callback is in the config
+    trainer = yaml.safe_load((CONFIGS / f'{name}.yaml').read_text())['trainer']
+    paths = [c['class_path'] for c in trainer.get('callbacks', [])]
+    assert 'torchgeo_gfm.tasks.InferenceMetadata' in paths
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', ['spacenet2_sr', 'oscd'])
+def test_fit_writes_inference_metadata(name: str, tmp_path: Path) -> None:
+    # one step of the config as written (tiny Swin): the checkpoint says what it is
+    key, gfm, _ = backbone_line(name)
+    tiny = f'{"tu-" if gfm.startswith("tu-") else ""}{TINY}'
+    cli(
+        'fit',
+        CONFIGS / f'{name}.yaml',
+        name,
+        tmp_path,
+        f'--model.init_args.{key}={tiny}',
+        f'--trainer.logger.init_args.save_dir={tmp_path / "logs"}',
+        '--trainer.max_steps=1',
+        '--trainer.limit_train_batches=1',
+        '--trainer.limit_val_batches=1',
+        '--trainer.num_sanity_val_steps=0',
+    )
+    (checkpoint,) = (tmp_path / 'logs').rglob('*.ckpt')
+    meta = torch.load(checkpoint, weights_only=True)[INFERENCE_KEY]
+    config = yaml.safe_load((CONFIGS / f'{name}.yaml').read_text())
+    assert (
+        meta['task'].rpartition('.')[2]
+        == config['model']['class_path'].rpartition('.')[2]
+    )
+    assert meta['datamodule'].endswith(config['data']['class_path'].rpartition('.')[2])
+    assert len(meta['mean']) == len(meta['std']) == len(meta['bands'])
+    assert meta['kind'] == {'spacenet2_sr': 'super_resolution', 'oscd': 'change'}[name]
+    if name == 'oscd':
+        assert meta['bands'] == ['B04', 'B03', 'B02']
 
 
 @pytest.mark.slow

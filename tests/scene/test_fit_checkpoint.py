@@ -10,9 +10,11 @@ Lightning wrote, as a user would.
 """
 
 import os
+import pickle
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,8 +29,10 @@ from torchgeo.main import main as torchgeo
 from tests.models.fake_data import TINY_SWIN
 from tests.scene.helpers import smooth_image, write_raster
 from torchgeo_gfm.cli import main
+from torchgeo_gfm.models.checkpoint import GFMCheckpointError
 from torchgeo_gfm.precision import autocast, native_bf16
 from torchgeo_gfm.scene import SceneError, load_predictor
+from torchgeo_gfm.tasks.inference import INFERENCE_KEY
 
 ROOT = Path(__file__).parents[2]
 CONFIGS = ROOT / 'configs' / 'finetune'
@@ -156,8 +160,8 @@ def test_segmentation_normalisation(
     assert predict(vaihingen, image, '-o', out, *ONE_TILE, '--probabilities') == 0
     config = vaihingen.parents[1] / 'config.yaml'
     assert (
-        'normalisation: torchgeo_gfm.datamodules.Vaihingen2DTiledDataModule.mean/std '
-        f'(from {config})'
+        'normalisation: checkpoint metadata (torchgeo_gfm.datamodules.vaihingen.'
+        'Vaihingen2DTiledDataModule.mean/std)'
     ) in capsys.readouterr().out
     with rasterio.open(out) as dst:
         probabilities = torch.from_numpy(dst.read())
@@ -190,21 +194,97 @@ def test_segmentation_normalisation(
         assert (torch.from_numpy(dst.read()) - expected).abs().max() > 1e-3
 
 
+def test_fit_writes_inference_metadata(vaihingen: Path) -> None:
+    from torchgeo.datasets import Vaihingen2D
+
+    meta = torch.load(vaihingen, weights_only=True)[INFERENCE_KEY]
+    assert meta['kind'] == 'segmentation'
+    assert meta['mode'] == 'multiclass'
+    assert meta['task'].endswith('.FinetuneSemanticSegmentation')
+    assert meta['classes'] == list(Vaihingen2D.classes)
+    assert (meta['in_channels'], meta['outputs'], meta['multiple']) == (3, 6, 32)
+    assert meta['mean'] == pytest.approx([123.675, 116.28, 103.53], rel=1e-6)
+    assert meta['std'] == pytest.approx([58.395, 57.12, 57.375], rel=1e-6)
+
+
 def test_checkpoint_away_from_its_run(vaihingen: Path, tmp_path: Path) -> None:
-    # moved out of its log folder: the normalisation is unknown, refused with the options
+    # moved out of its log folder: the metadata says everything the run's config did
     moved = Path(shutil.copy(vaihingen, tmp_path / 'best.ckpt'))
+    in_run, away = load_predictor(vaihingen), load_predictor(moved)
+    assert torch.equal(in_run.mean, away.mean)
+    assert torch.equal(in_run.std, away.std)
+    assert away.mean[0] == pytest.approx(123.675)
+    assert away.classes is not None
+    assert len(away.classes) == away.outputs == 6
+    image = write_raster(
+        tmp_path / 'in.tif', smooth_image(3, 64, 64), crs=UTM33, transform=TRANSFORM
+    )
+    assert predict(moved, image, '-o', tmp_path / 'c.tif', *ONE_TILE) == 0
+
+
+def test_plain_checkpoint_away_from_its_run(vaihingen: Path, tmp_path: Path) -> None:
+    # a plain TorchGeo checkpoint (no metadata) keeps the config.yaml fallback
+    checkpoint = torch.load(vaihingen, weights_only=True)
+    del checkpoint[INFERENCE_KEY]
+    plain = tmp_path / 'plain.ckpt'
+    torch.save(checkpoint, plain)
     with pytest.raises(SceneError, match=r'no config\.yaml of its `torchgeo fit` run'):
-        load_predictor(moved)
-    assert load_predictor(moved, normalize='imagenet').mean[0] == pytest.approx(123.675)
+        load_predictor(plain)
+    with pytest.raises(SceneError, match=r'InferenceMetadata in trainer\.callbacks'):
+        load_predictor(plain)
+    assert load_predictor(plain, normalize='imagenet').mean[0] == pytest.approx(123.675)
     # a config.yaml of another model (a later run in the same folder) is not used
     config = yaml.safe_load((vaihingen.parents[1] / 'config.yaml').read_text())
     config['model']['init_args']['num_classes'] = 7
     (tmp_path / 'config.yaml').write_text(yaml.safe_dump(config))
     with pytest.raises(SceneError, match='does not record the normalisation'):
-        load_predictor(moved)
+        load_predictor(plain)
     config['model']['init_args']['num_classes'] = 6
     (tmp_path / 'config.yaml').write_text(yaml.safe_dump(config))
-    assert load_predictor(moved).source.endswith(f'(from {tmp_path / "config.yaml"})')
+    assert load_predictor(plain).source.endswith(f'(from {tmp_path / "config.yaml"})')
+
+
+class Payload:
+    """Unpickling this creates *marker*: proof that code from the file ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (str(self.marker), 'w'))
+
+
+def test_fit_resumes_from_its_own_checkpoint(vaihingen: Path, tmp_path: Path) -> None:
+    # the callback's check of --ckpt_path does not refuse a checkpoint of the run
+    tiny = (
+        '--data.init_args.patch_size=32',
+        f'--model.init_args.backbone=tu-{TINY_SWIN}',
+    )
+    resumed = fit(
+        'vaihingen',
+        tmp_path,
+        *tiny,
+        f'--ckpt_path={vaihingen}',
+        '--trainer.max_steps=2',
+        '--trainer.max_epochs=2',
+    )
+    assert torch.load(resumed, weights_only=True)['global_step'] == 2
+
+
+def test_fit_with_a_pickle_payload_runs_nothing(tmp_path: Path) -> None:
+    # LightningCLI (2.6, cli.py _parse_ckpt_path) reads --ckpt_path with weights_only
+    # before any callback exists: its error, not ours, but nothing in the file runs
+    # (tests/tasks/test_inference.py checks the callback with Trainer.fit)
+    marker = tmp_path / 'ran'
+    payload = tmp_path / 'last.ckpt'
+    torch.save({'state_dict': {}, 'loops': Payload(marker)}, payload)
+    tiny = (
+        '--data.init_args.patch_size=32',
+        f'--model.init_args.backbone=tu-{TINY_SWIN}',
+    )
+    with pytest.raises((pickle.UnpicklingError, GFMCheckpointError)):
+        fit('vaihingen', tmp_path, *tiny, f'--ckpt_path={payload}')
+    assert not marker.exists()
 
 
 def test_classification(ucmerced: Path, tmp_path: Path) -> None:
