@@ -3,6 +3,7 @@
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -286,7 +287,7 @@ def test_cli(
     ],
 )
 def test_bad_arguments(
-    tmp_path: Path, checkpoints: Checkpoints, kwargs: dict[str, object], message: str
+    tmp_path: Path, checkpoints: Checkpoints, kwargs: dict[str, Any], message: str
 ) -> None:
     image = write_raster(tmp_path / 'in.tif', smooth_image(4, 40, 40))
     out = tmp_path / 'out.tif'
@@ -297,7 +298,7 @@ def test_bad_arguments(
             out,
             progress=False,
             **{'bands': '1,2,3', **kwargs},
-        )  # type: ignore[arg-type]
+        )
     assert list(tmp_path.iterdir()) == [image]
 
 
