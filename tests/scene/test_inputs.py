@@ -549,3 +549,33 @@ def test_outputs_are_never_inputs(
     with pytest.raises(OutputError):
         embed_scene([image], image, backbone=tiny(), overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ['in.tif']
+
+
+def test_batches_that_cannot_fit_memory(
+    tmp_path: Path,
+    checkpoints: Checkpoints,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from torchgeo_gfm.scene import engine
+    from torchgeo_gfm.scene import predictor as module
+
+    image = write_raster(tmp_path / 'in.tif', smooth_image(3, 200, 200))
+    args = ['predict', str(checkpoints('fcn')), str(image), '--tile', '64']
+    # more tiles per batch than the grid has: capped to the grid, and it runs
+    assert (
+        main([*args, '-o', str(tmp_path / 'a.tif'), '--batch-size', '100000000']) == 0
+    )
+    # a batch whose pixels alone exceed half the memory: refused before reading
+    monkeypatch.setattr(engine, '_memory', lambda: 2**20)
+    assert main([*args, '-o', str(tmp_path / 'b.tif'), '--batch-size', '16']) == 2
+    assert 'more than half' in one_line_error(capsys, 'predict')
+    monkeypatch.undo()
+
+    def no_memory(self: object, images: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: 12 GB")
+
+    monkeypatch.setattr(module.Predictor, '__call__', no_memory)
+    assert main([*args, '-o', str(tmp_path / 'c.tif')]) == 2
+    assert 'out of memory' in one_line_error(capsys, 'predict')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['a.tif', 'in.tif']
