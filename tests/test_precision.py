@@ -57,11 +57,13 @@ class TestChoice:
 
     def test_autocast_helper(self, flags: Any) -> None:
         flags()
-        with precision.autocast('cpu'):
+        with precision.autocast('cpu', 'auto'):
             assert not torch.is_autocast_enabled('cpu')
         flags('amx_bf16')
-        with precision.autocast('cpu'):
+        with precision.autocast('cpu', 'auto'):
             assert torch.is_autocast_enabled('cpu')
+        with precision.autocast('cpu', 'fp32'):
+            assert not torch.is_autocast_enabled('cpu')
 
     def test_cpu_flags_read_from_this_machine(self) -> None:
         precision.cpu_flags.cache_clear()

@@ -110,12 +110,13 @@ def describe(mode: str, device: str | torch.device) -> str:
 
 
 def autocast(
-    device: str | torch.device, mode: str = 'auto'
+    device: str | torch.device, mode: str
 ) -> contextlib.AbstractContextManager[None]:
     """bf16 autocast on *device* if *mode* resolves to bf16 there, else nothing (fp32).
 
-    For inference and checks outside Lightning (scene prediction, export checks). The
-    scene engine always passes *mode* (its default is fp32, the same output everywhere).
+    For inference and checks outside Lightning (scene prediction, export checks). *mode*
+    has no default: whether results may change with the CPU is the caller's decision
+    (the scene engine's default is fp32, the same output everywhere).
 
     Args:
         device: where the model runs.
