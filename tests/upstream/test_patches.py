@@ -33,6 +33,7 @@ PACKAGES = {
         },
     ),
     'litdata': ('0.2.76', {'obstore-http-endpoint'}),
+    'lightning': ('2.6.6', {'ckpt-path-checks'}),
 }
 PATCHES = [
     (package, patch)
@@ -89,6 +90,8 @@ def test_patch_applies_to_installed_package(
         ),
         # the multipart upload of optimize to an http:// S3 endpoint is refused
         ('litdata', 'obstore-http-endpoint', 'HTTP error: builder error'),
+        # LightningCLI's --ckpt_path with a pickle payload: torch's bare error
+        ('lightning', 'ckpt-path-checks', 'UnpicklingError: Weights only load failed'),
     ],
 )
 def test_check_script(package: str, patch: str, failure: str, tmp_path: Path) -> None:
