@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 import torch
-from lightning.pytorch import LightningDataModule
+from lightning.pytorch import LightningDataModule, LightningModule
 from torch import Tensor, nn
 
 from ..models.checkpoint import GFMCheckpointError, read_checkpoint, sniff_format
@@ -50,6 +50,7 @@ from ..tasks.inference import (
     INFERENCE_KEY,
     INFERENCE_VERSION,
     Kind,
+    inference_metadata,
     task_classes,
     task_kind,
 )
@@ -213,15 +214,17 @@ def load_predictor(
     channels = _in_channels(ckpt)
     task = _build(ckpt, cls)
     mu, sigma, source = _normalisation(ckpt, channels, mean, std, normalize, modules)
-    meta = ckpt.meta or {}
+    # what the checkpoint records, else what the rebuilt task says (as it would record)
+    derived = inference_metadata(task) or {}
+    meta = {**derived, **{k: v for k, v in (ckpt.meta or {}).items() if v is not None}}
     return Predictor(
         task=task.eval(),
         kind=kind,
-        mode=str(meta.get('mode') or ckpt.hparams.get('task', 'regression')),
+        mode=str(meta['mode']),
         in_channels=channels,
-        outputs=int(meta.get('outputs') or _outputs(kind, ckpt.hparams)),
-        scale=_scale(kind, meta, ckpt.hparams),
-        multiple=int(meta.get('multiple') or _multiple(ckpt.hparams)),
+        outputs=int(meta['outputs']),
+        scale=int(meta['scale']),
+        multiple=int(meta['multiple']),
         mean=mu,
         std=sigma,
         source=source,
@@ -575,7 +578,7 @@ def _in_channels(ckpt: _Checkpoint) -> int:
     return given
 
 
-def _build(ckpt: _Checkpoint, cls: type[nn.Module]) -> nn.Module:
+def _build(ckpt: _Checkpoint, cls: type[nn.Module]) -> LightningModule:
     """The task from the checkpoint's dict, as Lightning's ``load_from_checkpoint``.
 
     ``weights=None``: every weight comes from the checkpoint, nothing is downloaded.
@@ -606,24 +609,6 @@ def _build(ckpt: _Checkpoint, cls: type[nn.Module]) -> nn.Module:
 def _first_line(error: BaseException) -> str:
     lines = str(error).splitlines()
     return lines[0][:300] if lines else ''
-
-
-def _outputs(kind: Kind, hparams: dict[str, Any]) -> int:
-    if kind == 'super_resolution':
-        return int(hparams['out_channels'])
-    if hparams.get('task') == 'binary':
-        return 1
-    return int(hparams.get('num_classes') or hparams.get('num_labels') or 1)
-
-
-def _scale(kind: Kind, meta: dict[str, Any], hparams: dict[str, Any]) -> int:
-    if kind != 'super_resolution':
-        return 1
-    return int(meta.get('scale') or hparams.get('scale', 1))
-
-
-def _multiple(hparams: dict[str, Any]) -> int:
-    return 1 if hparams.get('model') == 'fcn' else 32
 
 
 def _normalisation(
