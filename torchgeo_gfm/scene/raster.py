@@ -423,33 +423,6 @@ def _cause(error: BaseException) -> str:
     return str(error).strip() or type(error).__name__
 
 
-def check_output(path: str | os.PathLike[str], overwrite: bool = False) -> Path:
-    """:func:`torchgeo_gfm.outputs.check_output`, its refusals as :class:`SceneError`.
-
-    Kept until the scene commands import :mod:`torchgeo_gfm.outputs` themselves.
-
-    Args:
-        path: the output file.
-        overwrite: replace an existing file.
-
-    Returns:
-        The path.
-
-    Raises:
-        SceneError: naming the file and what to do.
-
-    .. versionadded:: 0.1
-    """
-    try:
-        return outputs.check_output(path, overwrite=overwrite)
-    except outputs.OutputError as error:
-        raise SceneError(str(error)) from None
-
-
-#: kept until the scene commands import :mod:`torchgeo_gfm.outputs` themselves
-atomic_path = outputs.atomic_output
-
-
 class COGWriter:
     """Writes windows into a tiled GeoTIFF, then copies it to a COG at *final*.
 
