@@ -17,6 +17,9 @@ from tests.tasks.test_gfm import RandomDataModule, make_task
 from torchgeo_gfm import precision
 from torchgeo_gfm.precision import NativeMixedPrecision, native_bf16
 
+#: the real reader, taken before GFM_TEST_CPU (tests/conftest.py) may patch it
+READ_CPU_FLAGS = precision.cpu_flags
+
 
 @pytest.fixture
 def flags(monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -66,8 +69,8 @@ class TestChoice:
             assert not torch.is_autocast_enabled('cpu')
 
     def test_cpu_flags_read_from_this_machine(self) -> None:
-        precision.cpu_flags.cache_clear()
-        assert isinstance(precision.cpu_flags(), frozenset)
+        READ_CPU_FLAGS.cache_clear()
+        assert isinstance(READ_CPU_FLAGS(), frozenset)
 
 
 def test_compute_loss_bf16_tracks_fp32() -> None:
