@@ -27,6 +27,7 @@ from tests.models.fake_data import TINY_SWIN
 from tests.scene.helpers import (
     UTM_TRANSFORM,
     copy_band_checkpoint,
+    save_checkpoint,
     smooth_image,
     write_raster,
 )
@@ -579,3 +580,385 @@ def test_batches_that_cannot_fit_memory(
     assert main([*args, '-o', str(tmp_path / 'c.tif')]) == 2
     assert 'out of memory' in one_line_error(capsys, 'predict')
     assert sorted(p.name for p in tmp_path.iterdir()) == ['a.tif', 'in.tif']
+
+
+# ---------------------------------------------------------------------------------------
+# found by probing: overflow, long nodata stretches, footprints on the globe, transforms
+
+
+@FEW
+@given(
+    std=st.floats(1e-37, 1e-25), mean=st.floats(-1e3, 1e3), probabilities=st.booleans()
+)
+def test_overflowing_statistics_never_write_non_finite(
+    checkpoints: Checkpoints, std: float, mean: float, probabilities: bool
+) -> None:
+    # statistics that pass the checks (finite, std a normal float) but overflow the model
+    with tempfile.TemporaryDirectory() as folder:
+        image = write_raster(Path(folder) / 'in.tif', smooth_image(3, 40, 40))
+        for run in ('predict', 'embed'):
+            out = Path(folder) / f'{run}.out'
+            try:
+                if run == 'predict':
+                    predict_scene(
+                        checkpoints('fcn'),
+                        [image],
+                        out,
+                        tile=32,
+                        mean=[mean],
+                        std=[std],
+                        probabilities=probabilities,
+                        progress=False,
+                    )
+                    with rasterio.open(out) as dst:
+                        values = dst.read()
+                else:
+                    embed_scene(
+                        [image],
+                        out,
+                        backbone=tiny(),
+                        chip=32,
+                        mean=[mean],
+                        std=[std],
+                        progress=False,
+                    )
+                    values = np.stack(gpd.read_parquet(out)['embedding'].to_numpy())
+            except SceneError as error:
+                message = str(error)
+                assert 'NaN or Inf' in message
+                assert not out.exists()
+                continue
+            assert np.isfinite(values).all()
+
+
+def test_overflow_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = write_raster(tmp_path / 'in.tif', smooth_image(3, 64, 64))
+    ckpt = tmp_path / 'c.ckpt'
+
+    from torchgeo.tasks import Classification
+
+    task = Classification(model=TINY_SWIN, in_channels=3, num_classes=5)
+    save_checkpoint(task, ckpt, {'mean': [0.0], 'std': [1.0]})
+    args = ['--mean', '100', '--std', '1e-30', '--device', 'cpu']
+    out = tmp_path / 'e.parquet'
+    embed = [
+        'embed',
+        str(image),
+        '-o',
+        str(out),
+        '--weights',
+        str(ckpt),
+        '--chip',
+        '32',
+    ]
+    assert main([*embed, *args, '--dense', str(tmp_path / 'd.tif')]) == 2
+    assert 'NaN or Inf' in one_line_error(capsys, 'embed')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['c.ckpt', 'in.tif']
+
+
+def test_long_nodata_stretches_are_streamed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a mostly-nodata scene: batches carry at most _MOST_SKIPPED tiles (memory and time
+    # stay linear in the grid), and a stop set elsewhere ends the reading at once
+    import queue
+    import threading
+
+    from torchgeo_gfm.scene import engine
+    from torchgeo_gfm.scene.raster import Scene
+    from torchgeo_gfm.scene.tiling import TileGrid
+
+    reads = []
+
+    class Empty:
+        def __init__(self, scene: Scene) -> None:
+            pass
+
+        def read(self, window: object) -> tuple[np.ndarray, np.ndarray]:
+            reads.append(window)
+            valid = np.zeros((32, 32), bool)
+            if len(reads) % 1000 == 0:
+                valid[0, 0] = True
+            return np.zeros((1, 3, 32, 32), np.float32), valid
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(engine, 'WindowReader', Empty)
+    scene = Scene(('x',), (1, 2, 3), None, UTM_TRANSFORM, 3200, 3200, (False,))
+    grid = TileGrid(3200, 3200, 32, 0)
+    batches: queue.Queue[object] = queue.Queue()
+    stop = threading.Event()
+    engine._read(scene, grid, np.zeros(3, np.float32), 8, batches, stop)
+    items = list(batches.queue)
+    assert items[-1] is engine._DONE
+    sizes = [len(item[0]) for item in items[:-1]]  # type: ignore[index]
+    assert sum(sizes) == len(grid) == 10_000
+    assert max(sizes) <= engine._MOST_SKIPPED
+    reads.clear()
+    stop.set()
+    engine._read(scene, grid, np.zeros(3, np.float32), 8, queue.Queue(), stop)
+    assert not reads
+
+
+def lonlat_raster(
+    folder: Path, name: str, crs: object, transform: Affine, size: int = 64
+) -> Path:
+    return write_raster(
+        folder / name, smooth_image(3, size, size), crs=crs, transform=transform
+    )
+
+
+@FEW
+@given(
+    west=st.floats(150.0, 200.0),
+    north=st.floats(-80.0, 89.0),
+    pixel=st.floats(0.001, 0.5),
+)
+def test_footprints_in_lon_lat(west: float, north: float, pixel: float) -> None:
+    # geographic rasters near and across the antimeridian (also past 180): every
+    # geometry lies in [-180, 180] x [-90, 90], split at 180, and covers the chip
+    from rasterio.crs import CRS
+
+    height = 64 * pixel
+    north = max(north, -90 + height)
+    with tempfile.TemporaryDirectory() as folder:
+        image = lonlat_raster(
+            Path(folder),
+            'in.tif',
+            CRS.from_epsg(4326),
+            from_origin(west, north, pixel, pixel),
+        )
+        out = Path(folder) / 'e.parquet'
+        embed_scene([image], out, backbone=tiny(), chip=32, progress=False)
+        frame = gpd.read_parquet(out)
+    assert len(frame) == 4
+    for geometry in frame.geometry:
+        assert geometry.is_valid
+        left, bottom, right, top = geometry.bounds
+        assert -180 <= left <= right <= 180
+        assert -90 <= bottom <= top <= 90
+        for part in getattr(geometry, 'geoms', [geometry]):
+            assert part.bounds[2] - part.bounds[0] <= 32 * pixel + 1e-9
+        assert geometry.area == pytest.approx((32 * pixel) ** 2, rel=1e-6)
+
+
+def test_footprints_across_the_antimeridian_in_utm(tmp_path: Path) -> None:
+    from rasterio.crs import CRS
+
+    # UTM zone 60N, 150 to 214 km east of its central meridian (177 E): 179.3 E to 179.8 W
+    image = lonlat_raster(
+        tmp_path,
+        'in.tif',
+        CRS.from_epsg(32660),
+        from_origin(650_000.0, 6_000_000.0, 1000.0, 1000.0),
+    )
+    out = tmp_path / 'e.parquet'
+    embed_scene([image], out, backbone=tiny(), chip=32, progress=False)
+    frame = gpd.read_parquet(out)
+    kinds = set(frame.geometry.geom_type)
+    assert 'MultiPolygon' in kinds  # the chips across 180 are split there
+    for geometry in frame.geometry:
+        for part in getattr(geometry, 'geoms', [geometry]):
+            assert part.bounds[2] - part.bounds[0] < 5
+    native = frame.to_crs(32660)  # back in UTM: the chips still tile the scene
+    assert native.union_all().area == pytest.approx(64_000.0**2, rel=1e-4)
+
+
+def test_footprint_holding_a_pole(tmp_path: Path) -> None:
+    from rasterio.crs import CRS
+    from shapely.geometry import Point
+
+    # NSIDC polar stereographic north: the pole is the point (0, 0)
+    image = lonlat_raster(
+        tmp_path, 'in.tif', CRS.from_epsg(3413), from_origin(-100, 100, 3, 3)
+    )
+    out = tmp_path / 'e.parquet'
+    embed_scene([image], out, backbone=tiny(), chip=32, progress=False)
+    frame = gpd.read_parquet(out)
+    holding = [g for g in frame.geometry if g.intersects(Point(0, 90))]
+    assert holding
+    for geometry in frame.geometry:
+        left, bottom, right, _ = geometry.bounds
+        assert -180 <= left <= right <= 180
+        assert bottom >= 89.99
+
+
+@pytest.mark.parametrize(
+    ('crs', 'transform', 'message'),
+    [
+        (4326, from_origin(0, 95.0, 0.5, 0.5), 'beyond the poles'),
+        (4326, from_origin(-400, 200, 10, 10), 'beyond the poles'),
+        ('LOCAL_CS["arbitrary",UNIT["metre",1]]', UTM_TRANSFORM, 'EPSG:4326'),
+    ],
+)
+def test_footprints_not_on_the_globe(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    crs: object,
+    transform: Affine,
+    message: str,
+) -> None:
+    from rasterio.crs import CRS
+
+    image = lonlat_raster(tmp_path, 'in.tif', CRS.from_user_input(crs), transform)
+    out = tmp_path / 'e.parquet'
+    assert main(['embed', str(image), '-o', str(out), '--chip', '32']) == 2
+    assert message in one_line_error(capsys, 'embed')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['in.tif']
+
+
+@pytest.mark.parametrize(
+    'transform', [Affine(0, 0, 583_000, 0, 0, 4_507_000), Affine(10, 20, 0, 5, 10, 0)]
+)
+def test_degenerate_transform(
+    tmp_path: Path,
+    checkpoints: Checkpoints,
+    capsys: pytest.CaptureFixture[str],
+    transform: Affine,
+) -> None:
+    image = write_raster(
+        tmp_path / 'in.tif', smooth_image(3, 40, 40), transform=transform
+    )
+    out = str(tmp_path / 'o.tif')
+    assert main(['predict', str(checkpoints('fcn')), str(image), '-o', out]) == 2
+    assert 'degenerate' in one_line_error(capsys, 'predict')
+    assert main(['embed', str(image), '-o', str(tmp_path / 'e.parquet')]) == 2
+    assert 'degenerate' in one_line_error(capsys, 'embed')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['in.tif']
+
+
+def test_interrupt_is_one_line_and_leaves_nothing(
+    tmp_path: Path,
+    checkpoints: Checkpoints,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from torchgeo_gfm.scene import predictor as module
+
+    image = write_raster(tmp_path / 'in.tif', smooth_image(3, 64, 64))
+
+    def interrupted(*args: object) -> torch.Tensor:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module.Predictor, '__call__', interrupted)
+    args = [str(image), '-o', str(tmp_path / 'o.tif'), '--device', 'cpu']
+    assert main(['predict', str(checkpoints('fcn')), *args, '--tile', '32']) == 130
+    err = capsys.readouterr().err
+    assert 'Traceback' not in err
+    assert 'torchgeo-gfm predict: interrupted; nothing was written' in err
+    monkeypatch.setattr(Backbone, 'features', interrupted)
+    embed = ['embed', str(image), '-o', str(tmp_path / 'e.parquet'), '--chip', '32']
+    dense = ['--dense', str(tmp_path / 'd.tif')]
+    weights = ['--weights', str(checkpoints('classification'))]
+    assert main([*embed, *weights, *dense, '--device', 'cpu']) == 130
+    assert 'embed: interrupted' in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['in.tif']
+
+
+def test_mostly_nodata_output_stays_small(tmp_path: Path) -> None:
+    from torchgeo_gfm.scene.raster import COGWriter
+
+    profile = {
+        'count': 1,
+        'dtype': 'uint8',
+        'nodata': 255,
+        'crs': 'EPSG:32618',
+        'transform': UTM_TRANSFORM,
+        'height': 40_000,
+        'width': 40_000,
+    }
+    out = tmp_path / 'o.tif'
+    writer = COGWriter(out, profile)
+    writer.write(rasterio.windows.Window(0, 0, 300, 300), np.full((1, 300, 300), 255))
+    writer.write(rasterio.windows.Window(0, 0, 10, 10), np.ones((1, 10, 10), np.uint8))
+    assert writer.tmp.stat().st_blocks * 512 < 2**20  # not 1.6 GB of nodata
+    writer.finish()
+    with rasterio.open(out) as dst:
+        corner = dst.read(1, window=rasterio.windows.Window(0, 0, 20, 20))
+        far = dst.read(1, window=rasterio.windows.Window(30_000, 30_000, 5, 5))
+    assert (corner[:10, :10] == 1).all()
+    assert (corner[10:] == 255).all()
+    assert (far == 255).all()
+
+
+@pytest.mark.parametrize('where', ['write', 'finish'])
+def test_failed_writes_are_one_line(
+    tmp_path: Path,
+    checkpoints: Checkpoints,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+) -> None:
+    from rasterio.errors import RasterioIOError
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise RasterioIOError('No space left on device')
+
+    image = write_raster(tmp_path / 'in.tif', smooth_image(3, 64, 64))
+    target = rasterio.io.DatasetWriter if where == 'write' else rasterio.shutil
+    monkeypatch.setattr(target, 'write' if where == 'write' else 'copy', full)
+    args = [str(image), '-o', str(tmp_path / 'o.tif'), '--device', 'cpu']
+    assert main(['predict', str(checkpoints('fcn')), *args, '--tile', '32']) == 2
+    line = one_line_error(capsys, 'predict')
+    assert 'o.tif: cannot write it (No space left on device)' in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['in.tif']
+
+
+def test_failed_table_writes_are_one_line(
+    tmp_path: Path,
+    checkpoints: Checkpoints,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+
+    import pyarrow.parquet as pq
+
+    write_table = pq.write_table
+
+    def full(*args: object, **kwargs: object) -> None:
+        if isinstance(args[1], io.BytesIO):  # geopandas' own, in memory
+            return write_table(*args, **kwargs)  # type: ignore[arg-type]
+        raise OSError(28, 'No space left on device')
+
+    image = write_raster(tmp_path / 'in.tif', smooth_image(3, 64, 64))
+    monkeypatch.setattr(pq, 'write_table', full)
+    monkeypatch.setattr(gpd.GeoDataFrame, 'to_file', full)
+    ckpt = str(checkpoints('classification'))
+    out = ['-o', str(tmp_path / 'e.parquet'), '--device', 'cpu', '--chip', '32']
+    assert main(['embed', str(image), *out, '--weights', ckpt]) == 2
+    assert 'No space left on device' in one_line_error(capsys, 'embed')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['in.tif']
+    vectors = ['--vectorize', str(tmp_path / 'v.gpkg'), '--tile', '32']
+    args = [str(image), '-o', str(tmp_path / 'o.tif'), *vectors, '--device', 'cpu']
+    assert main(['predict', str(checkpoints('fcn')), *args]) == 2
+    assert 'v.gpkg: cannot write it' in one_line_error(capsys, 'predict')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['in.tif', 'o.tif']
+
+
+def test_raster_with_ground_control_points_only(
+    tmp_path: Path,
+    checkpoints: Checkpoints,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from rasterio.control import GroundControlPoint
+
+    gcps = [
+        GroundControlPoint(0, 0, 583_000, 4_507_000),
+        GroundControlPoint(0, 40, 583_400, 4_507_000),
+        GroundControlPoint(40, 0, 583_000, 4_506_600),
+    ]
+    image = tmp_path / 'gcps.tif'
+    with rasterio.open(
+        image, 'w', driver='GTiff', count=3, height=40, width=40, dtype='uint8',
+        gcps=gcps, crs='EPSG:32618',
+    ) as dst:  # fmt: skip
+        dst.write(smooth_image(3, 40, 40))
+    with caplog.at_level('WARNING', logger='torchgeo_gfm'):
+        predict_scene(checkpoints('fcn'), [image], tmp_path / 'o.tif', progress=False)
+    assert 'ground control points only' in caplog.text
+    out = str(tmp_path / 'e.parquet')
+    assert main(['embed', str(image), '-o', out]) == 2
+    assert 'gdalwarp' in one_line_error(capsys, 'embed')

@@ -53,7 +53,7 @@ from .predictor import (
     per_band,
     read_checkpoint_file,
 )
-from .raster import COGWriter, Scene, corners, footprint, open_scene, parse_bands
+from .raster import COGWriter, LonLat, Scene, footprint, open_scene, parse_bands
 from .tiling import cap_tile, chip_grid
 
 logger = logging.getLogger(__name__)
@@ -347,6 +347,8 @@ def _open_all(
 ) -> list[Scene]:
     """Each raster (with a CRS), all with the same number of bands read."""
     scenes = [open_scene([p], bands, None, georeferenced=True) for p in inputs]
+    for scene in scenes:
+        LonLat(scene)  # located in EPSG:4326, checked before anything is computed
     first = scenes[0]
     for scene in scenes[1:]:
         if len(scene.bands) != len(first.bands):
@@ -397,8 +399,10 @@ def _check_args(
 class _Chips:
     """The writer side of one raster: pooled rows, and the dense COG if asked for."""
 
-    def __init__(self, scene: Scene, stage: int, dense: COGWriter | None) -> None:
-        self.scene, self.dense = scene, dense
+    def __init__(
+        self, scene: Scene, stage: int, dense: COGWriter | None, lonlat: LonLat
+    ) -> None:
+        self.scene, self.dense, self.lonlat = scene, dense, lonlat
         self.step = STAGE_STRIDE[stage]
         self.rows: list[dict[str, Any]] = []
 
@@ -413,12 +417,9 @@ class _Chips:
             self._write_dense(window, features, small)
 
     def _row(self, window: Window, pooled: np.ndarray) -> dict[str, Any]:
-        from shapely.geometry import Polygon
-        from shapely.geometry.polygon import orient
-
         left, bottom, right, top = footprint(self.scene.transform, window)
         return {
-            'geometry': orient(Polygon(corners(self.scene.transform, window))),
+            'geometry': self.lonlat.polygon(window),
             'embedding': pooled.astype(np.float32),
             'minx': left,
             'miny': bottom,
@@ -470,7 +471,7 @@ def _embed_one(
         writer = _dense_writer(
             scene, dense, run.stage, backbone, chip, device, mean, tags
         )
-    chips = _Chips(scene, run.stage, writer)
+    chips = _Chips(scene, run.stage, writer, LonLat(scene))
     try:
         stats = run_tiles(
             scene,
@@ -490,9 +491,7 @@ def _embed_one(
         raise
     if writer:
         writer.finish()
-    frame = gpd.GeoDataFrame(chips.rows, geometry='geometry', crs=scene.crs)
-    if len(frame):
-        frame = frame.to_crs(4326)
+    frame = gpd.GeoDataFrame(chips.rows, geometry='geometry', crs=4326)
     frame['crs'] = scene.crs.to_string() if scene.crs else ''
     frame['source'] = scene.paths[0]
     if scene.datetime is not None:
@@ -578,8 +577,14 @@ def _write_parquet(out: Path, frames: list[Any], metadata: dict[str, Any]) -> in
     table = table.replace_schema_metadata(
         {**(table.schema.metadata or {}), b'torchgeo_gfm': json.dumps(metadata)}
     )
-    with atomic_output(out, '.parquet') as tmp:
-        pq.write_table(table, tmp)
+    try:
+        with atomic_output(out, '.parquet') as tmp:
+            pq.write_table(table, tmp)
+    except OSError as error:  # disk full, I/O error: nothing is left at *out*
+        raise SceneError(
+            f'{out}: cannot write it ({error}); nothing was written there: free some '
+            'space or choose another folder'
+        ) from None
     return len(frame)
 
 
@@ -641,6 +646,9 @@ def run(args: argparse.Namespace) -> int:
     except (SceneError, OutputError) as error:
         print(f'torchgeo-gfm embed: error: {error}', file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: the partial outputs are already removed
+        print('torchgeo-gfm embed: interrupted; nothing was written', file=sys.stderr)
+        return 130
     print(f'{result.output}: {result.rows} chips; precision: {result.precision}')
     if result.dense:
         print(f'{result.dense}: dense features')

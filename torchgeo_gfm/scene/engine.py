@@ -37,6 +37,8 @@ Tile = tuple[int, int, Window, np.ndarray]
 Consume = Callable[[Tile, np.ndarray | None], None]
 
 _DONE = object()
+#: tiles per batch at most, skipped (nodata) ones included
+_MOST_SKIPPED = 256
 
 
 @dataclass
@@ -212,11 +214,16 @@ def _read(
 ) -> None:
     """Reader thread: batches of (tiles, pixels) padded to the tile size."""
     reader = WindowReader(scene)
+    # a batch is sent when it holds batch_size tiles to compute, or this many tiles in
+    # all: long stretches of nodata reach the writer (and free memory) as they are read
+    most = max(batch_size, _MOST_SKIPPED)
     try:
         tiles: list[Tile]
         pixels: list[np.ndarray]
-        tiles, pixels = [], []
+        tiles, pixels, kept = [], [], 0
         for i, j, window in grid:
+            if stop.is_set():  # an error or interrupt elsewhere: stop reading now
+                return
             image, valid = reader.read(window)
             tile = (i, j, window, valid)
             if not valid.any():
@@ -226,10 +233,11 @@ def _read(
                 image[:, :, ~valid] = fill[None, :, None]
                 tiles.append(tile)
                 pixels.append(_pad(image, grid.tile))
-            if len([p for p in pixels if p.size]) == batch_size:
+                kept += 1
+            if kept == batch_size or len(tiles) >= most:
                 if not _put(batches, (tiles, pixels), stop):
                     return
-                tiles, pixels = [], []
+                tiles, pixels, kept = [], [], 0
         if tiles:
             _put(batches, (tiles, pixels), stop)
     finally:
@@ -271,12 +279,32 @@ def _compute(
             x = torch.from_numpy(np.stack([pixels[k] for k in keep])).to(device)
             with autocast(device, precision), _out_of_memory(x):
                 y = model(x).float().cpu().numpy()
+            _check_finite(y, [tiles[k] for k in keep], precision)
             for n, k in enumerate(keep):
                 results[k] = y[n]
         stats.skipped += len(tiles) - len(keep)
         if not _put(outputs, list(zip(tiles, results)), stop):
             return
         bar.update(len(tiles))
+
+
+def _check_finite(y: np.ndarray, tiles: list[Tile], precision: str) -> None:
+    """Refuse model outputs that are NaN or Inf: written, they would look like results.
+
+    The pixels are finite (non-finite ones are nodata) and so are the weights and the
+    statistics (checked when loaded), so this is an overflow: normalised values too large
+    for the model (a tiny ``--std``, data on another scale than the statistics).
+    """
+    if np.isfinite(y).all():
+        return
+    bad = next(n for n in range(len(y)) if not np.isfinite(y[n]).all())
+    _, _, window, _ = tiles[bad]
+    raise SceneError(
+        f'the model gave NaN or Inf on the tile at column {int(window.col_off)}, row '
+        f'{int(window.row_off)} ({precision}): its inputs overflow once normalised; check '
+        'that --mean/--std (or the statistics the checkpoint records) are on the '
+        "raster's scale (e.g. 0-255 vs 0-1 vs 0-10000); nothing was written"
+    )
 
 
 @contextlib.contextmanager

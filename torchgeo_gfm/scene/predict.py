@@ -368,8 +368,15 @@ def write_polygons(classes: Path, vectors: Path, block: int = 2048) -> None:
     )
     if len(frame):
         frame = frame.dissolve(by='class', as_index=False).explode(index_parts=False)
-    with atomic_output(vectors, '.gpkg') as tmp:
-        frame.to_file(tmp, driver='GPKG', layer='classes')
+    try:
+        with atomic_output(vectors, '.gpkg') as tmp:
+            frame.to_file(tmp, driver='GPKG', layer='classes')
+    except (OSError, RuntimeError) as error:  # disk full, I/O (pyogrio's are Runtime)
+        raise SceneError(
+            f'{vectors}: cannot write it ({" ".join(str(error).split())}); nothing was '
+            f'written there ({classes} is complete): free some space or choose another '
+            'folder'
+        ) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -437,6 +444,9 @@ def run(args: argparse.Namespace) -> int:
     except (SceneError, OutputError) as error:
         print(f'torchgeo-gfm predict: error: {error}', file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: the partial outputs are already removed
+        print('torchgeo-gfm predict: interrupted; nothing was written', file=sys.stderr)
+        return 130
     s = result.stats
     print(
         f'{result.output}: {s.tiles} tiles ({s.skipped} nodata) in {s.seconds:.1f} s, '
