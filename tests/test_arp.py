@@ -127,7 +127,7 @@ def test_discover_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(['arp', '--logs', str(tmp_path), '--baseline-logs', str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert '| WHU Aerial | IoU | 90.40 | 90.70 | 90.40 | 90.40 |' in out
-    assert main(['arp', '--logs', str(tmp_path / 'none')]) == 1
+    assert main(['arp', '--logs', str(tmp_path / 'none')]) == 2
     assert f'{tmp_path / "none"}: no such folder' in capsys.readouterr().err
 
 
@@ -217,6 +217,20 @@ BAD_INPUTS = {
         "unknown image extension ''",
     ),
     'plot is a folder': (None, ['--plot', '{p}/ok.png'], 'it is a folder'),
+    'plot replaces the log': (
+        None,
+        ['--run', 'oscd={p}/log.png', '--plot', '{p}/log.png'],
+        'is the input {p}/log.png',
+    ),
+    'plot replaces the log found': (
+        None,
+        ['--baseline', 'oscd={p}/png', '--plot', '{p}/png/metrics.png'],
+        'is the input {p}/png/metrics.csv',
+    ),
+    'run is a device': (None, ['--run', 'oscd=/dev/null'], 'not a regular file'),
+    'plot path holds NUL': (None, ['--plot', '{p}/a\0b.png'], 'NUL byte'),
+    'plot name too long': (None, ['--plot', '{p}/' + 'x' * 300 + '.png'], 'bytes long'),
+    'folder named metrics.csv': (None, ['--run', 'oscd={p}/dir'], 'no metrics.csv'),
 }
 
 
@@ -228,14 +242,19 @@ def test_cli_refuses_bad_input(
     _log(tmp_path / 'ok', 'test_OverallF1Score', 0.6)
     (tmp_path / 'ok.png').mkdir()
     (tmp_path / 'empty').mkdir()
+    (tmp_path / 'dir' / 'metrics.csv').mkdir(parents=True)
+    (tmp_path / 'log.png').write_text('epoch,test_OverallF1Score\n0,0.6\n')
+    (tmp_path / 'png').mkdir()
+    os.link(tmp_path / 'log.png', tmp_path / 'png' / 'metrics.csv')
+    os.link(tmp_path / 'log.png', tmp_path / 'png' / 'metrics.png')  # the same file
     if text is not None:
         (tmp_path / 'run').mkdir()
         (tmp_path / 'run' / 'metrics.csv').write_bytes(text.encode('latin-1'))
     before = _files(tmp_path)
-    assert main(['arp', *(a.format(p=tmp_path) for a in argv)]) == 1
+    assert main(['arp', *(a.format(p=tmp_path) for a in argv)]) == 2
     out, err = capsys.readouterr()
     assert out == ''
-    assert err.startswith('error: ')
+    assert err.startswith('torchgeo-gfm arp: error: ')
     assert expected.format(p=tmp_path) in err
     assert err.count('\n') == 1  # one paragraph, no traceback
     assert _files(tmp_path) == before
@@ -362,7 +381,7 @@ def test_plot_never_replaces_a_device_or_fifo(
     os.mkfifo(tmp_path / 'fifo.png')
     (tmp_path / 'null.png').symlink_to('/dev/null')
     path = str(tmp_path / target)
-    assert main(['arp', '--plot', path]) == 1
+    assert main(['arp', '--plot', path]) == 2
     err = capsys.readouterr().err
     assert f'cannot save a figure as {path}: ' in err
     assert 'write to a file' in err

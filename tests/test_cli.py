@@ -211,3 +211,36 @@ def test_output_mode_follows_the_umask(
     finally:
         os.umask(old)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.mark.parametrize('command', COMMANDS)
+@pytest.mark.parametrize(
+    'out', ['s3://bucket/b.safetensors', 'S3:b.safetensors', 'a\0b']
+)
+def test_url_like_or_nul_output_is_refused(
+    command: str,
+    out: str,
+    inputs: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Never written as a local folder named after the scheme (convert creates folders)."""
+    monkeypatch.chdir(tmp_path)
+    _fails([command, str(inputs[command]), out], capsys, '')
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize('command', COMMANDS)
+def test_a_device_or_fifo_input_is_named_as_such(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Never read (a FIFO would wait forever, /dev/zero never end), never 'no such file'."""
+    fifo = tmp_path / 'fifo.pth'
+    os.mkfifo(fifo)
+    out = str(tmp_path / 'out.safetensors')
+    for source in ('/dev/zero', '/dev/null', str(fifo)):
+        _fails([command, source, out], capsys, f'{source}: is not a regular file')
+    (tmp_path / 'broken.pth').symlink_to(tmp_path / 'none')
+    _fails([command, str(tmp_path / 'broken.pth'), out], capsys, 'a link to a missing')
+    assert sorted(os.listdir(tmp_path)) == ['broken.pth', 'fifo.pth']

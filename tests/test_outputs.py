@@ -20,6 +20,7 @@ from torchgeo_gfm.outputs import (
     atomic_output,
     check_output,
     check_outputs,
+    looks_like_url,
     remove_stale_partials,
     same_file,
     sigterm_exits,
@@ -393,3 +394,55 @@ def test_cog_writer_tags_mode_and_partials(finish: bool, tmp_path: Path) -> None
         assert src.tags()['precision'] == 'fp32'
         assert src.tags()['model'] == 'x'
         assert src.read(1).min() == 1
+
+
+@pytest.mark.parametrize(
+    'path',
+    ['a\0b', 's3://bucket/x', 'S3:x', 'ftp://host/x', 'hf://x', 's3//bucket', 'C:\\x'],
+)
+def test_nul_and_url_like_paths_are_refused(
+    path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for folder in (False, True):
+        with pytest.raises(OutputError):
+            check_output(path, folder=folder)
+    assert list(tmp_path.iterdir()) == []
+    assert check_output('./x:y') == Path('x:y')  # a colon spelled as a local path
+
+
+@given(scheme=st.from_regex(r'[A-Za-z][A-Za-z0-9+.-]{0,8}', fullmatch=True), rest=NAMES)
+@FUNCTION
+def test_scheme_colon_anything_looks_like_a_url(scheme: str, rest: str) -> None:
+    assert looks_like_url(f'{scheme}:{rest}')
+    assert not looks_like_url(f'./{scheme}:{rest}')
+
+
+def test_a_name_longer_than_the_file_system_takes_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match='the name is 300 bytes long'):
+        check_output(tmp_path / ('x' * 300))
+    with pytest.raises(OutputError, match='the name is 300 bytes long'):
+        check_output(tmp_path / 'missing' / ('x' * 300), folder=True)
+
+
+@pytest.mark.parametrize('length', [200, 230, 255])
+def test_long_names_are_written_atomically(length: int, tmp_path: Path) -> None:
+    """The partial's name is shortened (with a hash) where the output's fills the limit."""
+    final = tmp_path / ('é' * (length // 2) + 'x' * (length % 2))
+    check_output(final)
+    with atomic_output(final, '.safetensors') as tmp:
+        assert len(os.fsencode(tmp.name)) <= 255
+        tmp.write_text('done')
+    assert final.read_text() == 'done'
+    assert partials(tmp_path) == []
+
+
+def test_a_link_to_an_empty_folder_is_filled_through_the_link(tmp_path: Path) -> None:
+    (tmp_path / 'real').mkdir()
+    (tmp_path / 'link').symlink_to(tmp_path / 'real')
+    check_output(tmp_path / 'link', folder=True)
+    with atomic_output(tmp_path / 'link') as tmp:
+        tmp.mkdir()
+        (tmp / 'a').write_text('a')
+    assert (tmp_path / 'link').is_symlink()
+    assert (tmp_path / 'real' / 'a').read_text() == 'a'

@@ -13,7 +13,7 @@ paper's table next to ours and draws the radar chart.
 import argparse
 import csv
 import math
-import sys
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,11 +255,16 @@ def find_metrics_csv(path: Path) -> Path:
     if path.is_file():
         return path
     if not path.is_dir():
-        raise FileNotFoundError(
-            f'{path}: no such file or folder; expected a metrics.csv or a log folder '
-            'holding one'
+        problem = (
+            'not a regular file or folder (a device, FIFO or socket is never read)'
+            if os.path.lexists(path)
+            else 'no such file or folder'
         )
-    found = sorted(path.rglob('metrics.csv'), key=lambda p: p.stat().st_mtime)
+        raise FileNotFoundError(
+            f'{path}: {problem}; expected a metrics.csv or a log folder holding one'
+        )
+    logs = [p for p in path.rglob('metrics.csv') if p.is_file()]
+    found = sorted(logs, key=lambda p: p.stat().st_mtime)
     if not found:
         raise FileNotFoundError(
             f'no metrics.csv in {path}: run `torchgeo test --config ... '
@@ -470,11 +475,12 @@ def radar_chart(
     return fig
 
 
-def check_figure_path(path: Path) -> str:
+def check_figure_path(path: Path, protect: Sequence[Path] = ()) -> str:
     """Check that a figure can be saved at *path*, before any work is done.
 
     Args:
         path: where to save it; the extension gives the format.
+        protect: the metrics files read; never replaced by the chart.
 
     Returns:
         The format (extension, lower case).
@@ -483,11 +489,15 @@ def check_figure_path(path: Path) -> str:
         ValueError: if matplotlib cannot write the extension.
         FileNotFoundError: if the folder is missing.
         IsADirectoryError: if *path* is a folder.
-        OutputError: if *path* is a device, FIFO or socket, or its folder is not
-            writable.
+        OutputError: if *path* is one of *protect*, a device, FIFO or socket, holds
+            a NUL byte, has a name too long, or its folder is not writable.
 
     .. versionadded:: 0.1
     """
+    if '\0' in os.fspath(path):
+        raise OutputError(
+            f'cannot save a figure as {path!r}: the path holds a NUL byte'
+        )
     formats = FigureCanvasBase.get_supported_filetypes()
     fmt = path.suffix[1:].lower()
     if fmt not in formats:
@@ -495,16 +505,20 @@ def check_figure_path(path: Path) -> str:
             f'cannot save a figure as {path}: unknown image extension {path.suffix!r}; '
             f'use one of {", ".join("." + f for f in sorted(formats))}'
         )
-    if not path.parent.is_dir():
+    try:
+        parent, is_dir = path.parent.is_dir(), path.is_dir()
+    except OSError:  # a name too long: check_output says so
+        parent, is_dir = True, False
+    if not parent:
         raise FileNotFoundError(
             f'cannot save a figure as {path}: no folder {path.parent}; create it first'
         )
-    if path.is_dir():
+    if is_dir:
         raise IsADirectoryError(
             f'cannot save a figure as {path}: it is a folder; add a file name'
         )
-    try:  # a chart is replaced, but never a device, FIFO or unwritable folder
-        check_output(path, overwrite=True)
+    try:  # a chart is replaced, but never a log, device, FIFO or unwritable folder
+        check_output(path, overwrite=True, protect=protect)
     except OutputError as error:
         raise OutputError(f'cannot save a figure as {error}') from None
     return fmt
@@ -595,10 +609,11 @@ def _chart(
 
 def _report(args: argparse.Namespace) -> str:
     """Check and read everything, save the chart; return the text to print."""
-    if args.plot:
-        check_figure_path(args.plot)  # before the work, not after it
     runs = _runs(args.logs, args.run)
     baseline_runs = _runs(args.baseline_logs, args.baseline)
+    if args.plot:  # before the work, not after it; never one of the logs read
+        logs = [*runs.values(), *baseline_runs.values()]
+        check_figure_path(args.plot, [find_metrics_csv(Path(p)) for p in logs])
     ours = collect(runs) if runs else None
     baseline = collect(baseline_runs) if baseline_runs else None
     text = format_table(ours, baseline)
@@ -615,17 +630,17 @@ def run(args: argparse.Namespace) -> int:
         args: parsed arguments.
 
     Returns:
-        The exit status: 0, or 1 with a message on stderr for a bad input.
+        The exit status: 0, or 2 with one line on stderr for a bad input (as the
+        other sub-commands and argparse itself).
 
     .. versionadded:: 0.1
     """
+    from .cli import report_error
+
     try:
         text = _report(args)
     except (ValueError, KeyError, OSError) as err:
-        # KeyError's str() is the repr of its message
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f'error: {message}', file=sys.stderr)
-        return 1
+        return report_error('arp', err)
     print(text)
     return 0
 

@@ -13,6 +13,7 @@ it. Each sub-command lives next to the code it drives, in a module that defines
 
 import argparse
 import importlib
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -109,8 +110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[args.command][0])
     from .outputs import sigterm_exits
 
-    with sigterm_exits():  # a SIGTERM raises, so partial outputs are removed
-        return int(module.run(args) or 0)
+    try:
+        with sigterm_exits():  # a SIGTERM raises, so partial outputs are removed
+            return int(module.run(args) or 0)
+    except KeyboardInterrupt:  # Ctrl-C: partial outputs were removed on the way out
+        print(f'\ntorchgeo-gfm {args.command}: interrupted', file=sys.stderr)
+        return 128 + signal.SIGINT
 
 
 if __name__ == '__main__':  # pragma: no cover

@@ -17,6 +17,7 @@ Names are paths relative to ``configs/`` without ``.yaml``: ``gfm``, ``gfm_demo`
 """
 
 import argparse
+import contextlib
 import sys
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -78,7 +79,10 @@ def read_config(name: str) -> str:
 
 def _write(text: str, out: Path, name: str, force: bool) -> None:
     """Write *text* to *out* atomically, after the package's output check."""
-    if out.is_dir():  # the one refusal that can suggest the right path
+    is_dir = False
+    with contextlib.suppress(OSError, ValueError):  # a NUL byte: check_output says so
+        is_dir = out.is_dir()
+    if is_dir:  # the one refusal that can suggest the right path
         example = out / (Path(name).name.removesuffix(SUFFIX) + SUFFIX)
         raise OutputError(f'{out}: is a folder; give a file name, e.g. {example}')
     check_output(out, overwrite=force, option='--force')

@@ -13,7 +13,11 @@ it into place only when complete (:func:`atomic_output`). The rules:
   resolved paths (symlinks followed) are equal;
 * an existing output is replaced only with ``--overwrite``, and only if it is a regular
   file: a folder, device (``/dev/null``, ``/dev/stdout``), FIFO or socket never is;
-* the folder of the output must exist and be writable;
+* the folder of the output must exist and be writable; the path is not empty, holds no
+  NUL byte, has a name the file system takes, and does not look like a URL
+  (``s3://...``, ``S3:x``, ``ftp://...``: these are written to object storage or not at
+  all, never as a local folder named ``s3:``; ``./NAME`` writes a local name with a colon);
+* an output folder that is a symlink to an empty folder is written through the link;
 * temporary files are named ``.NAME.partial-<pid>-<random><suffix>``; the output gets
   the mode a plain ``open()`` gives (the user's umask, or the mode of the file it
   replaces), whatever mode the writer created it with;
@@ -26,6 +30,7 @@ it into place only when complete (:func:`atomic_output`). The rules:
 """
 
 import contextlib
+import hashlib
 import os
 import re
 import secrets
@@ -43,6 +48,7 @@ __all__ = (
     'atomic_output',
     'check_output',
     'check_outputs',
+    'looks_like_url',
     'sigterm_exits',
     'temporary_output',
 )
@@ -81,6 +87,63 @@ def same_file(a: Pathish, b: Pathish) -> bool:
 
 #: where devices and the kernel's files live (``/dev/stdout`` may lead to a regular file)
 _SYSTEM = ('/dev/', '/proc/', '/sys/')
+
+
+#: ``scheme:`` at the start of a path (RFC 3986's scheme syntax), or a known scheme
+#: name followed by ``//`` (``s3//bucket``: a typo); a Windows drive (``C:\\``) as well
+_URL = re.compile(
+    r'^\s*([A-Za-z][A-Za-z0-9+.-]*:|(s3|gs|gcs|azure|az|abfss?|hf|https?|s?ftp|file|r2)//)',
+    re.IGNORECASE,
+)
+
+
+def looks_like_url(path: Pathish) -> bool:
+    """Whether *path* reads as a URL (``s3://b/k``, ``S3:b``, ``ftp:/x``) or a typo of one.
+
+    Such a path is never written as a local folder named after the scheme. A local name
+    with a colon is written as ``./NAME``.
+
+    Args:
+        path: an output path as given.
+
+    Returns:
+        True if it starts with ``scheme:`` or with a known scheme followed by ``//``.
+
+    .. versionadded:: 0.1
+    """
+    return bool(_URL.match(os.fspath(path)))
+
+
+#: bytes a temporary name adds to the output's name: '.' + '.partial-PID-TOKEN' + suffix
+_PARTIAL_OVERHEAD = 1 + len('.partial-') + 10 + 1 + 8
+
+
+def _name_max(folder: Path) -> int:
+    """Longest file name (bytes) the file system of *folder* takes."""
+    with contextlib.suppress(OSError, ValueError):
+        return os.pathconf(folder, 'PC_NAME_MAX')
+    return 255
+
+
+def _refuse_malformed(out: Path, given: str) -> None:
+    """A NUL byte, a URL, a name longer than the file system takes."""
+    if '\0' in given:
+        raise OutputError(
+            f'{given!r}: the output path holds a NUL byte; give a file name'
+        )
+    if looks_like_url(given):
+        raise OutputError(
+            f'{given}: looks like a URL, and this command writes local files only; give '
+            'a local path (write ./NAME for a local name with a colon)'
+        )
+    name = len(os.fsencode(out.name))
+    parent = out.absolute().parent
+    limit = _name_max(parent if parent.is_dir() else Path('/'))
+    if name > limit:
+        raise OutputError(
+            f'{given}: the name is {name} bytes long, and the file system takes names of '
+            f'at most {limit}; give a shorter name'
+        )
 
 
 def _refuse_system(out: Path) -> None:
@@ -152,6 +215,7 @@ def check_output(
     if not os.fspath(path):
         raise OutputError('the output path is empty; give a file name')
     out = Path(path)
+    _refuse_malformed(out, os.fspath(path))
     _refuse_system(out)
     _refuse_protected(out, protect)
     if os.path.exists(out):
@@ -234,6 +298,20 @@ def _remove(path: Path) -> None:
             path.unlink()
 
 
+def _partial_stem(name: str) -> str:
+    """*name* as it appears in its partials: shortened (with a hash) if it would not fit.
+
+    The file system limits a name to 255 bytes; the partial adds
+    :data:`_PARTIAL_OVERHEAD` and a suffix, so a long output name is cut, and a hash of
+    the whole name keeps the partials of different outputs apart.
+    """
+    raw = os.fsencode(name)
+    if len(raw) <= 255 - _PARTIAL_OVERHEAD - 24:
+        return name
+    digest = hashlib.sha256(raw).hexdigest()[:12]
+    return os.fsdecode(raw[:160]) + '~' + digest
+
+
 def _glob_escape(name: str) -> str:
     """*name* with glob's special characters matched literally."""
     return re.sub(r'([*?\[])', r'[\1]', name)
@@ -256,8 +334,9 @@ def remove_stale_partials(final: Path) -> list[Path]:
     removed = []
     parent = final.absolute().parent
     with contextlib.suppress(OSError):  # unreadable folder: nothing to clean
-        for partial in parent.glob(f'.{_glob_escape(final.name)}.partial-*'):
-            match = _PARTIAL_PID.match(partial.name, len(final.name) + 1)
+        stem = _partial_stem(final.name)
+        for partial in parent.glob(f'.{_glob_escape(stem)}.partial-*'):
+            match = _PARTIAL_PID.match(partial.name, len(stem) + 1)
             if match is None or _alive(int(match[1])):
                 continue
             _remove(partial)
@@ -289,7 +368,10 @@ def temporary_output(final: Pathish, suffix: str = '') -> Iterator[Path]:
     final = Path(final)
     remove_stale_partials(final)
     name = _PARTIAL.format(
-        name=final.name, pid=os.getpid(), token=secrets.token_hex(4), suffix=suffix
+        name=_partial_stem(final.name),
+        pid=os.getpid(),
+        token=secrets.token_hex(4),
+        suffix=suffix,
     )
     tmp = final.with_name(name)
     try:
@@ -340,6 +422,8 @@ def atomic_output(final: Pathish, suffix: str = '') -> Iterator[Path]:
     .. versionadded:: 0.1
     """
     final = Path(final)
+    if final.is_symlink() and final.is_dir():  # a link to the (empty) folder to fill
+        final = Path(os.path.realpath(final))
     with temporary_output(final, suffix) as tmp:
         yield tmp
         if not os.path.lexists(tmp):

@@ -332,3 +332,22 @@ def test_chips_folder_has_the_umask_mode(umask: int, tmp_path: Path) -> None:
         os.umask(old)
     assert (tmp_path / 'naip').stat().st_mode & 0o777 == 0o777 & ~umask
     assert [p.name for p in tmp_path.iterdir()] == ['naip']
+
+
+@pytest.mark.parametrize(
+    'out', ['', ' ', 's3://bucket/geopile', 'S3:geopile', 'ftp://h/x']
+)
+def test_empty_or_url_like_out_is_refused(
+    out: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Never written as the current folder or a local folder named after the scheme."""
+    monkeypatch.chdir(tmp_path)
+    tiles = str(TILES.absolute())
+    assert main(['naip-chips', tiles, '--out', out, '-n', '1', '--size', '16']) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('torchgeo-gfm naip-chips: error: ')
+    assert err.count('\n') == 1
+    assert list(tmp_path.iterdir()) == []

@@ -126,3 +126,20 @@ def test_written_with_the_umask(umask: int, tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask
+
+
+@pytest.mark.parametrize(
+    'out', ['a\0b', 's3://bucket/gfm.yaml', 'S3:gfm.yaml', 'x' * 300]
+)
+def test_malformed_output_is_one_line(
+    out: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(['config', 'gfm_demo', '-o', out]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('torchgeo-gfm config: error: ')
+    assert err.count('\n') == 1
+    assert list(tmp_path.iterdir()) == []

@@ -131,3 +131,27 @@ def test_shard_with_the_backend_not_installed(
     package = 'google-cloud-storage'
     monkeypatch.setitem(shards._BACKENDS, 'gs://', ('no_such.module', package))
     _shard_refused([str(geopile), 'gs://bucket/v1'], f'`pip install {package}`', capsys)
+
+
+def test_shard_to_a_prefix_that_holds_objects_is_refused(
+    s3_shards: str, geopile: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As a non-empty local folder: refused before any work (litdata said 'None')."""
+    _shard_refused([str(geopile), s3_shards], 'it already holds objects', capsys)
+
+
+def test_an_all_bad_root_leaves_nothing_on_s3(
+    s3_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import boto3
+
+    root = tmp_path / 'root'
+    (root / 'a' / 'class').mkdir(parents=True)
+    (root / 'a' / 'class' / 'x.jpg').write_bytes(b'\xff\xd8 not a jpeg')
+    for _ in range(2):  # nothing left behind: the second run meets an empty prefix too
+        assert main(['shard', str(root), 's3://geopile/all-bad']) == 2
+        err = capsys.readouterr().err  # after litdata's progress bars
+        assert err.splitlines()[-1].startswith('torchgeo-gfm shard: error: none of')
+        assert 'Traceback' not in err
+    listed = boto3.client('s3').list_objects_v2(Bucket='geopile', Prefix='all-bad/')
+    assert listed['KeyCount'] == 0

@@ -48,7 +48,7 @@ from torchgeo.datasets import NAIP, DatasetNotFoundError
 from torchgeo.samplers import GriddedPatchSampler, RandomPatchSampler
 
 from ..cli import report_error
-from ..outputs import atomic_output, check_output
+from ..outputs import OutputError, atomic_output, check_output, looks_like_url
 
 CHIPS_PER_FOLDER = 10_000
 #: chip locations drawn at once by the random sampler (memory stays flat for any n)
@@ -158,15 +158,25 @@ def _open_naip(paths: Sequence[str | os.PathLike[str]], res: float | None) -> NA
     return dataset
 
 
-def _output_folder(out: Path, source: str) -> Path:
+def _output_folder(out: str | os.PathLike[str], source: str) -> Path:
     """``out/source``, refused if it would overwrite anything (the package's check)."""
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(
-            f'out {out} is a file; expected the GeoPile root folder (created if missing)'
+    given = os.fspath(out)
+    if not given.strip():
+        raise OutputError(
+            'out is empty; give the GeoPile root folder (created if missing)'
         )
-    root = out / source
-    if out.is_dir():  # chips are never mixed with an earlier run's
-        check_output(root, folder=True)
+    if looks_like_url(given) or '\0' in given:
+        check_output(given, folder=True)  # refused, with the reason
+    path = Path(given)
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise NotADirectoryError(
+            f'out {path} is a file; expected the GeoPile root folder (created if missing)'
+        )
+    root = path / source
+    # chips are never mixed with an earlier run's; missing folders are created: the
+    # first of them is checked
+    missing = [p for p in (root, *root.parents) if not os.path.lexists(p)]
+    check_output(missing[-1] if missing else root, folder=True)
     return root
 
 
@@ -387,14 +397,15 @@ def cut_naip_chips(
         max_nodata,
         source,
     )
-    return _cut(spec, Path(out))
+    return _cut(spec, out)
 
 
-def _cut(spec: NAIPChipSpec, out: Path) -> int:
+def _cut(spec: NAIPChipSpec, given: str | os.PathLike[str]) -> int:
     """Write the chips of ``spec`` into ``out/<source>``, all or nothing."""
+    root = _output_folder(given, spec.source)  # before the work
+    out = Path(given)
     dataset = spec.open()
     spec.check_fits(dataset)
-    root = _output_folder(out, spec.source)
     created = [p for p in (out, *out.parents) if not p.exists()]  # deepest first
     out.mkdir(parents=True, exist_ok=True)
     try:  # a hidden .<source>.partial-<pid>-<random> folder, renamed when complete
@@ -515,7 +526,7 @@ def run(args: argparse.Namespace) -> int:
     """
     try:
         spec = chip_spec(args, args.paths, args.num_chips)
-        written = _cut(spec, Path(args.out))
+        written = _cut(spec, args.out)
     except (ValueError, OSError) as err:
         return report_error('naip-chips', err)
     where = os.path.join(args.out, args.source)

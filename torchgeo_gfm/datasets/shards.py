@@ -33,8 +33,12 @@ import io
 import json
 import os
 import re
+import signal
+import stat
 import sys
 import tempfile
+import time
+import types
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -52,7 +56,7 @@ from torchgeo.datasets.utils import Sample
 from tqdm import tqdm
 
 from ..cli import report_error
-from ..outputs import OutputError, atomic_output, check_output
+from ..outputs import OutputError, atomic_output, check_output, looks_like_url
 from .geopile import TORCHGEO_SOURCES, GeoPile
 from .naip_chips import NAIPChipSpec, add_chip_options, chip_spec, positive_int
 from .utils import _needs_rasterio, _pil_to_rgb, array_to_rgb, fit_square, pil_to_tensor
@@ -150,6 +154,28 @@ def decode_rgb(data: bytes, name: str, size: int | None = None) -> Tensor:
     return fit_square(tensor, size) if size is not None else tensor
 
 
+def _read_regular(path: str) -> bytes:
+    """A file's bytes; a FIFO, device or socket posing as an image is refused, not read.
+
+    Reading a FIFO would wait for a writer forever, ``/dev/zero`` would fill memory.
+    """
+    with open(path, 'rb', opener=_nonblocking) as f:
+        mode = os.fstat(f.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(f'not a regular file (mode {stat.filemode(mode)}); not read')
+        return f.read()
+
+
+def _nonblocking(path: str, flags: int) -> int:
+    """``open`` that does not wait for a FIFO's writer (the mode is checked next)."""
+    return os.open(path, flags | getattr(os, 'O_NONBLOCK', 0))
+
+
+def _text(name: str) -> str:
+    r"""A file name as UTF-8-encodable text (bytes that are not UTF-8 as ``\xNN``)."""
+    return os.fsencode(name).decode('utf-8', 'backslashreplace')
+
+
 #: ``optimize`` input standing for all the NAIP chips (the other inputs are file indices)
 _NAIP = -1
 
@@ -168,27 +194,41 @@ class _Encode:
     sources: tuple[str, ...]
     log_dir: str
     naip: NAIPChipSpec | None = None
+    #: the process that runs ``optimize`` (a worker whose parent is gone stops)
+    owner: int = field(default_factory=os.getpid)
+
+    def _orphaned(self) -> None:
+        """Stop this worker if the command was killed (SIGKILL: it could not stop us)."""
+        if os.getpid() != self.owner and os.getppid() != self.owner:
+            for pid in _descendants(os.getpid()):  # litdata's helpers of this worker
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            os._exit(1)
 
     def __call__(self, index: int) -> Iterator[dict[str, Any]]:
+        self._orphaned()
         if index == _NAIP:
             yield from self._naip_chips()
             return
         # inputs are indices, not paths: litdata would copy path inputs to a cache first
         path, source = self.files[index]
         try:
-            data = Path(path).read_bytes()
+            data = _read_regular(path)
             decode_rgb(data, path)  # the whole image: truncation shows up here
         except Exception as error:  # noqa: BLE001 (any decoder error: bad data, not a bug)
-            with open(os.path.join(self.log_dir, f'{os.getpid()}.tsv'), 'a') as log:
-                print(path, f'{type(error).__name__}: {error}', sep='\t', file=log)
+            # one JSON line per file: any name (tabs, newlines, bytes that are not UTF-8)
+            line = json.dumps([path, f'{type(error).__name__}: {error}'])
+            with open(os.path.join(self.log_dir, f'{os.getpid()}.jsonl'), 'a') as log:
+                print(line, file=log)
             return
         yield self._sample(data, source, os.path.relpath(path, self.root))
 
     def _sample(self, data: bytes, source: int, path: str) -> dict[str, Any]:
+        path = _text(path)
         return {
             'image': data,
             'source': source,
-            'source_name': self.sources[source],
+            'source_name': _text(self.sources[source]),
             'class': Path(path).parent.name,
             'path': path,
         }
@@ -203,6 +243,7 @@ class _Encode:
         # litdata's bar counts inputs, and all the chips are one input: a bar of their own
         chips = tqdm(desc='NAIP chips', total=self.naip.n, unit='chip', leave=False)
         for name, data, _, _ in self.naip.encoded(self.naip.open()):
+            self._orphaned()
             yield self._sample(data, source, f'{self.naip.source}/{name}')
             count += 1
             chips.update()
@@ -246,9 +287,9 @@ def _source_order(
 def _collect_skips(log_dir: str) -> list[tuple[str, str]]:
     """Gather the workers' lists of bad files, sorted by path."""
     skipped = []
-    for log in Path(log_dir).glob('*.tsv'):
+    for log in Path(log_dir).glob('*.jsonl'):
         for line in log.read_text().splitlines():
-            path, _, reason = line.partition('\t')
+            path, reason = json.loads(line)
             skipped.append((path, reason))
     return sorted(skipped)
 
@@ -304,7 +345,10 @@ def write_geopile_shards(
     if root is None and naip is None:
         raise ValueError('nothing to shard: give a GeoPile root, NAIP tiles, or both')
     chunk_bytes = parse_chunk_bytes(chunk_bytes)
-    output_dir = _check_output(output_dir, storage_options)
+    _check_workers(num_workers)
+    _check_storage_options(storage_options)
+    _check_sources(sources, root, naip)
+    output_dir = _check_output(output_dir, storage_options, root)
     # NAIP's errors now, not in a worker after the other sources are written
     if naip is not None:
         naip.check_fits(dataset := naip.open())
@@ -317,21 +361,30 @@ def write_geopile_shards(
     encode = _Encode(os.fspath(root or ''), files, tuple(order), '', naip)
     with (
         tempfile.TemporaryDirectory(prefix='geopile-shard-') as encode.log_dir,
-        _target(output_dir) as target,
+        _target(output_dir, storage_options) as target,
     ):
-        optimize(
-            fn=encode,
-            inputs=inputs,
-            output_dir=target,
-            chunk_bytes=chunk_bytes,
-            num_workers=num_workers,
-            reorder_files=False,  # litdata would sort by file size: keep GeoPile's order
-            keep_data_ordered=True,
-            storage_options=storage_options or {},
-            # litdata defaults to spawn, which re-imports torch in every worker (~10 s
-            # each); forking shares the parent's imports and the file list
-            start_method='fork' if sys.platform == 'linux' else None,
-        )
+        before = set(_descendants(os.getpid()))
+        try:
+            with _sigint_stays_ours():
+                optimize(
+                    fn=encode,
+                    inputs=inputs,
+                    output_dir=target,
+                    chunk_bytes=chunk_bytes,
+                    num_workers=num_workers,
+                    reorder_files=False,  # litdata would sort by size: keep GeoPile's order
+                    keep_data_ordered=True,
+                    storage_options=storage_options or {},
+                    # litdata defaults to spawn, which re-imports torch in every worker
+                    # (~10 s each); forking shares the parent's imports and the file list
+                    start_method='fork' if sys.platform == 'linux' else None,
+                )
+        except Exception as error:
+            _stop_workers(before)
+            raise ShardWriteError(_worker_failure(error)) from error
+        except BaseException:  # SIGINT, or SIGTERM (sigterm_exits): workers stop too
+            _stop_workers(before)
+            raise
         skipped = _collect_skips(encode.log_dir)
         chips_file = Path(encode.log_dir, 'naip-chips')
         chips = int(chips_file.read_text()) if chips_file.exists() else 0
@@ -342,6 +395,193 @@ def write_geopile_shards(
                 f'decoded (first: {skipped[:3]}); nothing was written; check the files'
             )
     return ShardReport(output_dir, written, tuple(order), skipped, chips)
+
+
+#: most worker processes (each a fork of this one); more cannot run at once usefully
+MAX_WORKERS = max(64, 4 * (os.cpu_count() or 1))
+
+
+def _check_workers(num_workers: int) -> None:
+    """Refuse a worker count that is not an integer in [0, MAX_WORKERS]."""
+    if (
+        isinstance(num_workers, bool)
+        or not isinstance(num_workers, int)
+        or not 0 <= num_workers <= MAX_WORKERS
+    ):
+        raise ValueError(
+            f'num_workers {num_workers!r}: expected an integer from 0 (read in this '
+            f'process) to {MAX_WORKERS} (4 per CPU, at least 64); each worker is a process'
+        )
+
+
+def _check_storage_options(options: Any) -> None:
+    """Refuse storage options that are not a JSON object with string keys."""
+    if options is not None and not (
+        isinstance(options, dict) and all(isinstance(k, str) for k in options)
+    ):
+        raise ValueError(
+            f'storage options {options!r}: expected a JSON object of client options, '
+            'e.g. {"endpoint_url": "https://...", "aws_access_key_id": "..."}'
+        )
+
+
+def _check_sources(
+    sources: list[str] | None,
+    root: str | os.PathLike[str] | None,
+    naip: NAIPChipSpec | None,
+) -> None:
+    """Refuse sources named twice, or that only a GeoPile root could hold (none given)."""
+    if sources is None:
+        return
+    if isinstance(sources, str) or not all(isinstance(s, str) for s in sources):
+        raise ValueError(f'sources {sources!r}: expected a list of source folder names')
+    twice = sorted({s for s in sources if sources.count(s) > 1})
+    if twice:
+        raise ValueError(f'sources {twice} are given more than once: name each once')
+    others = [s for s in sources if naip is None or s != naip.source]
+    if root is None and others:
+        raise ValueError(
+            f'sources {others} are folders of a GeoPile ROOT, and none was given: give '
+            f'ROOT, or leave them out (the NAIP chips are source {naip and naip.source!r})'
+        )
+
+
+@contextlib.contextmanager
+def _sigint_stays_ours() -> Iterator[None]:
+    """Keep litdata from taking SIGINT over while ``optimize`` runs.
+
+    litdata (0.2.7x) installs a SIGINT handler that ends the process with
+    ``os._exit(0)``: Ctrl-C would exit with status 0, leave the partial output and the
+    workers' own processes behind, and the handler stays installed after ``optimize``
+    returns. Its module's ``signal.signal`` is replaced, for the block, by one that
+    leaves SIGINT alone; Ctrl-C then raises KeyboardInterrupt here, which stops the
+    workers and removes the partial output.
+    """
+    from litdata.processing import data_processor
+
+    real = data_processor.signal
+
+    def install(signum: int, handler: Any) -> Any:
+        if signum == real.SIGINT:
+            return real.getsignal(signum)
+        return real.signal(signum, handler)
+
+    proxy = types.SimpleNamespace(
+        **{k: getattr(real, k) for k in dir(real) if not k.startswith('__')}
+    )
+    proxy.signal = install
+    data_processor.signal = proxy
+    global _OPTIMIZING
+    _OPTIMIZING = os.getpid()
+    try:
+        yield
+    finally:
+        _OPTIMIZING = 0
+        data_processor.signal = real
+
+
+#: pid of the process running ``optimize`` (0 if none): processes forked meanwhile
+#: (litdata's workers and their helpers) ignore SIGINT, which Ctrl-C sends to the whole
+#: process group; the command stops them itself (:func:`_stop_workers`), so none
+#: prints a KeyboardInterrupt traceback
+_OPTIMIZING = 0
+
+
+def _forked_child_ignores_sigint() -> None:
+    if _OPTIMIZING and os.getpid() != _OPTIMIZING:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+if hasattr(os, 'register_at_fork'):  # pragma: no branch (POSIX)
+    os.register_at_fork(after_in_child=_forked_child_ignores_sigint)
+
+
+def _stop_workers(before: set[int], timeout: float = 5.0) -> None:
+    """Terminate the processes started by ``optimize`` (litdata's workers).
+
+    litdata leaves its worker processes running when ``optimize`` is interrupted; they
+    would go on reading and writing into a partial output that is being removed. Only
+    the descendants that were not there before (*before*) are stopped, then killed if
+    they do not stop within *timeout* seconds.
+    """
+    children = [pid for pid in _descendants(os.getpid()) if pid not in before]
+    for pid in children:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while children and time.monotonic() < deadline:
+        for pid in list(children):
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(pid, os.WNOHANG)
+            if not _running(pid):
+                children.remove(pid)
+        time.sleep(0.05)
+    for pid in children:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+
+
+def _running(pid: int) -> bool:
+    """Whether *pid* runs (a zombie does not)."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().rpartition(')')[2].split()[0] != 'Z'
+    except OSError:
+        return False
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes under *pid* (Linux's /proc; none found elsewhere)."""
+    parents: dict[int, list[int]] = {}
+    with contextlib.suppress(OSError):
+        for entry in os.scandir('/proc'):
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                with open(f'/proc/{entry.name}/stat') as f:
+                    ppid = int(f.read().rpartition(')')[2].split()[1])
+                parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+class ShardWriteError(RuntimeError):
+    """Writing the shards failed part-way (a worker's error, a full disk, ...).
+
+    Its message is one line: the root cause, without litdata's tracebacks.
+
+    .. versionadded:: 0.1
+    """
+
+
+#: the exception line of a formatted traceback (``module.Error: message``)
+_EXCEPTION_LINE = re.compile(
+    r'^([A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)): ?(.*)$'
+)
+
+
+def _worker_failure(error: BaseException) -> str:
+    """One line for an error of ``optimize``: the root cause its workers reported.
+
+    litdata re-raises a worker's failure as a RuntimeError holding the formatted
+    traceback; the first exception line in it is the cause.
+    """
+    text = str(error)
+    if 'Traceback (most recent call last)' in text:
+        causes = [m for line in text.splitlines() if (m := _EXCEPTION_LINE.match(line))]
+        if causes:
+            text = f'{causes[0][1]}: {causes[0][3]}'
+    else:
+        text = f'{type(error).__name__}: {text}'
+    return (
+        f'writing the shards failed ({" ".join(text.split())}); nothing was written. '
+        'Check the disk or the object store, then run the command again'
+    )
 
 
 def _inputs(
@@ -370,14 +610,23 @@ def _inputs(
 
 
 @contextlib.contextmanager
-def _target(output_dir: str) -> Iterator[str]:
+def _target(
+    output_dir: str, storage_options: dict[str, Any] | None = None
+) -> Iterator[str]:
     """Where ``optimize`` writes: the URL, or a local partial folder renamed when done.
 
     A local OUT appears only complete (:func:`~torchgeo_gfm.outputs.atomic_output`);
-    missing parent folders are created, and removed again on failure.
+    missing parent folders are created, and removed again on failure. On an S3 URL,
+    whose prefix was checked to be empty, what was uploaded is deleted on failure.
     """
     if is_remote(output_dir):
-        yield output_dir
+        try:
+            yield output_dir
+        except (
+            BaseException
+        ):  # the prefix was empty (checked): remove what was uploaded
+            _remove_remote(output_dir, storage_options)
+            raise
         return
     out = Path(output_dir)
     created = [p for p in out.parents if not p.exists()]  # deepest first
@@ -390,6 +639,25 @@ def _target(output_dir: str) -> Iterator[str]:
             with contextlib.suppress(OSError):  # not empty: no longer only ours
                 folder.rmdir()
         raise
+
+
+def _remove_remote(url: str, storage_options: dict[str, Any] | None) -> None:
+    """Delete the objects under an S3 URL's prefix (best effort: errors are ignored)."""
+    if not url.startswith('s3://'):
+        return  # gs:// is not cleaned up (untested here: no GCS server in the tests)
+    with contextlib.suppress(Exception):
+        import boto3
+
+        bucket, _, prefix = url.removeprefix('s3://').partition('/')
+        prefix = prefix.strip('/')
+        client = boto3.client('s3', **(storage_options or {}))
+        pages = client.get_paginator('list_objects_v2').paginate(
+            Bucket=bucket, Prefix=f'{prefix}/' if prefix else ''
+        )
+        for page in pages:
+            keys = [{'Key': o['Key']} for o in page.get('Contents', [])]
+            if keys:
+                client.delete_objects(Bucket=bucket, Delete={'Objects': keys})
 
 
 def _open_pile(
@@ -408,26 +676,17 @@ def _open_pile(
     return GeoPile(root, sources=sources)
 
 
-#: URL scheme names (any case) that a missing or doubled ':' or '/' turns into local paths
-_SCHEME_TYPOS = re.compile(
-    r'^(s3|gs|gcs|azure|az|abfss?|hf|https?|ftp|sftp|file|r2)(:|//)', re.IGNORECASE
-)
-#: ``scheme:/...`` (one or more slashes) or ``scheme:`` alone
-_URL = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]+:(/|$)')
-
-
-def _looks_like_url(output_dir: str) -> bool:
-    """Whether a non-writable ``output_dir`` was meant as a URL, not a local folder."""
-    return bool(
-        '://' in output_dir or _URL.match(output_dir) or _SCHEME_TYPOS.match(output_dir)
-    )
-
-
 def _check_output(
-    output_dir: str | os.PathLike[str], storage_options: dict[str, Any] | None = None
+    output_dir: str | os.PathLike[str],
+    storage_options: dict[str, Any] | None = None,
+    root: str | os.PathLike[str] | None = None,
 ) -> str:
-    """Refuse what litdata cannot write, and to mix shards with other local files."""
+    """Refuse what litdata cannot write, to mix shards with other files, or the input."""
     output_dir = os.fspath(output_dir)
+    if not output_dir.strip():
+        raise OutputError(
+            'the output is empty; give a new or empty folder, or an s3:// or gs:// URL'
+        )
     if output_dir.startswith(WRITABLE_SCHEMES):
         _check_remote(output_dir, storage_options)
         return output_dir
@@ -437,16 +696,34 @@ def _check_output(
             f'{" and ".join(WRITABLE_SCHEMES)} only. Write them to a local folder and '
             'upload it (e.g. `az storage blob upload-batch`), then stream from the URL'
         )
-    if _looks_like_url(output_dir):
+    if looks_like_url(output_dir):
         raise OutputError(
             f'cannot write shards to {output_dir!r}: it looks like a URL, and shards '
             f'are written to a local folder or to {" or ".join(WRITABLE_SCHEMES)} URLs '
-            '(lower case, as in s3://bucket/prefix); fix the URL or give a folder path'
+            '(lower case, as in s3://bucket/prefix); fix the URL, or give a folder path '
+            '(./NAME for a local folder whose name has a colon)'
+        )
+    if storage_options:
+        raise OutputError(
+            f'storage options are for s3:// and gs:// outputs; {output_dir!r} is a local '
+            'folder: leave --storage-options out'
         )
     out = Path(output_dir).absolute()
-    if out.parent.exists():  # else created by the write
-        check_output(out, folder=True)
+    if root is not None and _inside(out, Path(root)):
+        raise OutputError(
+            f'{output_dir}: is inside the GeoPile root {os.fspath(root)}; shards written '
+            'there would become part of the input: choose a folder outside it'
+        )
+    # missing folders are created by the write: check the first of them
+    missing = [p for p in (out, *out.parents) if not os.path.lexists(p)]
+    check_output(missing[-1] if missing else out, folder=True)
     return str(out)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether *path* (existing or not) is *folder* or lies under it, links resolved."""
+    inner, outer = os.path.realpath(path), os.path.realpath(folder)
+    return inner == outer or inner.startswith(outer.rstrip(os.sep) + os.sep)
 
 
 #: URL prefix -> (module, the pip package that provides it) litdata writes through
@@ -487,8 +764,13 @@ def _check_s3(url: str, storage_options: dict[str, Any] | None) -> None:
     bucket = url.removeprefix('s3://').split('/', 1)[0]
     if 'aws_access_key_id' not in options and boto3.Session().get_credentials() is None:
         raise OutputError(f'no object-storage credentials for {url!r}; {_CREDENTIALS}')
+    prefix = url.removeprefix('s3://').partition('/')[2].strip('/')
     try:
-        boto3.client('s3', **options).head_bucket(Bucket=bucket)
+        client = boto3.client('s3', **options)
+        client.head_bucket(Bucket=bucket)
+        listed = client.list_objects_v2(
+            Bucket=bucket, Prefix=f'{prefix}/' if prefix else '', MaxKeys=1
+        )
     except ClientError as error:
         status = _status(error)
         reason = {
@@ -503,6 +785,12 @@ def _check_s3(url: str, storage_options: dict[str, Any] | None) -> None:
             f'cannot write shards to {url!r} ({type(error).__name__}: {error}); '
             f'{_CREDENTIALS}'
         ) from None
+    if listed.get('KeyCount', len(listed.get('Contents', []))):
+        raise OutputError(
+            f'cannot write shards to {url!r}: it already holds objects (e.g. '
+            f'{listed["Contents"][0]["Key"]!r}); shards are never mixed with other '
+            'files: choose a new prefix'
+        )
 
 
 def parse_chunk_bytes(value: str | int) -> int:
@@ -540,6 +828,31 @@ def _chunk_bytes_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _workers_arg(text: str) -> int:
+    """Argparse ``type=`` of ``--num-workers``."""
+    try:
+        value = int(text)
+        _check_workers(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'expected an integer from 0 to {MAX_WORKERS}, got {text!r}'
+        ) from None
+    return value
+
+
+def _storage_options_arg(text: str) -> dict[str, Any]:
+    """Argparse ``type=`` of ``--storage-options``: a JSON object."""
+    try:
+        options = json.loads(text)
+        _check_storage_options(options)
+    except ValueError:  # also json.JSONDecodeError
+        raise argparse.ArgumentTypeError(
+            f'expected a JSON object such as \'{{"endpoint_url": "https://..."}}\', '
+            f'got {text!r}'
+        ) from None
+    return dict(options or {})
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``torchgeo-gfm shard``.
 
@@ -562,11 +875,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='shard size: bytes (67108864) or with a unit (64MB, the default)',
     )
     parser.add_argument(
-        '--num-workers', type=int, default=1, help='reading processes (default 1)'
+        '--num-workers',
+        type=_workers_arg,
+        default=1,
+        help=f'reading processes, 0 to {MAX_WORKERS} (default 1; 0: in this process)',
     )
     parser.add_argument(
         '--storage-options',
-        type=json.loads,
+        type=_storage_options_arg,
         default=None,
         help='JSON object of object-storage client options (default: environment)',
     )
@@ -615,6 +931,8 @@ def run(args: argparse.Namespace) -> int:
             naip=naip,
         )
     except (ValueError, OSError, RuntimeError) as error:
+        if isinstance(error, ShardWriteError):  # after litdata's progress bars
+            print(file=sys.stderr)
         return report_error('shard', error)
     for path, reason in report.skipped:
         print(f'skipped bad image {path} ({reason})', file=sys.stderr)

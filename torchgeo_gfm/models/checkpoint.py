@@ -103,8 +103,17 @@ def _check_file(path: str | os.PathLike[str], expected: str) -> str:
         raise GFMCheckpointError(
             f'{path} is a directory; expected {expected}. Give the path of the file.'
         )
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         raise FileNotFoundError(f'{path}: no such file (expected {expected})')
+    if not os.path.isfile(path):  # a FIFO would block, a device never end
+        what = (
+            'a link to a missing file'
+            if not os.path.exists(path)
+            else 'not a regular file (a device, FIFO or socket is never read)'
+        )
+        raise GFMCheckpointError(
+            f'{path}: is {what}; expected {expected}. Give the path of the file.'
+        )
     return path
 
 
