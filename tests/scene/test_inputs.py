@@ -962,3 +962,69 @@ def test_raster_with_ground_control_points_only(
     out = str(tmp_path / 'e.parquet')
     assert main(['embed', str(image), '-o', out]) == 2
     assert 'gdalwarp' in one_line_error(capsys, 'embed')
+
+
+def test_complex_rasters_are_refused(
+    tmp_path: Path, checkpoints: Checkpoints, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # reading complex SAR as float32 would keep the real part only, silently
+    data = smooth_image(3, 40, 40).astype(np.complex64) * (1 + 1j)
+    image = write_raster(tmp_path / 'slc.tif', data)
+    out = str(tmp_path / 'o.tif')
+    assert main(['predict', str(checkpoints('fcn')), str(image), '-o', out]) == 2
+    assert 'complex' in one_line_error(capsys, 'predict')
+    assert main(['embed', str(image), '-o', str(tmp_path / 'e.parquet')]) == 2
+    assert 'complex' in one_line_error(capsys, 'embed')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['slc.tif']
+
+
+@pytest.mark.parametrize(
+    ('command', 'option', 'name'),
+    [
+        ('predict', '-o', 'o.gpkg'),
+        ('predict', '-o', 'o.parquet'),
+        ('predict', '-o', 'o.PNG'),
+        ('predict', '--vectorize', 'v.shp'),
+        ('predict', '--vectorize', 'v.tif'),
+        ('predict', '--vectorize', 'v.geojson'),
+        ('embed', '-o', 'e.tif'),
+        ('embed', '-o', 'e.gpkg'),
+        ('embed', '-o', 'e.csv'),
+        ('embed', '--dense', 'd.parquet'),
+        ('embed', '--dense', 'd.jpg'),
+    ],
+)
+def test_output_extensions_of_other_formats(
+    tmp_path: Path,
+    checkpoints: Checkpoints,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    option: str,
+    name: str,
+) -> None:
+    # a COG named .gpkg, a GeoPackage named .shp: refused, not written under a wrong name
+    image = write_raster(tmp_path / 'in.tif', smooth_image(3, 40, 40))
+    if command == 'predict':
+        args = ['predict', str(checkpoints('fcn')), str(image), '-o', 'o.tif']
+    else:
+        args = ['embed', str(image), '-o', 'e.parquet']
+    path = str(tmp_path / name)
+    args = [path if a in ('o.tif', 'e.parquet') and option == '-o' else a for a in args]
+    args = [a if a not in ('o.tif', 'e.parquet') else str(tmp_path / a) for a in args]
+    if option != '-o':
+        args += [option, path]
+    assert main(args) == 2
+    assert f'{option} {path}: its extension' in one_line_error(capsys, command)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['in.tif']
+
+
+def test_embed_rasters_of_other_data_types(tmp_path: Path) -> None:
+    # one set of statistics for uint8 and uint16 rasters: refused, not silently off-scale
+    a = write_raster(tmp_path / 'a.tif', smooth_image(3, 40, 40))
+    b = write_raster(tmp_path / 'b.tif', smooth_image(3, 40, 40).astype(np.uint16) * 40)
+    out = tmp_path / 'e.parquet'
+    with pytest.raises(SceneError, match='uint16 values'):
+        embed_scene([a, b], out, backbone=tiny(), chip=32, progress=False)
+    assert not out.exists()
+    embed_scene([a, a], out, backbone=tiny(), chip=32, progress=False)
+    assert out.exists()

@@ -17,9 +17,12 @@ How the embeddings were computed is recorded: the GeoParquet's file metadata hol
 dense COG the same as ``TORCHGEO_GFM_*`` tags. The model runs in fp32 unless
 ``precision`` asks for bf16 (``'bf16'``, or ``'auto'`` where the hardware has it).
 Footprints are right whatever the raster's orientation (south-up, rotated: the geometry
-is the chip's four corners, the bounds their min and max). Rasters without a CRS are
-refused (the geometry is in EPSG:4326); a chip larger than the scene is capped to the
-smallest multiple of 32 that covers it.
+is the chip's outline, the bounds their min and max) and place on the globe (split at the
+antimeridian, to the pole for a chip holding one: :class:`~.raster.LonLat`). Rasters
+without a CRS, with a CRS that cannot be transformed to EPSG:4326, or beyond the poles
+are refused, as are rasters of another data type than the first (one set of
+statistics); a chip larger than the scene is capped to the smallest multiple of 32 that
+covers it.
 
 .. versionadded:: 0.1
 """
@@ -53,7 +56,18 @@ from .predictor import (
     per_band,
     read_checkpoint_file,
 )
-from .raster import COGWriter, LonLat, Scene, footprint, open_scene, parse_bands
+from .raster import (
+    RASTER_SUFFIXES,
+    TABLE_SUFFIXES,
+    VECTOR_SUFFIXES,
+    COGWriter,
+    LonLat,
+    Scene,
+    check_suffix,
+    footprint,
+    open_scene,
+    parse_bands,
+)
 from .tiling import cap_tile, chip_grid
 
 logger = logging.getLogger(__name__)
@@ -304,6 +318,18 @@ def embed_scene(
     stride = chip if stride is None else stride
     _check_args(inputs, chip, stride, stage, dense, batch_size, precision)
     out, dense_out = _check_outputs(inputs, output, dense, weights, overwrite)
+    check_suffix(
+        output,
+        '-o',
+        'GeoParquet (.parquet)',
+        (*RASTER_SUFFIXES, *VECTOR_SUFFIXES, *TABLE_SUFFIXES[2:]),
+    )
+    check_suffix(
+        dense,
+        '--dense',
+        'a Cloud-Optimized GeoTIFF (.tif)',
+        (*TABLE_SUFFIXES, *VECTOR_SUFFIXES, *RASTER_SUFFIXES[3:]),
+    )
     target = check_device(device)
     scenes = _open_all(inputs, parse_bands(bands))
     channels = len(scenes[0].bands)
@@ -350,7 +376,15 @@ def _open_all(
     for scene in scenes:
         LonLat(scene)  # located in EPSG:4326, checked before anything is computed
     first = scenes[0]
-    for scene in scenes[1:]:
+    kinds = [_dtypes(scene) for scene in scenes]
+    for scene, kind in zip(scenes[1:], kinds[1:]):
+        if kind != kinds[0]:
+            raise SceneError(
+                f'{scene.paths[0]}: holds {"/".join(kind)} values, {first.paths[0]} '
+                f'{"/".join(kinds[0])}; they are normalised with the same statistics, so '
+                'they must be on the same scale: convert one (gdal_translate -ot TYPE '
+                '-scale ...) or embed them separately'
+            )
         if len(scene.bands) != len(first.bands):
             raise SceneError(
                 f'{scene.paths[0]}: has {len(scene.bands)} bands, {first.paths[0]} '
@@ -358,6 +392,14 @@ def _open_all(
                 'the same number from each, or embed them separately'
             )
     return scenes
+
+
+def _dtypes(scene: Scene) -> list[str]:
+    """The data types of the bands read from a scene's raster."""
+    import rasterio
+
+    with rasterio.open(scene.paths[0]) as src:
+        return sorted({src.dtypes[b - 1] for b in scene.bands})
 
 
 def _check_args(

@@ -37,7 +37,16 @@ from ..outputs import OutputError, atomic_output, check_outputs
 from .engine import RunStats, Tile, check_device, check_integer, run_tiles
 from .errors import SceneError
 from .predictor import Predictor, add_scene_arguments, load_predictor
-from .raster import COGWriter, Scene, open_scene, parse_bands
+from .raster import (
+    RASTER_SUFFIXES,
+    TABLE_SUFFIXES,
+    VECTOR_SUFFIXES,
+    COGWriter,
+    Scene,
+    check_suffix,
+    open_scene,
+    parse_bands,
+)
 from .tiling import Blender, TileGrid, cap_tile, chip_grid, grid_shape
 
 logger = logging.getLogger(__name__)
@@ -121,6 +130,14 @@ def predict_scene(
     _check_numbers(tile, overlap, batch_size)
     mode = _check_precision(precision)
     out, vectors = _check_outputs(checkpoint, inputs, output, vectorize, overwrite)
+    check_suffix(
+        output,
+        '-o',
+        'a Cloud-Optimized GeoTIFF (.tif)',
+        (*TABLE_SUFFIXES, *VECTOR_SUFFIXES, *RASTER_SUFFIXES[3:]),
+    )
+    others = (*RASTER_SUFFIXES, *TABLE_SUFFIXES, *VECTOR_SUFFIXES[1:])
+    check_suffix(vectorize, '--vectorize', 'a GeoPackage (.gpkg)', others)
     if vectors and probabilities:
         raise SceneError('--vectorize writes classes: drop --probabilities to use it')
     target = check_device(device)

@@ -265,6 +265,15 @@ def _check_bands(
             f'{info["path"]}: has {info["count"]} bands, --bands asks for band '
             f'{max(bands)}; pass band numbers between 1 and {info["count"]}'
         )
+    complex_ = sorted(
+        {info['dtypes'][b - 1] for b in bands if 'complex' in info['dtypes'][b - 1]}
+    )
+    if complex_:
+        raise SceneError(
+            f'{info["path"]}: holds {"/".join(complex_)} values (complex: SAR phase and '
+            'amplitude); the models take real values: convert it first, e.g. the '
+            'amplitude with gdal_calc.py -A in.tif --calc="abs(A)" --type Float32'
+        )
     if channels is not None and len(bands) != channels:
         what = f'--bands selects {len(bands)}' if given else f'has {len(bands)} bands'
         raise SceneError(
@@ -710,3 +719,38 @@ def _warn_disk(final: Path, profile: dict[str, Any]) -> None:
             size / 2**30,
             free / 2**30,
         )
+
+
+def check_suffix(
+    path: str | os.PathLike[str] | None,
+    option: str,
+    wanted: str,
+    refused: Sequence[str],
+) -> None:
+    """Refuse an output whose extension names another format than the one written.
+
+    Args:
+        path: the output (None: not asked for).
+        option: its option, for the message ('-o').
+        wanted: what is written there ('a Cloud-Optimized GeoTIFF (.tif)').
+        refused: extensions (lower case, with the dot) of other formats.
+
+    Raises:
+        SceneError: naming the option, the path and what is written.
+
+    .. versionadded:: 0.1
+    """
+    if path is None:
+        return
+    suffix = Path(os.fspath(path)).suffix.lower()
+    if suffix in refused:
+        raise SceneError(
+            f'{option} {os.fspath(path)}: its extension {suffix} names another format; '
+            f'{option} is written as {wanted}: give it that extension'
+        )
+
+
+#: extensions of formats that are not GeoTIFF, GeoParquet or GeoPackage
+RASTER_SUFFIXES = ('.tif', '.tiff', '.cog', '.vrt', '.png', '.jpg', '.jpeg', '.jp2')
+TABLE_SUFFIXES = ('.parquet', '.geoparquet', '.csv', '.feather', '.arrow')
+VECTOR_SUFFIXES = ('.gpkg', '.shp', '.geojson', '.json', '.fgb', '.kml', '.gml')
