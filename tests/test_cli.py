@@ -12,6 +12,7 @@ import safetensors.torch
 import torch
 
 from tests.data.gfm.data import TINY, write_upstream_checkpoint
+from torchgeo_gfm import cli
 from torchgeo_gfm.cli import main
 from torchgeo_gfm.models import (
     load_backbone,
@@ -244,3 +245,15 @@ def test_a_device_or_fifo_input_is_named_as_such(
     (tmp_path / 'broken.pth').symlink_to(tmp_path / 'none')
     _fails([command, str(tmp_path / 'broken.pth'), out], capsys, 'a link to a missing')
     assert sorted(os.listdir(tmp_path)) == ['broken.pth', 'fifo.pth']
+
+
+def test_ctrl_c_while_importing_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # most of a command's first seconds are `import torch`: a Ctrl-C there is no traceback
+    def interrupted(name: str) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.importlib, 'import_module', interrupted)
+    assert main(['config', '--list']) == 130
+    assert capsys.readouterr().err.strip() == 'torchgeo-gfm config: interrupted'

@@ -418,6 +418,14 @@ def test_scheme_colon_anything_looks_like_a_url(scheme: str, rest: str) -> None:
     assert not looks_like_url(f'./{scheme}:{rest}')
 
 
+def test_a_file_path_ending_with_a_slash_is_refused(tmp_path: Path) -> None:
+    # Path() drops the slash: 'out.tif/' would be written as the file out.tif
+    with pytest.raises(OutputError, match='ends with a slash'):
+        check_output(f'{tmp_path}/out.tif/')
+    assert check_output(f'{tmp_path}/shards/', folder=True) == tmp_path / 'shards'
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_name_longer_than_the_file_system_takes_is_refused(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match='the name is 300 bytes long'):
         check_output(tmp_path / ('x' * 300))

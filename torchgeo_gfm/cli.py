@@ -106,15 +106,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(argv).parse_args(argv)
-    module = importlib.import_module(COMMANDS[args.command][0])
-    from .outputs import sigterm_exits
+    try:  # Ctrl-C while torch imports, too: one line, not a traceback
+        args = build_parser(argv).parse_args(argv)
+        module = importlib.import_module(COMMANDS[args.command][0])
+        from .outputs import sigterm_exits
 
-    try:
         with sigterm_exits():  # a SIGTERM raises, so partial outputs are removed
             return int(module.run(args) or 0)
     except KeyboardInterrupt:  # Ctrl-C: partial outputs were removed on the way out
-        print(f'\ntorchgeo-gfm {args.command}: interrupted', file=sys.stderr)
+        command = next((f' {a}' for a in argv if a in COMMANDS), '')
+        print(f'\ntorchgeo-gfm{command}: interrupted', file=sys.stderr)
         return 128 + signal.SIGINT
 
 

@@ -216,6 +216,11 @@ def check_output(
         raise OutputError('the output path is empty; give a file name')
     out = Path(path)
     _refuse_malformed(out, os.fspath(path))
+    if not folder and os.fspath(path).endswith(('/', os.sep)):
+        raise OutputError(
+            f'{os.fspath(path)}: ends with a slash, the mark of a folder; give the '
+            'path of the output file (without the slash)'
+        )
     _refuse_system(out)
     _refuse_protected(out, protect)
     if os.path.exists(out):
