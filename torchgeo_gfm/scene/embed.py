@@ -45,8 +45,15 @@ from rasterio.windows import Window
 from torch import Tensor, nn
 
 from .. import precision as precisions
-from ..outputs import OutputError, atomic_output, check_outputs
-from .engine import RunStats, Tile, check_device, check_integer, run_tiles
+from ..outputs import OutputError, atomic_output
+from .engine import (
+    RunStats,
+    Tile,
+    check_device,
+    check_integer,
+    check_precision,
+    run_tiles,
+)
 from .errors import SceneError
 from .predictor import (
     NAMED,
@@ -57,13 +64,10 @@ from .predictor import (
     read_checkpoint_file,
 )
 from .raster import (
-    RASTER_SUFFIXES,
-    TABLE_SUFFIXES,
-    VECTOR_SUFFIXES,
     COGWriter,
     LonLat,
     Scene,
-    check_suffix,
+    check_scene_outputs,
     footprint,
     open_scene,
     parse_bands,
@@ -317,18 +321,12 @@ def embed_scene(
     """
     stride = chip if stride is None else stride
     _check_args(inputs, chip, stride, stage, dense, batch_size, precision)
-    out, dense_out = _check_outputs(inputs, output, dense, weights, overwrite)
-    check_suffix(
-        output,
-        '-o',
-        'GeoParquet (.parquet)',
-        (*RASTER_SUFFIXES, *VECTOR_SUFFIXES, *TABLE_SUFFIXES[2:]),
-    )
-    check_suffix(
-        dense,
-        '--dense',
-        'a Cloud-Optimized GeoTIFF (.tif)',
-        (*TABLE_SUFFIXES, *VECTOR_SUFFIXES, *RASTER_SUFFIXES[3:]),
+    model = [weights] if isinstance(weights, str | os.PathLike) else []
+    out, dense_out = check_scene_outputs(
+        (output, '-o', 'geoparquet'),
+        (dense, '--dense', 'cog'),
+        protect=[*inputs, *model],
+        overwrite=overwrite,
     )
     target = check_device(device)
     scenes = _open_all(inputs, parse_bands(bands))
@@ -348,24 +346,6 @@ def embed_scene(
         stats.append(done)
     n = _write_parquet(out, frames, _metadata(run, scenes[0]))
     return EmbedResult(out, dense_out, n, stats, used)
-
-
-def _check_outputs(
-    inputs: Sequence[str | os.PathLike[str]],
-    output: str | os.PathLike[str],
-    dense: str | os.PathLike[str] | None,
-    weights: Any,
-    overwrite: bool,
-) -> tuple[Path, Path | None]:
-    """The outputs, never an input, the weights file or each other (even with overwrite)."""
-    protect = [*inputs]
-    if isinstance(weights, str | os.PathLike):
-        protect.append(weights)
-    out, dense_out = check_outputs(
-        [output, dense], overwrite=overwrite, protect=protect
-    )
-    assert out is not None
-    return out, dense_out
 
 
 def _open_all(
@@ -416,11 +396,7 @@ def _check_args(
     check_integer('--chip', chip, 1)
     check_integer('--stride', stride, 1)
     check_integer('--batch-size', batch_size, 1)
-    if precision not in precisions.MODES:
-        raise SceneError(
-            f'--precision {precision!r}: expected one of {", ".join(precisions.MODES)} '
-            '(fp32: the same output on every machine)'
-        )
+    check_precision(precision)
     if stage not in STAGE_STRIDE:
         raise SceneError(f'--stage {stage}: expected 1, 2, 3 or 4 (Swin stages)')
     step = STAGE_STRIDE[4]

@@ -26,7 +26,7 @@ import torch
 from rasterio.windows import Window
 from tqdm import tqdm
 
-from ..precision import autocast
+from ..precision import MODES, autocast
 from .errors import SceneError
 from .raster import Scene, WindowReader
 from .tiling import TileGrid
@@ -423,3 +423,25 @@ def check_integer(name: str, value: object, least: int) -> int:
     if number is None or isinstance(value, bool) or number < least:
         raise SceneError(f'{name} {value!r}: expected an integer of at least {least}')
     return number
+
+
+def check_precision(mode: str) -> str:
+    """*mode* if it is a ``--precision`` the engine takes, else a SceneError.
+
+    Args:
+        mode: 'fp32', 'bf16' or 'auto'.
+
+    Returns:
+        The mode.
+
+    Raises:
+        SceneError: naming the value and the choices.
+
+    .. versionadded:: 0.1
+    """
+    if mode not in MODES:
+        raise SceneError(
+            f'--precision {mode!r}: expected one of {", ".join(MODES)} '
+            '(fp32: the same output on every machine)'
+        )
+    return mode

@@ -33,20 +33,18 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from .. import precision as precisions
-from ..outputs import OutputError, atomic_output, check_outputs
-from .engine import RunStats, Tile, check_device, check_integer, run_tiles
+from ..outputs import OutputError, atomic_output
+from .engine import (
+    RunStats,
+    Tile,
+    check_device,
+    check_integer,
+    check_precision,
+    run_tiles,
+)
 from .errors import SceneError
 from .predictor import Predictor, add_scene_arguments, load_predictor
-from .raster import (
-    RASTER_SUFFIXES,
-    TABLE_SUFFIXES,
-    VECTOR_SUFFIXES,
-    COGWriter,
-    Scene,
-    check_suffix,
-    open_scene,
-    parse_bands,
-)
+from .raster import COGWriter, Scene, check_scene_outputs, open_scene, parse_bands
 from .tiling import Blender, TileGrid, cap_tile, chip_grid, grid_shape
 
 logger = logging.getLogger(__name__)
@@ -128,16 +126,14 @@ def predict_scene(
     .. versionadded:: 0.1
     """
     _check_numbers(tile, overlap, batch_size)
-    mode = _check_precision(precision)
-    out, vectors = _check_outputs(checkpoint, inputs, output, vectorize, overwrite)
-    check_suffix(
-        output,
-        '-o',
-        'a Cloud-Optimized GeoTIFF (.tif)',
-        (*TABLE_SUFFIXES, *VECTOR_SUFFIXES, *RASTER_SUFFIXES[3:]),
+    mode = check_precision(precision)
+    model = [] if isinstance(checkpoint, Predictor) else [checkpoint]
+    out, vectors = check_scene_outputs(
+        (output, '-o', 'cog'),
+        (vectorize, '--vectorize', 'geopackage'),
+        protect=[*inputs, *model],
+        overwrite=overwrite,
     )
-    others = (*RASTER_SUFFIXES, *TABLE_SUFFIXES, *VECTOR_SUFFIXES[1:])
-    check_suffix(vectorize, '--vectorize', 'a GeoPackage (.gpkg)', others)
     if vectors and probabilities:
         raise SceneError('--vectorize writes classes: drop --probabilities to use it')
     target = check_device(device)
@@ -182,31 +178,6 @@ def _check_numbers(tile: int, overlap: int | None, batch_size: int) -> None:
     if overlap is not None:
         check_integer('--overlap', overlap, 0)
     check_integer('--batch-size', batch_size, 1)
-
-
-def _check_precision(mode: str) -> str:
-    if mode not in precisions.MODES:
-        raise SceneError(
-            f'--precision {mode!r}: expected one of {", ".join(precisions.MODES)} '
-            '(fp32: the same output on every machine)'
-        )
-    return mode
-
-
-def _check_outputs(
-    checkpoint: str | os.PathLike[str] | Predictor,
-    inputs: Sequence[str | os.PathLike[str]],
-    output: str | os.PathLike[str],
-    vectorize: str | os.PathLike[str] | None,
-    overwrite: bool,
-) -> tuple[Path, Path | None]:
-    """The outputs, never an input, the checkpoint or each other (even with overwrite)."""
-    protect = [*inputs] + ([] if isinstance(checkpoint, Predictor) else [checkpoint])
-    out, vectors = check_outputs(
-        [output, vectorize], overwrite=overwrite, protect=protect
-    )
-    assert out is not None
-    return out, vectors
 
 
 def _tiling(

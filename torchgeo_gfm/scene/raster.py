@@ -721,36 +721,56 @@ def _warn_disk(final: Path, profile: dict[str, Any]) -> None:
         )
 
 
-def check_suffix(
-    path: str | os.PathLike[str] | None,
-    option: str,
-    wanted: str,
-    refused: Sequence[str],
-) -> None:
-    """Refuse an output whose extension names another format than the one written.
+#: extensions users name outputs by: raster, table and vector formats
+KNOWN_SUFFIXES = (
+    *('.tif', '.tiff', '.cog', '.vrt', '.png', '.jpg', '.jpeg', '.jp2'),
+    *('.parquet', '.geoparquet', '.csv', '.feather', '.arrow'),
+    *('.gpkg', '.shp', '.geojson', '.json', '.fgb', '.kml', '.gml'),
+)
+#: what the scene commands write -> (its description, its own extensions)
+FORMATS = {
+    'cog': ('a Cloud-Optimized GeoTIFF (.tif)', ('.tif', '.tiff', '.cog')),
+    'geoparquet': ('GeoParquet (.parquet)', ('.parquet', '.geoparquet')),
+    'geopackage': ('a GeoPackage (.gpkg)', ('.gpkg',)),
+}
+
+Output = tuple[str | os.PathLike[str] | None, str, str]
+
+
+def check_scene_outputs(
+    output: Output, extra: Output, *, protect: Sequence[Any], overwrite: bool
+) -> tuple[Path, Path | None]:
+    """Check a command's two outputs before any work: the file rules, then the format.
+
+    The rules of :func:`torchgeo_gfm.outputs.check_outputs` (never an input in *protect*
+    nor each other, even with *overwrite*), then an output whose extension names another
+    known format than the one written there is refused (``-o x.gpkg`` for a COG).
 
     Args:
-        path: the output (None: not asked for).
-        option: its option, for the message ('-o').
-        wanted: what is written there ('a Cloud-Optimized GeoTIFF (.tif)').
-        refused: extensions (lower case, with the dot) of other formats.
+        output: ``(path, option, format)`` of the main output (a path is required).
+        extra: the same for the optional one (its path None if not asked for).
+        protect: the command's inputs (rasters, the model's file).
+        overwrite: replace existing regular files.
+
+    Returns:
+        The two paths (the second None if not asked for).
 
     Raises:
-        SceneError: naming the option, the path and what is written.
+        OutputError: if an output must not or cannot be written.
+        SceneError: naming the option, the path and the format written there.
 
     .. versionadded:: 0.1
     """
-    if path is None:
-        return
-    suffix = Path(os.fspath(path)).suffix.lower()
-    if suffix in refused:
-        raise SceneError(
-            f'{option} {os.fspath(path)}: its extension {suffix} names another format; '
-            f'{option} is written as {wanted}: give it that extension'
-        )
-
-
-#: extensions of formats that are not GeoTIFF, GeoParquet or GeoPackage
-RASTER_SUFFIXES = ('.tif', '.tiff', '.cog', '.vrt', '.png', '.jpg', '.jpeg', '.jp2')
-TABLE_SUFFIXES = ('.parquet', '.geoparquet', '.csv', '.feather', '.arrow')
-VECTOR_SUFFIXES = ('.gpkg', '.shp', '.geojson', '.json', '.fgb', '.kml', '.gml')
+    out, second = outputs.check_outputs(
+        [output[0], extra[0]], overwrite=overwrite, protect=protect
+    )
+    assert out is not None
+    for path, option, name in (output, extra):
+        wanted, own = FORMATS[name]
+        suffix = Path(os.fspath(path)).suffix.lower() if path is not None else ''
+        if suffix in KNOWN_SUFFIXES and suffix not in own:
+            raise SceneError(
+                f'{option} {path}: its extension {suffix} names another format; '
+                f'{option} is written as {wanted}: give it that extension'
+            )
+    return out, second
