@@ -177,13 +177,9 @@ class NativeMixedPrecision(MixedPrecision):
         self.enabled = mode == 'bf16' or (mode == 'auto' and native_bf16(device))
         if not self.enabled:  # what the run is: Lightning's summary, fused AdamW's rule
             self.precision = '32-true'
-        reason = 'forced' if mode != 'auto' else self._reason(device)
+        reason = 'forced' if mode != 'auto' else _reason(device)
         picked = 'bf16 autocast' if self.enabled else 'fp32'
         rank_zero_info(f'Precision: {picked} on {device} ({reason})')
-
-    @staticmethod
-    def _reason(device: str) -> str:
-        return _reason(device)
 
     def clip_gradients(
         self,
