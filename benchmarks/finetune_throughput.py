@@ -22,7 +22,7 @@ import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F
 
-import torchgeo_gfm  # noqa: F401  (registers gfm_swin_base)
+import torchgeo_gfm.models  # noqa: F401  (registers gfm_swin_base)
 from torchgeo_gfm.precision import native_bf16
 
 

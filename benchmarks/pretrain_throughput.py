@@ -49,9 +49,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-import torchgeo_gfm  # noqa: F401  (registers gfm_swin_base)
+import torchgeo_gfm.models  # noqa: F401  (registers gfm_swin_base)
 from torchgeo_gfm.precision import native_bf16
-from torchgeo_gfm.tasks import GFM
+from torchgeo_gfm.tasks import ContinualPretraining
 
 ARCHS: dict[str, dict[str, Any]] = {
     # Swin-B student and teacher as in the paper
@@ -65,10 +65,10 @@ ARCHS: dict[str, dict[str, Any]] = {
 
 def build(
     arch: str, device: str, fused: bool, seed: int = 0, compile: bool = False
-) -> GFM:
+) -> ContinualPretraining:
     torch.manual_seed(seed)
     kwargs = ARCHS[arch]
-    task = GFM(
+    task = ContinualPretraining(
         model_kwargs={**kwargs, 'window_size': 6},
         teacher='swin_base_patch4_window7_224',
         teacher_weights=None,  # random: speed does not depend on the values
@@ -81,7 +81,9 @@ def build(
     return task.train()
 
 
-def authors_like_loss(task: GFM, images: Tensor, mask: Tensor) -> Tensor:
+def authors_like_loss(
+    task: ContinualPretraining, images: Tensor, mask: Tensor
+) -> Tensor:
     """The loss as the authors' code computes it (teacher forward with grad mode on)."""
     model = task.model
     feature, rec = model.forward_student(images, mask)
@@ -114,8 +116,8 @@ class Variant:
     def __init__(
         self,
         name: str,
-        task: GFM,
-        loss: Callable[[GFM, Tensor, Tensor], Tensor],
+        task: ContinualPretraining,
+        loss: Callable[[ContinualPretraining, Tensor, Tensor], Tensor],
         autocast: Callable[[], AbstractContextManager[Any]],
     ) -> None:
         self.name, self.task, self.loss, self.autocast = name, task, loss, autocast
@@ -166,7 +168,7 @@ def variants(args: argparse.Namespace) -> list[Variant]:
     # their apex O1 is CUDA-only: fp16 autocast there (its analog), fp32 on a CPU
     authors_cast = autocast(torch.float16 if device.type == 'cuda' else None)
 
-    def ours(task: GFM, images: Tensor, mask: Tensor) -> Tensor:
+    def ours(task: ContinualPretraining, images: Tensor, mask: Tensor) -> Tensor:
         return task.compute_loss(images, mask)['loss']
 
     out = [

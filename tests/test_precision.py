@@ -13,7 +13,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
-from tests.tasks.test_gfm import RandomDataModule, make_task
+from tests.tasks.test_continual_pretraining import RandomDataModule, make_task
 from torchgeo_gfm import precision
 from torchgeo_gfm.precision import NativeMixedPrecision, native_bf16
 

@@ -7,7 +7,7 @@
   users import it (``torchgeo_gfm.models.GFM_Weights``), as TorchGeo does, while docstrings
   refer to names relative to the module that defines them (``:data:`SCENES``` in
   ``torchgeo_gfm/datasets/synthetic.py``) or by their defining module's path
-  (``torchgeo_gfm.models.gfm.checkpoint_filter_fn``). A reference to a ``torchgeo_gfm``
+  (``torchgeo_gfm.models.gfm_swin.checkpoint_filter_fn``). A reference to a ``torchgeo_gfm``
   object that Sphinx cannot find is retried relative to the defining module of the
   docstring it appears in, then by identity: the same Python object documented under its
   public name. Nothing is ignored: a reference that still finds no documented object stays

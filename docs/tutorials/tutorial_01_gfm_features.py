@@ -9,7 +9,7 @@
 Use GFM features in your own model
 ==================================
 
-GFM's student is a Swin-B. ``import torchgeo_gfm`` registers it with timm as
+GFM's student is a Swin-B. ``import torchgeo_gfm.models`` registers it with timm as
 ``gfm_swin_base``; :func:`~torchgeo_gfm.models.gfm_swin_b` builds it TorchGeo style. This
 tutorial builds the backbone as a feature extractor, puts a small head of your own on it,
 feeds it more bands than RGB (GFM's band rule), and looks at what its features see.
@@ -36,7 +36,7 @@ import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
-import torchgeo_gfm  # noqa: F401  (registers gfm_swin_base with timm and smp)
+import torchgeo_gfm.models  # noqa: F401  (registers gfm_swin_base with timm and smp)
 from torchgeo_gfm.datasets import write_synthetic_geopile
 from torchgeo_gfm.datasets.utils import read_rgb
 from torchgeo_gfm.models import adapt_patch_embed, gfm_swin_b

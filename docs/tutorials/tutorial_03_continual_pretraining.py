@@ -11,7 +11,7 @@ Continue pretraining on your own imagery
 
 GFM's recipe is *continual* pretraining: a student learns from your images by masked-image
 modelling (reconstruct the 60 % of the image that is hidden) while it is distilled towards a
-frozen teacher's features. :class:`~torchgeo_gfm.tasks.GFM` is that recipe,
+frozen teacher's features. :class:`~torchgeo_gfm.tasks.ContinualPretraining` is that recipe,
 :class:`~torchgeo_gfm.datamodules.GeoPileDataModule` reads any folder in GeoPile's layout.
 
 This tutorial runs the whole loop on a CPU in seconds: it writes a small set of images,
@@ -40,8 +40,8 @@ from lightning.pytorch.loggers import CSVLogger
 from torchgeo_gfm.cli import main as torchgeo_gfm_cli
 from torchgeo_gfm.datamodules import GeoPileDataModule
 from torchgeo_gfm.datasets import GeoPile, write_synthetic_geopile
-from torchgeo_gfm.tasks import GFM
-from torchgeo_gfm.tasks.gfm import plot_reconstruction
+from torchgeo_gfm.tasks import ContinualPretraining
+from torchgeo_gfm.tasks.continual_pretraining import plot_reconstruction
 
 workdir = Path(tempfile.mkdtemp())
 root = write_synthetic_geopile(workdir / 'imagery', images_per_class=1, sizes=(128,))
@@ -60,7 +60,7 @@ datamodule = GeoPileDataModule(
     root=root, batch_size=8, num_workers=0, size=96, load_size=128
 )
 tiny_student = {'embed_dim': 32, 'depths': (1, 1, 1, 1), 'num_heads': (1, 2, 4, 8)}
-task = GFM(
+task = ContinualPretraining(
     model='gfm_swin_base',
     model_kwargs={**tiny_student, 'window_size': 6},
     teacher='swin_tiny_patch4_window7_224',

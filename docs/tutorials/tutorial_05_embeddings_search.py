@@ -38,7 +38,7 @@ import timm
 import torch
 from rasterio.transform import from_origin
 
-import torchgeo_gfm  # noqa: F401  (registers gfm_swin_base)
+import torchgeo_gfm.models  # noqa: F401  (registers gfm_swin_base)
 from torchgeo_gfm.datasets import write_synthetic_geopile
 from torchgeo_gfm.datasets.synthetic import SCENES
 from torchgeo_gfm.datasets.utils import read_rgb

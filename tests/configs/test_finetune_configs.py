@@ -12,7 +12,7 @@ import torch
 import yaml
 from torchgeo.main import main
 
-import torchgeo_gfm  # noqa: F401  (registers gfm_swin_base and swin_base_in22k)
+import torchgeo_gfm.models  # noqa: F401  (registers gfm_swin_base and swin_base_in22k)
 from tests.models.fake_data import TINY_SWIN
 from torchgeo_gfm import arp
 from torchgeo_gfm.tasks.inference import INFERENCE_KEY

@@ -14,7 +14,7 @@ import torch
 
 from tests.data.gfm.data import write_upstream_checkpoint
 from torchgeo_gfm.models import checkpoint as ck
-from torchgeo_gfm.models.gfm import (
+from torchgeo_gfm.models.gfm_swin import (
     student_state_dict,
     teacher_state_dict,
     upstream_mask_token,

@@ -347,7 +347,7 @@ def test_checkpoint_shapes(tmp_path: Path, value: object, message: str) -> None:
 
 
 def test_gfm_pretraining_checkpoint(tmp_path: Path) -> None:
-    hparams = {'_class_path': 'torchgeo_gfm.tasks.GFM', 'lr': 1e-4}
+    hparams = {'_class_path': 'torchgeo_gfm.tasks.ContinualPretraining', 'lr': 1e-4}
     path = resave(
         tmp_path / 'gfm.ckpt',
         {'state_dict': {'w': torch.zeros(1)}, 'hyper_parameters': hparams},

@@ -10,7 +10,7 @@ import torch
 import yaml
 from torchgeo.main import main as torchgeo_main
 
-from tests.tasks.test_gfm_configs import TINY
+from tests.tasks.test_continual_pretraining_configs import TINY
 
 CONFIGS = Path(__file__).parents[2] / 'configs'
 

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import torch
 
-from tests.tasks.test_gfm_configs import TINY
+from tests.tasks.test_continual_pretraining_configs import TINY
 from torchgeo_gfm.datamodules import GeoPileStreamingDataModule
 
 from .test_distributed import expected_hashes

@@ -23,7 +23,7 @@ from timm.scheduler import CosineLRScheduler
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-import torchgeo_gfm  # noqa: F401  (registers gfm_swin_base)
+import torchgeo_gfm.models  # noqa: F401  (registers gfm_swin_base)
 from torchgeo_gfm.tasks import (
     FinetuneChangeDetection,
     FinetuneClassification,

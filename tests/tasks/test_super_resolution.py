@@ -11,7 +11,7 @@ import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import CSVLogger
 
-import torchgeo_gfm  # noqa: F401  (registers gfm_swin_base)
+import torchgeo_gfm.models  # noqa: F401  (registers gfm_swin_base)
 from torchgeo_gfm.datamodules import SpaceNet2SRDataModule
 from torchgeo_gfm.models.super_resolution import SuperResolutionModel
 from torchgeo_gfm.tasks import SuperResolution

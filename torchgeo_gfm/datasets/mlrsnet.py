@@ -14,8 +14,8 @@ import torch
 from torch import Tensor
 from torchgeo.datasets.utils import Path, Sample
 
+from .classification import SceneClassificationDataset
 from .errors import ManualDownloadError
-from .scene import SceneClassificationDataset
 
 
 class MLRSNet(SceneClassificationDataset):

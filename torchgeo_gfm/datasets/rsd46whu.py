@@ -9,8 +9,8 @@ from typing import ClassVar, Literal
 
 from torchgeo.datasets.utils import Path, Sample
 
+from .classification import SceneClassificationDataset
 from .errors import ManualDownloadError
-from .scene import SceneClassificationDataset
 from .utils import find_images
 
 

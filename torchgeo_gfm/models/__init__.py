@@ -19,7 +19,7 @@ from .checkpoint import (
     sniff_format,
     state_dict_from,
 )
-from .gfm import (
+from .gfm_swin import (
     SENTINEL2_RGB_INDICES,
     GFM_Weights,
     GFMClassifierHead,

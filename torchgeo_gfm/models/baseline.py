@@ -18,7 +18,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models.swin_transformer import SwinTransformer, checkpoint_filter_fn
 
-from .gfm import SWIN_B_ARGS
+from .gfm_swin import SWIN_B_ARGS
 
 default_cfgs = generate_default_cfgs(
     {

@@ -536,7 +536,7 @@ def read_gfm_weights(path: str | os.PathLike[str]) -> dict[str, Any]:
     Returns:
         The authors' checkpoint dict (:func:`load_upstream_checkpoint`) or the backbone's
         state dict (:func:`load_backbone`), for
-        :func:`~torchgeo_gfm.models.gfm.checkpoint_filter_fn`.
+        :func:`~torchgeo_gfm.models.gfm_swin.checkpoint_filter_fn`.
 
     Raises:
         FileNotFoundError: if *path* does not exist.

@@ -22,7 +22,7 @@ from .checkpoint import (
     save_backbone,
     sha256sum,
 )
-from .gfm import check_complete_student, describe_swin, student_state_dict
+from .gfm_swin import check_complete_student, describe_swin, student_state_dict
 
 #: help of the OUTPUT argument, shared with ``torchgeo-gfm export``
 OUTPUT_HELP = (

@@ -4,7 +4,7 @@
 """The modules of GFM continual pretraining: SimMIM student, projector, frozen teacher.
 
 :class:`GFMPretrainingModel` holds what the paper trains and what it distils from; the losses
-are the functions below. :class:`~torchgeo_gfm.tasks.GFM` is the thin Lightning task around
+are the functions below. :class:`~torchgeo_gfm.tasks.ContinualPretraining` is the thin Lightning task around
 them (masking, optimisation, logging).
 
 .. versionadded:: 0.1

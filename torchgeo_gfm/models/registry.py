@@ -14,7 +14,7 @@ fails loudly at import if TorchGeo changes underneath it.
 # it, this module (and the private-dict access) can go.
 from torchgeo.models import api
 
-from .gfm import GFM_Weights, gfm_swin_b
+from .gfm_swin import GFM_Weights, gfm_swin_b
 
 #: name under which TorchGeo's registry knows the builder
 MODEL_NAME = 'gfm_swin_b'

@@ -3,7 +3,9 @@
 
 """Lightning tasks: GFM continual pretraining, and downstream tasks TorchGeo lacks."""
 
+from .._deprecated import renamed
 from .change import ChangeDetectionWithFigures
+from .continual_pretraining import ContinualPretraining
 from .finetune import (
     FinetuneChangeDetection,
     FinetuneClassification,
@@ -11,14 +13,13 @@ from .finetune import (
     FinetuneSuperResolution,
     LayerDecayMixin,
 )
-from .gfm import GFM
 from .inference import InferenceMetadata, InferenceMetadataMixin
 from .multilabel import MultiLabelClassification
 from .super_resolution import SuperResolution
 
 __all__ = (
-    'GFM',
     'ChangeDetectionWithFigures',
+    'ContinualPretraining',
     'FinetuneChangeDetection',
     'FinetuneClassification',
     'FinetuneSemanticSegmentation',
@@ -29,3 +30,5 @@ __all__ = (
     'MultiLabelClassification',
     'SuperResolution',
 )
+
+__getattr__ = renamed(__name__, {'GFM': 'ContinualPretraining'})

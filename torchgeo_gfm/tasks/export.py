@@ -28,10 +28,10 @@ from ..models.checkpoint import (
     sha256sum,
 )
 from ..models.convert import add_output_arguments
-from ..models.gfm import check_complete_student
+from ..models.gfm_swin import check_complete_student
 
 _EXPECTED = (
-    "a Lightning checkpoint of torchgeo_gfm.tasks.GFM (e.g. 'last.ckpt', with "
+    "a Lightning checkpoint of torchgeo_gfm.tasks.ContinualPretraining (e.g. 'last.ckpt', with "
     "'state_dict' holding 'model.student.*')"
 )
 # the task's student: 'model.student.*' (GFMPretrainingModel), 'student.*' in older runs

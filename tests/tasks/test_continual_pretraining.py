@@ -15,11 +15,11 @@ from lightning.pytorch.loggers import Logger
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-import torchgeo_gfm  # noqa: F401  (registers gfm_swin_base)
+import torchgeo_gfm.models  # noqa: F401  (registers gfm_swin_base)
 from torchgeo_gfm.cli import main as cli_main
 from torchgeo_gfm.models.checkpoint import GFMCheckpointError, load_backbone
 from torchgeo_gfm.models.pretraining import simmim_mask
-from torchgeo_gfm.tasks import GFM
+from torchgeo_gfm.tasks import ContinualPretraining
 from torchgeo_gfm.tasks.export import export_checkpoint
 
 # tiny Swins: 4 stages, so the paper's stage-3 distillation and stride 32 are kept
@@ -38,7 +38,7 @@ TEACHER = {
 SIZE = 64
 
 
-def make_task(**kwargs: Any) -> GFM:
+def make_task(**kwargs: Any) -> ContinualPretraining:
     args: dict[str, Any] = {
         'model_kwargs': STUDENT,
         'teacher': 'swin_tiny_patch4_window7_224',
@@ -49,7 +49,7 @@ def make_task(**kwargs: Any) -> GFM:
         'plot_every_n_steps': 0,
     }
     args.update(kwargs)
-    return GFM(**args)
+    return ContinualPretraining(**args)
 
 
 class RandomImages(Dataset[dict[str, Tensor]]):
@@ -89,7 +89,9 @@ def trainer(tmp_path: Path, **kwargs: Any) -> Trainer:
     return Trainer(**args)
 
 
-def reference_loss(task: GFM, images: Tensor, mask: Tensor) -> dict[str, Tensor]:
+def reference_loss(
+    task: ContinualPretraining, images: Tensor, mask: Tensor
+) -> dict[str, Tensor]:
     """The paper's loss through timm's own forward code, not the task's stage loop."""
     student = copy.deepcopy(task.model.student)
     token = task.model.mask_token.view(1, 1, 1, -1)
@@ -331,7 +333,7 @@ def test_checkpoint_leaves_out_teacher_and_resumes(
     assert math.isclose(
         t.optimizers[0].param_groups[0]['lr'], scheduler._get_lr(3)[0], rel_tol=1e-9
     )
-    loaded = GFM.load_from_checkpoint(trained, teacher_weights=None)
+    loaded = ContinualPretraining.load_from_checkpoint(trained, teacher_weights=None)
     torch.testing.assert_close(
         loaded.model.mask_token,
         torch.as_tensor(state['state_dict']['model.mask_token']),
@@ -391,7 +393,7 @@ def upstream(
     return path, write_upstream_checkpoint(path, **TINY)
 
 
-def upstream_task(**kwargs: Any) -> GFM:
+def upstream_task(**kwargs: Any) -> ContinualPretraining:
     from tests.data.gfm.data import TINY
 
     arch = {k: TINY[k] for k in ('embed_dim', 'depths', 'num_heads')}
@@ -402,7 +404,7 @@ def upstream_task(**kwargs: Any) -> GFM:
         'teacher_kwargs': arch,
     }
     args.update(kwargs)
-    return GFM(**args)
+    return ContinualPretraining(**args)
 
 
 def test_load_upstream_checkpoint(upstream: tuple[Path, dict[str, Tensor]]) -> None:

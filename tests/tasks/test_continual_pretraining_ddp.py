@@ -11,7 +11,7 @@ import pytest
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from tests.tasks.test_gfm import RandomDataModule, make_task
+from tests.tasks.test_continual_pretraining import RandomDataModule, make_task
 
 
 class Record(Callback):

@@ -16,11 +16,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lightning.pytorch.cli import LightningCLI
 
-from tests.tasks.test_gfm import STUDENT, TEACHER, RandomDataModule, make_task, trainer
+from tests.tasks.test_continual_pretraining import (
+    STUDENT,
+    TEACHER,
+    RandomDataModule,
+    make_task,
+    trainer,
+)
 from torchgeo_gfm import demo
 from torchgeo_gfm.models.checkpoint import GFMCheckpointError
-from torchgeo_gfm.tasks import GFM
-from torchgeo_gfm.tasks.gfm import _weights_arg
+from torchgeo_gfm.tasks import ContinualPretraining
+from torchgeo_gfm.tasks.continual_pretraining import _weights_arg
 
 TEACHER_NAME = 'swin_tiny_patch4_window7_224'
 
@@ -148,7 +154,7 @@ def test_task_takes_weights_words() -> None:
 
 def test_command_line_false_is_a_bool(tmp_path: Path) -> None:
     cli = LightningCLI(
-        GFM,
+        ContinualPretraining,
         RandomDataModule,
         run=False,
         args=[
@@ -205,7 +211,7 @@ class FakeTrainer:
 
 
 @pytest.fixture(scope='module')
-def task() -> GFM:
+def task() -> ContinualPretraining:
     return make_task(lr=2e-4, warmup_lr=1e-6, min_lr=1e-5)
 
 
@@ -228,7 +234,7 @@ def expected_lr(
     warmup_epochs=st.floats(0, 5),
 )
 def test_lr_schedule(
-    task: GFM,
+    task: ContinualPretraining,
     batch: int,
     world: int,
     accumulate: int,

@@ -1,7 +1,7 @@
 # Copyright (c) torchgeo-gfm contributors.
 # Licensed under the MIT License.
 
-"""Load the authors' full GFM pretraining checkpoint into a :class:`~torchgeo_gfm.tasks.GFM`.
+"""Load the authors' full GFM pretraining checkpoint into a :class:`~torchgeo_gfm.tasks.ContinualPretraining`.
 
 .. versionadded:: 0.1
 """
@@ -14,7 +14,11 @@ import torch
 from torch import Tensor, nn
 
 from ..models.checkpoint import GFMCheckpointError, load_upstream_checkpoint
-from ..models.gfm import student_state_dict, teacher_state_dict, upstream_mask_token
+from ..models.gfm_swin import (
+    student_state_dict,
+    teacher_state_dict,
+    upstream_mask_token,
+)
 
 
 def _load_strict(
@@ -44,7 +48,7 @@ def load_into(task: Any, path: str | os.PathLike[str]) -> None:
     """Load student, mask token, decoder, projector and (if present) teacher.
 
     Args:
-        task: a :class:`~torchgeo_gfm.tasks.GFM`.
+        task: a :class:`~torchgeo_gfm.tasks.ContinualPretraining`.
         path: the authors' ``gfm.pth`` (or a file in its format).
 
     Raises:
