@@ -15,13 +15,18 @@ from types import ModuleType
 
 __version__ = '0.1.0'
 
-#: sub-packages and modules loaded on first attribute access (``torchgeo_gfm.models``)
-_LAZY = ('datamodules', 'datasets', 'models', 'scene', 'tasks', 'transforms')
-
-__all__ = ('__version__', *_LAZY)
+__all__ = (
+    '__version__',
+    'datamodules',
+    'datasets',
+    'models',
+    'scene',
+    'tasks',
+    'transforms',
+)
 
 
 def __getattr__(name: str) -> ModuleType:
-    if name in _LAZY:
+    if name in __all__:  # sub-packages load on first use (torchgeo_gfm.models)
         return importlib.import_module(f'{__name__}.{name}')
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

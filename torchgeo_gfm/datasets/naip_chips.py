@@ -47,6 +47,7 @@ from PIL import Image
 from torchgeo.datasets import NAIP, DatasetNotFoundError
 from torchgeo.samplers import GriddedPatchSampler, RandomPatchSampler
 
+from .._utils import require
 from ..cli import report_error
 from ..outputs import OutputError, atomic_output, check_output, looks_like_url
 
@@ -90,11 +91,6 @@ positive_float = _arg_type(float, _is_positive, 'a positive number')
 fraction = _arg_type(float, _is_fraction, 'a fraction in [0, 1]')
 
 
-def _require(ok: bool, name: str, value: object, expected: str) -> None:
-    if not ok:
-        raise ValueError(f'{name} must be {expected}, got {value!r}')
-
-
 def _check_arguments(
     n: int,
     size: int,
@@ -105,16 +101,14 @@ def _check_arguments(
     max_nodata: float,
 ) -> None:
     """Refuse invalid arguments of :func:`cut_naip_chips` before any work."""
-    _require(isinstance(n, int) and n >= 1, 'n', n, 'a positive integer')
-    _require(isinstance(size, int) and size >= 1, 'size', size, 'a positive integer')
-    _require(sampler in ('random', 'grid'), 'sampler', sampler, "'random' or 'grid'")
+    require(isinstance(n, int) and n >= 1, 'n', n, 'a positive integer')
+    require(isinstance(size, int) and size >= 1, 'size', size, 'a positive integer')
+    require(sampler in ('random', 'grid'), 'sampler', sampler, "'random' or 'grid'")
     # numpy's generators refuse negative seeds
-    _require(
-        isinstance(seed, int) and seed >= 0, 'seed', seed, 'a non-negative integer'
-    )
-    _require(res is None or _is_positive(res), 'res', res, 'a positive number or None')
-    _require(image_format in FORMATS, 'image_format', image_format, "'jpg' or 'png'")
-    _require(_is_fraction(max_nodata), 'max_nodata', max_nodata, 'in [0, 1]')
+    require(isinstance(seed, int) and seed >= 0, 'seed', seed, 'a non-negative integer')
+    require(res is None or _is_positive(res), 'res', res, 'a positive number or None')
+    require(image_format in FORMATS, 'image_format', image_format, "'jpg' or 'png'")
+    require(_is_fraction(max_nodata), 'max_nodata', max_nodata, 'in [0, 1]')
 
 
 def _check_source(source: str) -> None:

@@ -39,6 +39,7 @@ import safetensors.torch
 import torch
 from torch import Tensor
 
+from .._utils import plain
 from ..outputs import OutputError, atomic_output, check_output
 
 #: metadata ``format`` value of the files :func:`save_backbone` writes
@@ -88,13 +89,6 @@ class _YacsCfgNode:
     def __new__(cls, *args: Any) -> 'OrderedDict[str, Any]':  # type: ignore[misc]
         """Return an empty ``OrderedDict`` for the unpickler to fill."""
         return OrderedDict()
-
-
-def _plain(obj: Any) -> Any:
-    """Turn the unpickled config tree into plain dicts (drops yacs bookkeeping)."""
-    if isinstance(obj, Mapping):
-        return {k: _plain(v) for k, v in obj.items()}
-    return obj
 
 
 def _check_file(path: str | os.PathLike[str], expected: str) -> str:
@@ -388,7 +382,7 @@ def load_upstream_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"{path}: 'model' has no {_STUDENT_PROBE!r} (found {keys}); expected {expected}."
         )
     check_tensors(model, path, expected)
-    ckpt['config'] = _plain(ckpt['config'])
+    ckpt['config'] = plain(ckpt['config'])  # drops yacs bookkeeping
     return ckpt
 
 

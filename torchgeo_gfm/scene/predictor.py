@@ -45,6 +45,7 @@ import torch
 from lightning.pytorch import LightningDataModule, LightningModule
 from torch import Tensor, nn
 
+from .._utils import plain
 from ..models.checkpoint import GFMCheckpointError, read_checkpoint, sniff_format
 from ..tasks.inference import (
     INFERENCE_KEY,
@@ -747,16 +748,7 @@ def _same_model(model: dict[str, Any], hparams: dict[str, Any]) -> bool:
     if not isinstance(args, dict):
         return False
     shared = [k for k in hparams if k in args and not k.startswith('_')]
-    return bool(shared) and all(_plain(args[k]) == _plain(hparams[k]) for k in shared)
-
-
-def _plain(value: object) -> object:
-    """Tuples as lists, recursively (YAML has lists only)."""
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+    return bool(shared) and all(plain(args[k]) == plain(hparams[k]) for k in shared)
 
 
 def add_scene_arguments(parser: argparse.ArgumentParser) -> None:

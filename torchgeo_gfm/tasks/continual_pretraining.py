@@ -27,6 +27,7 @@ from timm.optim import param_groups_weight_decay
 from torch import Tensor, nn
 from torchgeo.tasks import BaseTask
 
+from .._utils import require
 from ..models.pretraining import (
     GFMPretrainingModel,
     check_swin,
@@ -151,11 +152,6 @@ def _distilled(key: str, stage: int) -> bool:
     return index < stage or (index == stage and m[2] == 'downsample')
 
 
-def _require(ok: bool, name: str, value: Any, expected: str) -> None:
-    if not ok:
-        raise ValueError(f'{name}={value!r}: expected {expected}.')
-
-
 def check_hparams(hp: Any) -> None:
     """Refuse task arguments that would fail (or mislead) only later in training.
 
@@ -172,12 +168,12 @@ def check_hparams(hp: Any) -> None:
         value = hp[name]
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         ok = ok and math.isfinite(value) and (value > low if strict else value >= low)
-        _require(ok, name, value, expected)
+        require(ok, name, value, expected)
 
     def integer(name: str, low: int) -> None:
         value = hp[name]
         ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
-        _require(ok, name, value, f'an integer >= {low}')
+        require(ok, name, value, f'an integer >= {low}')
 
     for name in ('in_channels', 'distill_stage', 'mask_patch_size', 'lr_batch_ref'):
         integer(name, 1)
@@ -185,21 +181,21 @@ def check_hparams(hp: Any) -> None:
     if hp['teacher_size'] is not None:
         integer('teacher_size', 1)
     number('mask_ratio', 0, 'a fraction in (0, 1), 0.6 in the paper', strict=True)
-    _require(
+    require(
         hp['mask_ratio'] < 1, 'mask_ratio', hp['mask_ratio'], 'a fraction in (0, 1)'
     )
     number('lr', 0, 'a positive learning rate', strict=True)
     for name in ('warmup_lr', 'min_lr', 'weight_decay', 'warmup_epochs', 'alpha'):
         number(name, 0, 'a finite number >= 0')
     betas = list(hp['betas'])
-    _require(
+    require(
         len(betas) == 2 and all(0 <= b < 1 for b in betas),
         'betas',
         hp['betas'],
         'two AdamW coefficients in [0, 1), e.g. (0.9, 0.999)',
     )
     std = list(hp['std'])
-    _require(
+    require(
         len(std) == len(hp['mean']) and all(s > 0 for s in std),
         'std',
         hp['std'],
