@@ -3,10 +3,12 @@
 
 """The ``torchgeo-gfm`` console script.
 
-Training itself is ``torchgeo fit --config ...``; this script holds the small tools around
-it. Each sub-command lives next to the code it drives, in a module that defines
-``add_arguments(parser)`` and ``run(args) -> int``; they are imported only when called, so
-``torchgeo-gfm --help`` stays fast.
+Training itself is ``torchgeo fit --config ...``; this package holds the small tools around
+it, one module per sub-command (``cli/predict.py`` for ``predict``...), each defining
+``add_arguments(parser)`` and ``run(args) -> int``. Those modules import only the standard
+library at the top; ``run`` imports the implementation (and with it torch), so
+``torchgeo-gfm --help`` and every ``torchgeo-gfm COMMAND --help`` answer at once.
+Library code never imports from here.
 
 .. versionadded:: 0.1
 """
