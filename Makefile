@@ -1,5 +1,7 @@
 # One command sets up and runs each job; every target builds its own virtualenv first.
-#   make test   create .venv (Python >= 3.12), install the package with its test extras, run pytest
+#   make test   create .venv (Python >= 3.12), install the package with its test extras, run the
+#               tests but the slow end-to-end ones (a few minutes on 2 cores)
+#   make test-all  every test, with coverage (what CI runs: .ci/run)
 #   make lint   ruff (lint + format check) and mypy
 #   make demo   pretrain a small GFM on a generated GeoPile sample on CPU (a few minutes)
 #   make docs   the documentation site (docs/_build/html; runs the tutorials on CPU, offline)
@@ -14,7 +16,7 @@ PYTHON ?= $(shell for p in python3.14 python3.13 python3.12 python3 python \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' \
 	2>/dev/null && { command -v $$p; break; }; done)
 
-.PHONY: venv test lint format demo docs clean
+.PHONY: venv test test-all lint format demo docs clean
 
 venv: $(STAMP)
 
@@ -29,6 +31,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: venv
+	$(BIN)/python -m pytest -m 'not slow'
+
+test-all: venv
 	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered
 
 demo: venv
