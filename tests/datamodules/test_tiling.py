@@ -32,6 +32,29 @@ class TestTileStarts:
     def test_tile_starts(self, length: int, size: int, expected: list[int]) -> None:
         assert tile_starts(length, size) == expected
 
+    @pytest.mark.parametrize(
+        ('length', 'size', 'stride', 'shift_last', 'expected'),
+        [
+            (10, 4, 3, True, [0, 3, 6]),
+            (11, 4, 3, True, [0, 3, 6, 7]),
+            (11, 4, 3, False, [0, 3, 6, 9]),
+            (4, 4, 2, False, [0]),
+            (9, 4, 0, False, [0]),
+        ],
+    )
+    def test_overlapping(
+        self, length: int, size: int, stride: int, shift_last: bool, expected: list[int]
+    ) -> None:
+        assert tile_starts(length, size, stride, shift_last) == expected
+
+    def test_one_helper_for_the_scene_engine(self) -> None:
+        from torchgeo_gfm.scene.tiling import TileGrid
+        from torchgeo_gfm.scene.tiling import tile_starts as scene_tile_starts
+
+        assert scene_tile_starts is tile_starts
+        grid = TileGrid(height=11, width=4, tile=4, overlap=1)
+        assert (grid.rows, grid.cols) == ([0, 3, 6, 7], [0])
+
 
 class TestGridTiles:
     def test_cover_every_pixel(self) -> None:

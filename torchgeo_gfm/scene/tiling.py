@@ -26,30 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 from rasterio.windows import Window
 
-
-def tile_starts(
-    size: int, tile: int, stride: int, shift_last: bool = True
-) -> list[int]:
-    """Starts of tiles covering ``range(size)``.
-
-    Args:
-        size: scene rows or columns.
-        tile: tile length.
-        stride: step between tiles (tile - overlap).
-        shift_last: end the last tile at the scene's edge (overlapping more), instead of
-            letting it run past the edge (to be padded).
-
-    Returns:
-        The starts, increasing.
-
-    .. versionadded:: 0.1
-    """
-    if size <= tile:
-        return [0]
-    if not shift_last:
-        return list(range(0, size - tile + stride, stride)) if stride else [0]
-    starts = list(range(0, size - tile, stride))
-    return [*starts, size - tile]
+# the one tile grid of the package (the scene engine may import earlier steps)
+from ..datamodules.tiling import tile_starts
 
 
 @dataclass(frozen=True)
