@@ -10,6 +10,7 @@ from torchgeo.datasets import RGBBandsMissingError
 from torchgeo.datasets.utils import Sample
 from torchgeo.tasks import ChangeDetection as _ChangeDetection
 
+from .._compat import change_detection_step
 from .inference import InferenceMetadataMixin
 from .utils import log_figure, takes_figures
 
@@ -28,11 +29,6 @@ class ChangeDetectionWithFigures(InferenceMetadataMixin, _ChangeDetection):
     .. versionadded:: 0.1
     """
 
-    # upstream/torchgeo/figure-batches.patch makes this `num_plot_batches = 0` on the task
-    # instead of offsetting batch_idx
-    #: TorchGeo draws figures for validation batches below this index
-    _torchgeo_figure_batches = 10
-
     def validation_step(
         self, batch: Sample, batch_idx: int, dataloader_idx: int = 0
     ) -> None:
@@ -43,8 +39,8 @@ class ChangeDetectionWithFigures(InferenceMetadataMixin, _ChangeDetection):
             batch_idx: index of this batch.
             dataloader_idx: index of the current dataloader.
         """
-        # an index past TorchGeo's figure range: its (crashing) figure code is skipped
-        self._shared_step(batch, batch_idx + self._torchgeo_figure_batches, 'val')
+        # TorchGeo's step without its (crashing) figure code: torchgeo_gfm._compat entry 2
+        change_detection_step(self, batch, batch_idx, 'val')
         if batch_idx == 0:
             self._plot_batch(batch)
 
