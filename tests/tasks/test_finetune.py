@@ -31,6 +31,7 @@ from torchgeo_gfm.tasks import (
     FinetuneSuperResolution,
 )
 from torchgeo_gfm.tasks.finetune import (
+    _AuthorsLayerIds,
     find_swins,
     layer_decay_param_groups,
     swin_layer_id,
@@ -39,7 +40,7 @@ from torchgeo_gfm.tasks.finetune import (
 
 DEPTHS = (2, 2, 6, 2)
 #: a small Swin with Swin-B's layout (timm's swin_tiny builder, narrower)
-SMALL = {
+SMALL: dict[str, Any] = {
     'embed_dim': 32,
     'depths': DEPTHS,
     'num_heads': (1, 2, 4, 8),
@@ -191,6 +192,25 @@ class TestLayerDecay:
             if abs(timm_scale[id(p)] - theirs[id(p)]) > 1e-12
         ]
         assert any('downsample' in n for n in differs)
+
+    def test_timm_with_the_authors_ids_as_matcher(
+        self, task: FinetuneClassification
+    ) -> None:
+        # layer_decay_param_groups is timm's, given swin_layer_id as the group matcher
+        swin = task.model
+        groups = param_groups_layer_decay(
+            _AuthorsLayerIds(swin, '', DEPTHS), WD, layer_decay=DECAY
+        )
+        theirs = authors_groups(swin, LR, DEPTHS)
+        assert by_param(groups, 'lr_scale') == pytest.approx(
+            by_param(theirs, 'lr_scale'), rel=1e-12
+        )
+
+    def test_a_swin_without_head_is_refused(self) -> None:
+        # timm numbers the ids that occur: without id n + 1 every scale would shift
+        swin = timm.create_model(SMALL_MODEL, features_only=True, **SMALL)
+        with pytest.raises(ValueError, match=r'layer id\(s\) \[13\]'):
+            layer_decay_param_groups(swin, LR, WD, DECAY)
 
     def test_swin_b_group_count_on_meta(self) -> None:
         with torch.device('meta'):

@@ -15,7 +15,7 @@ label smoothing.
 """
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -24,6 +24,7 @@ import torch
 from timm.data import Mixup
 from timm.data.mixup import mixup_target
 from timm.loss import SoftTargetCrossEntropy
+from timm.optim import param_groups_layer_decay, param_groups_weight_decay
 from torch import Tensor, nn
 from torchgeo.datasets.utils import Sample
 from torchgeo.tasks import SemanticSegmentation
@@ -61,8 +62,9 @@ def swin_layer_id(name: str, depths: Sequence[int]) -> int:
 
     timm puts patch merging at the *start* of the next stage: timm's
     ``layers.{i}.downsample`` is Microsoft's ``layers.{i - 1}.downsample``, so its id is
-    ``sum(depths[:i])``. timm's ``param_groups_layer_decay`` gives it an id of its own
-    instead (and so ``n + 5`` ids), which is why this function exists.
+    ``sum(depths[:i])``. A timm Swin's ``group_matcher`` gives it an id of its own
+    instead (and so ``n + 5`` ids), which is why this function exists: it is the matcher
+    :func:`layer_decay_param_groups` gives timm's ``param_groups_layer_decay``.
 
     Args:
         name: parameter name relative to the Swin (``layers.{i}`` or ``layers_{i}``).
@@ -117,11 +119,13 @@ def layer_decay_param_groups(
 ) -> list[dict[str, Any]]:
     """The authors' fine-tuning parameter groups (``get_finetune_param_groups``).
 
-    One group per (layer id, decay or not), with ``lr = lr * scale`` and
-    ``lr_scale = scale``, ``scale = layer_decay ** (n + 1 - id)`` (see
-    :func:`swin_layer_id`; parameters outside the Swin, e.g. a decoder, get id ``n + 1``,
-    scale 1). No weight decay on 1-D parameters, biases and
-    :data:`NO_WEIGHT_DECAY_KEYWORDS`. Frozen parameters are left out.
+    timm's :func:`~timm.optim.param_groups_layer_decay` with the authors' layer ids as
+    the group matcher: one group per (layer id, decay or not), with
+    ``lr_scale = layer_decay ** (n + 1 - id)`` (see :func:`swin_layer_id`; parameters
+    outside the Swin, e.g. a decoder, get id ``n + 1``, scale 1) and, as in the authors'
+    code, ``lr = lr * lr_scale``. No weight decay on 1-D parameters, biases and
+    :data:`NO_WEIGHT_DECAY_KEYWORDS`. Frozen parameters are left out. With
+    ``layer_decay == 1``, timm's :func:`~timm.optim.param_groups_weight_decay` (any model).
 
     Args:
         module: the model (one Swin backbone inside, or none if ``layer_decay == 1``).
@@ -130,44 +134,90 @@ def layer_decay_param_groups(
         layer_decay: lr decay per layer id (1 = none).
 
     Returns:
-        Parameter groups for :class:`torch.optim.AdamW`, each with a ``group_name``.
+        Parameter groups for :class:`torch.optim.AdamW`.
 
     Raises:
         ValueError: if *module* has no Swin or several, and ``layer_decay != 1``.
 
     .. versionadded:: 0.1
+
+    .. versionchanged:: 0.2
+       Built by timm; groups no longer carry a ``group_name``.
     """
-    swins = find_swins(module)
-    if layer_decay != 1 and len(swins) != 1:
-        raise ValueError(
-            f'layer_decay={layer_decay} needs one Swin backbone in the model, found '
-            f'{len(swins)} ({sorted(swins)}): use a Swin backbone or layer_decay=1.'
+    if layer_decay == 1:
+        groups = param_groups_weight_decay(
+            module, weight_decay, no_weight_decay_list=_no_decay_names(module)
         )
-    prefix, depths = next(iter(swins.items())) if swins else ('', [])
-    last = sum(depths) + 1
-    groups: dict[str, dict[str, Any]] = {}
-    for name, param in module.named_parameters():
-        if not param.requires_grad:
-            continue
-        inside = bool(depths) and name.startswith(prefix)
-        layer = swin_layer_id(name[len(prefix) :], depths) if inside else last
-        decay = not (
-            param.ndim <= 1
-            or name.endswith('.bias')
-            or any(k in name for k in NO_WEIGHT_DECAY_KEYWORDS)
+    else:
+        swins = find_swins(module)
+        if len(swins) != 1:
+            raise ValueError(
+                f'layer_decay={layer_decay} needs one Swin backbone in the model, found '
+                f'{len(swins)} ({sorted(swins)}): use a Swin backbone or layer_decay=1.'
+            )
+        [(prefix, depths)] = swins.items()
+        grouped = _AuthorsLayerIds(module, prefix, depths)
+        grouped.check_every_id()
+        groups = param_groups_layer_decay(
+            grouped, weight_decay, _no_decay_names(grouped), layer_decay=layer_decay
         )
-        key = f'layer_{layer}_{"decay" if decay else "no_decay"}'
-        if key not in groups:
-            scale = layer_decay ** (last - layer)
-            groups[key] = {
-                'group_name': key,
-                'params': [],
-                'weight_decay': weight_decay if decay else 0.0,
-                'lr': lr * scale,
-                'lr_scale': scale,
-            }
-        groups[key]['params'].append(param)
-    return list(groups.values())
+    for group in groups:
+        group.setdefault('lr_scale', 1.0)
+        group['lr'] = lr * group['lr_scale']
+    return groups
+
+
+def _no_decay_names(module: nn.Module) -> list[str]:
+    """Biases and :data:`NO_WEIGHT_DECAY_KEYWORDS` (timm excludes 1-D parameters itself).
+
+    Whole names, not patterns: timm < 1.0.16 compares names to the list exactly.
+    """
+    return [
+        name
+        for name, _ in module.named_parameters()
+        if name.endswith('.bias') or any(k in name for k in NO_WEIGHT_DECAY_KEYWORDS)
+    ]
+
+
+class _AuthorsLayerIds(nn.Module):
+    """*module* for timm's ``param_groups_layer_decay``, grouped by :func:`swin_layer_id`.
+
+    timm takes the layer ids from ``model.group_matcher()``; a timm Swin's own matcher
+    gives patch merging an id of its own (``n + 5`` ids), the authors' rule does not.
+    timm numbers the ids that occur in order; every id ``0 .. n + 1`` occurs in a Swin
+    with a head, decoder or final norm, so its numbers are the authors' ids.
+    """
+
+    def __init__(self, module: nn.Module, prefix: str, depths: Sequence[int]) -> None:
+        super().__init__()
+        self.module = module
+        self.prefix = f'module.{prefix}'
+        self.depths = list(depths)
+
+    def group_matcher(self, coarse: bool = False) -> Callable[[str], int]:
+        """The authors' layer id of each parameter name (timm's matcher interface)."""
+        return self.layer_id
+
+    def check_every_id(self) -> None:
+        """Refuse a model where an id is missing: timm would shift the scales down.
+
+        Raises:
+            ValueError: if no parameter takes one of the ids ``0 .. n + 1``.
+        """
+        found = {self.layer_id(name) for name, _ in self.named_parameters()}
+        missing = sorted(set(range(sum(self.depths) + 2)) - found)
+        if missing:
+            raise ValueError(
+                f'layer_decay: no parameter has the layer id(s) {missing} of the Swin '
+                f'(depths {self.depths}): give the model a head or decoder after the '
+                'Swin, or use layer_decay=1.'
+            )
+
+    def layer_id(self, name: str) -> int:
+        """:func:`swin_layer_id` inside the Swin, ``n + 1`` (scale 1) outside it."""
+        if name.startswith(self.prefix):
+            return swin_layer_id(name[len(self.prefix) :], self.depths)
+        return sum(self.depths) + 1
 
 
 @contextmanager
