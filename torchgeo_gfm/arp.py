@@ -3,25 +3,27 @@
 
 """Average relative performance (ARP) of downstream runs, the paper's summary number.
 
-``torchgeo-gfm arp`` reads the test metrics that ``torchgeo test`` (Lightning's CSV logger)
-wrote for each dataset, compares them with the ImageNet-22k Swin-B baseline, prints the
-paper's table next to ours and draws the radar chart.
+Reads the test metrics that ``torchgeo test`` (Lightning's CSV logger) wrote for each
+dataset, compares them with the ImageNet-22k Swin-B baseline, formats the paper's table next
+to ours and draws the radar chart; ``torchgeo-gfm arp`` (:mod:`torchgeo_gfm.cli.arp`) does
+all of it from the command line.
 
 .. versionadded:: 0.1
 """
 
-import argparse
 import csv
 import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from matplotlib.backend_bases import FigureCanvasBase
-from matplotlib.figure import Figure
-
+from ._deprecated import moved
 from .outputs import OutputError, atomic_output, check_output
+
+if TYPE_CHECKING:  # matplotlib loads with the first chart: the scores need none of it
+    import matplotlib.figure
 
 
 @dataclass(frozen=True)
@@ -53,80 +55,20 @@ class Entry:
 
 
 #: The paper's downstream results (GFM, ICCV 2023), one entry per reported metric.
+# fmt: off
 PAPER: tuple[Entry, ...] = (
+    # dataset, name, run, metric, metrics.csv column, scale, GFM, IN-22k
     Entry('OSCD', 'oscd', 'oscd', 'F1', 'test_OverallF1Score', 100, 59.82, 52.35),
     Entry('DSIFN', 'dsifn', 'dsifn', 'F1', 'test_OverallF1Score', 100, 71.24, 69.62),
-    Entry(
-        'UC Merced',
-        'ucmerced',
-        'ucmerced',
-        'top-1',
-        'test_OverallAccuracy',
-        100,
-        99.0,
-        99.0,
-    ),
-    Entry(
-        'BigEarthNet',
-        'bigearthnet_10',
-        'bigearthnet_10',
-        'mAP 10%',
-        'test_mAP',
-        100,
-        86.3,
-        85.7,
-    ),
-    Entry(
-        'BigEarthNet',
-        'bigearthnet_1',
-        'bigearthnet_1',
-        'mAP 1%',
-        'test_mAP',
-        100,
-        80.7,
-        79.5,
-    ),
-    Entry(
-        'WHU Aerial',
-        'whu_building',
-        'whu_building',
-        'IoU',
-        'test_OverallJaccardIndex',
-        100,
-        90.7,
-        90.4,
-    ),
-    Entry(
-        'Vaihingen',
-        'vaihingen',
-        'vaihingen',
-        'mIoU',
-        'test_AverageJaccardIndex',
-        100,
-        75.3,
-        74.7,
-    ),
-    Entry(
-        'SpaceNet2',
-        'spacenet2_psnr',
-        'spacenet2_sr',
-        'PSNR',
-        'test_PSNR',
-        1,
-        22.599,
-        21.665,
-    ),
-    Entry(
-        'SpaceNet2',
-        'spacenet2_ssim',
-        'spacenet2_sr',
-        'SSIM',
-        'test_SSIM',
-        1,
-        0.638,
-        0.612,
-    ),
+    Entry('UC Merced', 'ucmerced', 'ucmerced', 'top-1', 'test_OverallAccuracy', 100, 99.0, 99.0),
+    Entry('BigEarthNet', 'bigearthnet_10', 'bigearthnet_10', 'mAP 10%', 'test_mAP', 100, 86.3, 85.7),
+    Entry('BigEarthNet', 'bigearthnet_1', 'bigearthnet_1', 'mAP 1%', 'test_mAP', 100, 80.7, 79.5),
+    Entry('WHU Aerial', 'whu_building', 'whu_building', 'IoU', 'test_OverallJaccardIndex', 100, 90.7, 90.4),
+    Entry('Vaihingen', 'vaihingen', 'vaihingen', 'mIoU', 'test_AverageJaccardIndex', 100, 75.3, 74.7),
+    Entry('SpaceNet2', 'spacenet2_psnr', 'spacenet2_sr', 'PSNR', 'test_PSNR', 1, 22.599, 21.665),
+    Entry('SpaceNet2', 'spacenet2_ssim', 'spacenet2_sr', 'SSIM', 'test_SSIM', 1, 0.638, 0.612),
 )
+# fmt: on
 #: fine-tuning runs (config names), in table order
 RUNS = tuple(dict.fromkeys(e.run for e in PAPER))
 _BY_NAME = {e.name: e for e in PAPER}
@@ -444,7 +386,7 @@ def _fmt(value: float | None) -> str:
 
 def radar_chart(
     models: Mapping[str, Mapping[str, float]], baseline: Mapping[str, float]
-) -> Figure:
+) -> 'matplotlib.figure.Figure':
     """Radar chart of each model's per-dataset score relative to the baseline (= 100).
 
     Args:
@@ -456,6 +398,8 @@ def radar_chart(
 
     .. versionadded:: 0.1
     """
+    from matplotlib.figure import Figure
+
     datasets = _datasets()
     angles = [2 * math.pi * i / len(datasets) for i in range(len(datasets))]
     fig = Figure(figsize=(6, 6))
@@ -498,6 +442,8 @@ def check_figure_path(path: Path, protect: Sequence[Path] = ()) -> str:
         raise OutputError(
             f'cannot save a figure as {path!r}: the path holds a NUL byte'
         )
+    from matplotlib.backend_bases import FigureCanvasBase
+
     formats = FigureCanvasBase.get_supported_filetypes()
     fmt = path.suffix[1:].lower()
     if fmt not in formats:
@@ -524,7 +470,7 @@ def check_figure_path(path: Path, protect: Sequence[Path] = ()) -> str:
     return fmt
 
 
-def save_figure(fig: Figure, path: Path) -> None:
+def save_figure(fig: 'matplotlib.figure.Figure', path: Path) -> None:
     """Save a figure via a temporary file, so that *path* is never half-written.
 
     Args:
@@ -538,126 +484,8 @@ def save_figure(fig: Figure, path: Path) -> None:
         fig.savefig(tmp, format=fmt, dpi=150, bbox_inches='tight')
 
 
-def _name_path(text: str) -> tuple[str, Path]:
-    """Argparse ``type=`` of ``--run`` and ``--baseline``."""
-    name, sep, path = text.partition('=')
-    if not sep or not name or not path:
-        raise argparse.ArgumentTypeError(f'expected NAME=PATH, got {text!r}')
-    return name, Path(path)
+# the command line's functions moved to torchgeo_gfm.cli.arp in 0.2
+__getattr__ = moved('torchgeo_gfm.arp', 'torchgeo_gfm.cli.arp')
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``arp`` sub-command's arguments.
-
-    Args:
-        parser: the sub-command's parser.
-
-    .. versionadded:: 0.1
-    """
-    names = ', '.join(RUNS)
-    parser.add_argument(
-        '--logs',
-        type=Path,
-        help='folder of finished GFM runs, one sub-folder per config (logs/<config>/...)',
-    )
-    parser.add_argument(
-        '--run',
-        action='append',
-        default=[],
-        type=_name_path,
-        metavar='NAME=PATH',
-        help=f'a finished GFM run: NAME is one of {names}; PATH its metrics.csv or log folder',
-    )
-    parser.add_argument(
-        '--baseline-logs', type=Path, help='folder of finished IN-22k baseline runs'
-    )
-    parser.add_argument(
-        '--baseline',
-        action='append',
-        default=[],
-        type=_name_path,
-        metavar='NAME=PATH',
-        help="a finished IN-22k baseline run (default: the paper's IN-22k numbers)",
-    )
-    parser.add_argument(
-        '--plot', type=Path, help='save the radar chart here (.png, .pdf, .svg, ...)'
-    )
-
-
-def _runs(logs: Path | None, items: Sequence[tuple[str, Path]]) -> dict[str, Path]:
-    """Runs found under *logs*, replaced by those given by name."""
-    names = [name for name, _ in items]
-    twice = sorted({name for name in names if names.count(name) > 1})
-    if twice:
-        raise ValueError(f'runs {twice} given more than once: give each run once')
-    return {**(discover_runs(logs) if logs else {}), **dict(items)}
-
-
-def _chart(
-    ours: Mapping[str, float] | None, baseline: Mapping[str, float] | None
-) -> Figure:
-    """The radar chart of the paper's models, and ours if given."""
-    in22k = paper_scores('in22k')
-    models: dict[str, Mapping[str, float]] = {
-        'IN-22k (paper)': in22k,
-        'GFM (paper)': paper_scores('gfm'),
-    }
-    if ours:
-        models['GFM (ours)'] = ours
-    return radar_chart(models, {**in22k, **(baseline or {})})
-
-
-def _report(args: argparse.Namespace) -> str:
-    """Check and read everything, save the chart; return the text to print."""
-    runs = _runs(args.logs, args.run)
-    baseline_runs = _runs(args.baseline_logs, args.baseline)
-    if args.plot:  # before the work, not after it; never one of the logs read
-        logs = [*runs.values(), *baseline_runs.values()]
-        check_figure_path(args.plot, [find_metrics_csv(Path(p)) for p in logs])
-    ours = collect(runs) if runs else None
-    baseline = collect(baseline_runs) if baseline_runs else None
-    text = format_table(ours, baseline)
-    if args.plot:
-        save_figure(_chart(ours, baseline), args.plot)
-        text += f'\nradar chart: {args.plot}'
-    return text
-
-
-def run(args: argparse.Namespace) -> int:
-    """Print the table (and draw the chart) for the given runs.
-
-    Args:
-        args: parsed arguments.
-
-    Returns:
-        The exit status: 0, or 2 with one line on stderr for a bad input (as the
-        other sub-commands and argparse itself).
-
-    .. versionadded:: 0.1
-    """
-    from .cli import report_error
-
-    try:
-        text = _report(args)
-    except (ValueError, KeyError, OSError) as err:
-        return report_error('arp', err)
-    print(text)
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover
-    """Run as ``python -m torchgeo_gfm.arp``.
-
-    Args:
-        argv: command-line arguments.
-
-    Returns:
-        The exit status.
-    """
-    parser = argparse.ArgumentParser(prog='torchgeo-gfm arp')
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == '__main__':  # pragma: no cover
-    raise SystemExit(main())
+if __name__ == '__main__':  # pragma: no cover: deprecated, use `torchgeo-gfm arp`
+    raise SystemExit(__getattr__('main')())

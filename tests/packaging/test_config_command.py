@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from torchgeo_gfm.cli import main
-from torchgeo_gfm.config_cli import config_names, read_config
+from torchgeo_gfm.cli.config import config_names, read_config
 
 CONFIGS = Path(__file__).parents[2] / 'configs'
 

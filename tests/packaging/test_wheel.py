@@ -114,7 +114,7 @@ def test_pip_only_path(wheel: Path, tmp_path: Path) -> None:
     # from, the config list, the synthetic GeoPile sample
     script = (
         'import sys, torchgeo_gfm\n'
-        'from torchgeo_gfm.config_cli import config_names\n'
+        'from torchgeo_gfm.cli.config import config_names\n'
         'from torchgeo_gfm.datasets import write_synthetic_geopile as w\n'
         'print(torchgeo_gfm.__file__)\n'
         'print(" ".join(config_names()))\n'

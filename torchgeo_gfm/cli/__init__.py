@@ -22,15 +22,15 @@ from collections.abc import Sequence
 #: sub-command -> (module implementing it, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     'convert': (
-        'torchgeo_gfm.models.convert',
+        'torchgeo_gfm.cli.convert',
         "convert the authors' gfm.pth into backbone weights (safetensors, timm names)",
     ),
     'export': (
-        'torchgeo_gfm.tasks.export',
+        'torchgeo_gfm.cli.export',
         'export the student of a GFM training checkpoint as backbone weights',
     ),
     'naip-chips': (
-        'torchgeo_gfm.datasets.naip_chips',
+        'torchgeo_gfm.cli.naip_chips',
         'cut reproducible NAIP chips into the GeoPile folder layout',
     ),
     'shard': (
@@ -38,19 +38,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
         'write GeoPile as litdata shards (a folder or s3:// gs:// azure://) for streaming',
     ),
     'predict': (
-        'torchgeo_gfm.scene.predict',
+        'torchgeo_gfm.cli.predict',
         'apply a fine-tuned checkpoint to whole scenes (tiled, seamless) -> Cloud-Optimized GeoTIFF',
     ),
     'embed': (
-        'torchgeo_gfm.scene.embed',
+        'torchgeo_gfm.cli.embed',
         'GFM embeddings of every chip of a scene -> GeoParquet (TorchGeo ClayEmbeddings schema)',
     ),
     'arp': (
-        'torchgeo_gfm.arp',
+        'torchgeo_gfm.cli.arp',
         'average relative performance of downstream runs against the IN-22k baseline',
     ),
     'config': (
-        'torchgeo_gfm.config_cli',
+        'torchgeo_gfm.cli.config',
         'list the shipped `torchgeo fit` configs (--list) or write one out (NAME -o FILE)',
     ),
 }
@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:  # Ctrl-C while torch imports, too: one line, not a traceback
         args = build_parser(argv).parse_args(argv)
         module = importlib.import_module(COMMANDS[args.command][0])
-        from .outputs import sigterm_exits
+        from ..outputs import sigterm_exits
 
         with sigterm_exits():  # a SIGTERM raises, so partial outputs are removed
             return int(module.run(args) or 0)

@@ -1,12 +1,12 @@
 # Copyright (c) torchgeo-gfm contributors.
 # Licensed under the MIT License.
 
-"""``torchgeo-gfm naip-chips``: cut reproducible NAIP chips into the GeoPile layout.
+"""Reproducible NAIP chips in the GeoPile layout (``torchgeo-gfm naip-chips``).
 
 GeoPile's largest source is 300,000 unlabelled NAIP chips; the paper does not say how they
-were sampled. This command reads NAIP GeoTIFFs with TorchGeo's :class:`~torchgeo.datasets.NAIP`
-(mosaicking and reprojecting overlapping tiles) and draws chip locations with one of
-TorchGeo's samplers:
+were sampled. :func:`cut_naip_chips` reads NAIP GeoTIFFs with TorchGeo's
+:class:`~torchgeo.datasets.NAIP` (mosaicking and reprojecting overlapping tiles) and draws
+chip locations with one of TorchGeo's samplers:
 
 * ``random`` (default): :class:`~torchgeo.samplers.RandomPatchSampler`, uniform over the
   union of the tiles' footprints (overlapping tiles are not over-sampled; chips may
@@ -28,17 +28,16 @@ refused.
 .. versionadded:: 0.1
 """
 
-import argparse
 import contextlib
 import csv
 import io
 import itertools
 import math
 import os
-import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -48,7 +47,6 @@ from torchgeo.datasets import NAIP, DatasetNotFoundError
 from torchgeo.samplers import GriddedPatchSampler, RandomPatchSampler
 
 from .._utils import require
-from ..cli import report_error
 from ..outputs import OutputError, atomic_output, check_output, looks_like_url
 
 CHIPS_PER_FOLDER = 10_000
@@ -66,29 +64,6 @@ def _is_positive(value: float) -> bool:
 
 def _is_fraction(value: float) -> bool:
     return 0 <= value <= 1  # False for NaN
-
-
-def _arg_type[T: (int, float)](
-    convert: Callable[[str], T], ok: Callable[[T], bool], expected: str
-) -> Callable[[str], T]:
-    """An argparse ``type=`` converting text, refusing values that fail ``ok``."""
-
-    def parse(text: str) -> T:
-        try:
-            value = convert(text)
-        except ValueError:
-            value = None
-        if value is None or not ok(value):
-            raise argparse.ArgumentTypeError(f'expected {expected}, got {text!r}')
-        return value
-
-    return parse
-
-
-positive_int = _arg_type(int, _is_positive, 'a positive integer')
-non_negative_int = _arg_type(int, lambda v: v >= 0, 'a non-negative integer')
-positive_float = _arg_type(float, _is_positive, 'a positive number')
-fraction = _arg_type(float, _is_fraction, 'a fraction in [0, 1]')
 
 
 def _check_arguments(
@@ -321,7 +296,7 @@ class NAIPChipSpec:
         )
 
 
-def _write_chips(folder: Path, spec: NAIPChipSpec, dataset: NAIP) -> int:
+def _write_folder(folder: Path, spec: NAIPChipSpec, dataset: NAIP) -> int:
     """Write chips and their ``chips.csv`` into ``folder``; return their number."""
     written = 0
     crs = dataset.crs.to_string()
@@ -391,13 +366,29 @@ def cut_naip_chips(
         max_nodata,
         source,
     )
-    return _cut(spec, out)
+    return write_chips(spec, out)
 
 
-def _cut(spec: NAIPChipSpec, given: str | os.PathLike[str]) -> int:
-    """Write the chips of ``spec`` into ``out/<source>``, all or nothing."""
-    root = _output_folder(given, spec.source)  # before the work
-    out = Path(given)
+def write_chips(spec: NAIPChipSpec, out: str | os.PathLike[str]) -> int:
+    """Write the chips of a spec into ``out/<source>``, all or nothing.
+
+    :func:`cut_naip_chips` with the arguments checked already.
+
+    Args:
+        spec: which chips to cut, and how to encode them.
+        out: GeoPile root to write into (created if missing).
+
+    Returns:
+        The number of chips written (less than ``spec.n`` if the imagery ran out).
+
+    Raises:
+        ValueError, FileNotFoundError, NotADirectoryError, OutputError: as
+            :func:`cut_naip_chips`.
+
+    .. versionadded:: 0.2
+    """
+    root = _output_folder(out, spec.source)  # before the work
+    out = Path(out)
     dataset = spec.open()
     spec.check_fits(dataset)
     created = [p for p in (out, *out.parents) if not p.exists()]  # deepest first
@@ -405,7 +396,7 @@ def _cut(spec: NAIPChipSpec, given: str | os.PathLike[str]) -> int:
     try:  # a hidden .<source>.partial-<pid>-<random> folder, renamed when complete
         with atomic_output(root) as staging:
             staging.mkdir()
-            written = _write_chips(staging, spec, dataset)
+            written = _write_folder(staging, spec, dataset)
             if not written:
                 raise spec.no_chip_error()
     except BaseException:  # interrupted too: leave nothing behind
@@ -416,120 +407,11 @@ def _cut(spec: NAIPChipSpec, given: str | os.PathLike[str]) -> int:
     return written
 
 
-def add_chip_options(parser: argparse._ActionsContainer, prefix: str = '') -> None:
-    """Add the options of :class:`NAIPChipSpec` (all but the paths and n).
+def __getattr__(name: str) -> Any:
+    # the command line's options live in torchgeo_gfm.cli.naip_chips; these names stay
+    # here while torchgeo-gfm shard's command line still imports them from here
+    if name in ('add_chip_options', 'chip_spec', 'positive_int'):
+        from ..cli import _args, naip_chips
 
-    Args:
-        parser: parser or argument group.
-        prefix: option prefix, e.g. 'naip-' for ``--naip-size`` (``args.naip_size``).
-
-    .. versionadded:: 0.1
-    """
-    parser.add_argument(
-        f'--{prefix}size', type=positive_int, default=256, help='chip side in pixels'
-    )
-    parser.add_argument(
-        f'--{prefix}sampler',
-        choices=('random', 'grid'),
-        default='random',
-        help='chip locations: random or grid (default random)',
-    )
-    parser.add_argument(
-        f'--{prefix}seed', type=non_negative_int, default=0, help='random seed'
-    )
-    parser.add_argument(
-        f'--{prefix}res',
-        type=positive_float,
-        default=None,
-        help='resolution in metres (native if unset)',
-    )
-    parser.add_argument(f'--{prefix}format', choices=tuple(FORMATS), default='jpg')
-    parser.add_argument(
-        f'--{prefix}max-nodata',
-        type=fraction,
-        default=0.01,
-        help='max fraction of empty pixels',
-    )
-    parser.add_argument(
-        f'--{prefix}source', default='naip', help='source name (a plain folder name)'
-    )
-
-
-def chip_spec(
-    args: argparse.Namespace, paths: Sequence[str], n: int, prefix: str = ''
-) -> NAIPChipSpec:
-    """The :class:`NAIPChipSpec` of parsed :func:`add_chip_options` options.
-
-    Args:
-        args: parsed arguments.
-        paths: NAIP GeoTIFF files or folders.
-        n: number of chips.
-        prefix: the prefix given to :func:`add_chip_options`.
-
-    Returns:
-        The checked spec.
-
-    Raises:
-        ValueError: if an argument is invalid.
-
-    .. versionadded:: 0.1
-    """
-    option = vars(args)
-    key = prefix.replace('-', '_')
-    return NAIPChipSpec(
-        tuple(paths),
-        n,
-        size=option[f'{key}size'],
-        sampler=option[f'{key}sampler'],
-        seed=option[f'{key}seed'],
-        res=option[f'{key}res'],
-        image_format=option[f'{key}format'],
-        max_nodata=option[f'{key}max_nodata'],
-        source=option[f'{key}source'],
-    )
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the arguments of ``torchgeo-gfm naip-chips``.
-
-    Args:
-        parser: the sub-command's parser.
-
-    .. versionadded:: 0.1
-    """
-    parser.add_argument('paths', nargs='+', help='NAIP GeoTIFF files or folders')
-    parser.add_argument('--out', required=True, help='GeoPile root to write into')
-    parser.add_argument(
-        '-n', '--num-chips', type=positive_int, required=True, help='chips'
-    )
-    add_chip_options(parser)
-    parser.epilog = __doc__.split('\n\n')[1] if __doc__ else None
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``torchgeo-gfm naip-chips``.
-
-    Args:
-        args: parsed arguments.
-
-    Returns:
-        0 if all chips were written, 1 if the imagery ran out first, 2 (with one line
-        on stderr) on a bad input or an error.
-
-    .. versionadded:: 0.1
-    """
-    try:
-        spec = chip_spec(args, args.paths, args.num_chips)
-        written = _cut(spec, args.out)
-    except (ValueError, OSError) as err:
-        return report_error('naip-chips', err)
-    where = os.path.join(args.out, args.source)
-    print(f'wrote {written} NAIP chips of {args.size} px to {where}')
-    if written < args.num_chips:
-        print(
-            f'only {written} of {args.num_chips} chips had <= {args.max_nodata:.0%} '
-            'empty pixels; add tiles or lower --num-chips',
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+        return getattr(naip_chips if name != 'positive_int' else _args, name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

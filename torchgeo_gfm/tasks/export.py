@@ -1,7 +1,7 @@
 # Copyright (c) torchgeo-gfm contributors.
 # Licensed under the MIT License.
 
-"""``torchgeo-gfm export``: the student of a GFM training checkpoint as backbone weights.
+"""The student of a GFM training checkpoint as backbone weights: ``torchgeo-gfm export``.
 
 The output (safetensors, timm key names) loads with ``gfm_swin_b(weights=OUT)``,
 ``timm.create_model('gfm_swin_base', pretrained=True,
@@ -10,7 +10,6 @@ pretrained_cfg_overlay=dict(file=OUT))`` and TorchGeo's tasks.
 .. versionadded:: 0.1
 """
 
-import argparse
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,16 +17,8 @@ from typing import Any
 
 from torch import Tensor
 
-from ..cli import report_error
-from ..models.checkpoint import (
-    GFMCheckpointError,
-    check_tensors,
-    prepare_output,
-    read_checkpoint,
-    save_backbone,
-    sha256sum,
-)
-from ..models.convert import add_output_arguments
+from ..models.checkpoint import GFMCheckpointError, check_tensors, read_checkpoint
+from ..models.convert import save_student
 from ..models.gfm_swin import check_complete_student
 
 _EXPECTED = (
@@ -113,41 +104,10 @@ def export_checkpoint(
     Raises:
         FileNotFoundError: if *checkpoint* does not exist.
         GFMCheckpointError: if it is not a GFM training checkpoint.
-        ValueError: if *output* cannot be written (see
-            :func:`~torchgeo_gfm.models.checkpoint.prepare_output`).
-        OSError: if writing fails.
+        ValueError, OSError: if *output* cannot be written (see
+            :func:`~torchgeo_gfm.models.convert.save_student`).
 
     .. versionadded:: 0.1
     """
     state, meta = student_from_checkpoint(checkpoint)
-    out = prepare_output(output, checkpoint, force=force)
-    save_backbone(state, out, metadata=meta)
-    return Path(out)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the sub-command's arguments.
-
-    Args:
-        parser: the sub-command's parser.
-    """
-    parser.add_argument('checkpoint', type=Path, help='GFM training checkpoint (.ckpt)')
-    add_output_arguments(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run the sub-command.
-
-    Args:
-        args: parsed arguments.
-
-    Returns:
-        The exit status: 0, or 2 (with one line on stderr) if the input is not a GFM
-        training checkpoint or OUTPUT is refused or cannot be written.
-    """
-    try:
-        out = export_checkpoint(args.checkpoint, args.output, force=args.force)
-    except (ValueError, OSError) as e:  # GFMCheckpointError is a ValueError
-        return report_error('export', e)
-    print(f'wrote {out} (sha256 {sha256sum(out)})')
-    return 0
+    return save_student(state, checkpoint, output, force=force, metadata=meta)

@@ -23,7 +23,7 @@ from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from .outputs import OutputError, atomic_output, check_output
+from ..outputs import OutputError, atomic_output, check_output
 
 #: suffix of the shipped config files
 SUFFIX = '.yaml'
