@@ -131,7 +131,7 @@ def register_torchgeo_model(
         )
     models[name] = builder
     by_model[name] = by_model[builder] = weights
-    member = next(iter(weights))
+    member = next(iter(weights.__members__.values()))
     if (
         api.get_weight(str(member)) is not member
         or api.get_model_weights(name) is not weights
