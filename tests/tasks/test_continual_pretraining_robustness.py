@@ -26,7 +26,7 @@ from tests.tasks.test_continual_pretraining import (
 from torchgeo_gfm import demo
 from torchgeo_gfm.models.checkpoint import GFMCheckpointError
 from torchgeo_gfm.tasks import ContinualPretraining
-from torchgeo_gfm.tasks.continual_pretraining import _weights_arg
+from torchgeo_gfm.tasks.pretraining_weights import _weights_arg
 
 TEACHER_NAME = 'swin_tiny_patch4_window7_224'
 

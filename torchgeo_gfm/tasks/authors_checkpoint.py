@@ -19,25 +19,20 @@ from ..models.gfm_swin import (
     teacher_state_dict,
     upstream_mask_token,
 )
+from .pretraining_weights import load_fitting
 
 
 def _load_strict(
     module: nn.Module, state: Mapping[str, Tensor], what: str, path: str
 ) -> None:
     """Load *state* into *module*, every key of the module required."""
-    try:
-        missing, unexpected = module.load_state_dict(state, strict=False)
-    except RuntimeError as e:  # shape mismatch
-        raise GFMCheckpointError(
-            f'{path}: the {what} does not fit this task ({e}); build the task with the '
-            "checkpoint's architecture (e.g. model='gfm_swin_base')."
-        ) from None
+    where = "(the checkpoint's, e.g. model='gfm_swin_base')"
+    missing = load_fitting(module, state, f'{path}: the {what} does not fit', where)
     if missing:
         raise GFMCheckpointError(
             f'{path}: the {what} lacks {len(missing)} weights of this task '
             f"(e.g. {missing[:3]}); build the task with the checkpoint's architecture."
         )
-    del unexpected  # the teacher file holds stages the truncated teacher does not keep
 
 
 def _subset(model: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:

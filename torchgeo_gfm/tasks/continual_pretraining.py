@@ -8,148 +8,42 @@
 
 import math
 import os
-import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
-import timm
 import torch
-from matplotlib.figure import Figure
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.models.swin_transformer import SwinTransformer
-from timm.models.swin_transformer import (
-    checkpoint_filter_fn as swin_checkpoint_filter_fn,
-)
 from timm.optim import param_groups_weight_decay
-from torch import Tensor, nn
+from torch import Tensor
 from torchgeo.tasks import BaseTask
 
 from .._utils import require
 from ..models.pretraining import (
     GFMPretrainingModel,
-    check_swin,
     distill_loss,
     mim_loss,
     simmim_mask,
 )
+from .pretraining_weights import (
+    DEFAULT_TEACHER,
+    _create,
+    _weights_arg,
+    create_teacher,
+    load_teacher_file,
+)
 from .schedule import AuthorsSchedule, adamw
-from .utils import log_figure
+from .utils import log_figure, plot_reconstruction
 
-#: The teacher of the paper: Swin-B, ImageNet-22k supervised (timm / Hugging Face Hub).
-DEFAULT_TEACHER = 'swin_base_patch4_window7_224.ms_in22k'
-
-
-_BOOL_WORDS = {'true': True, 'false': False, 'none': None, 'null': None}
-
-
-def _weights_arg(value: str | bool | None) -> str | bool | None:
-    """``'true'``/``'false'``/``'null'`` typed on a command line mean the literal."""
-    if isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
-        return _BOOL_WORDS[value.strip().lower()]
-    return value
-
-
-def _create(
-    name: str, weights: str | bool | None, kwargs: dict[str, Any] | None, role: str
-) -> Any:
-    """Create a timm model; *weights* True = timm's own, a path = that file, else random."""
-    args = dict(kwargs or {})
-    args.setdefault('num_classes', 0)
-    if isinstance(weights, str | os.PathLike):
-        path = Path(weights)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f'Weights file {path} does not exist: pass an existing file, True for '
-                "timm's pretrained weights, or None for random initialisation."
-            )
-        overlay = {'file': str(path)}
-        return timm.create_model(
-            name, pretrained=True, pretrained_cfg_overlay=overlay, **args
-        )
-    try:
-        return timm.create_model(name, pretrained=bool(weights), **args)
-    except TypeError as e:
-        # e.g. img_size given to a non-Swin model: say what the model is instead
-        with torch.device('meta'):
-            model = timm.create_model(name, num_classes=0)
-        check_swin(model, 1, role)
-        raise ValueError(
-            f'timm model {name!r} does not take {sorted(args)}: {e}'
-        ) from e
-
-
-def load_teacher_file(
-    teacher: nn.Module, path: str | os.PathLike[str], stage: int
-) -> None:
-    """Load a weights file into the teacher, requiring every weight distillation uses.
-
-    timm and Microsoft Swin key names are accepted (timm's Swin filter converts them and
-    fits relative-position tables to the window size). Everything the teacher computes up to
-    and including MS stage *stage* must come from the file: a teacher left partly random
-    would silently distil the wrong target.
-
-    Args:
-        teacher: the (untruncated) timm Swin teacher.
-        path: the weights file (safetensors or a torch file, any format
-            :func:`~torchgeo_gfm.models.checkpoint.read_state_dict` reads).
-        stage: the distilled stage, Microsoft numbering.
-
-    Raises:
-        GFMCheckpointError: if the file lacks a weight the distillation uses or a shape
-            does not fit.
-
-    .. versionadded:: 0.1
-    """
-    from ..models.checkpoint import GFMCheckpointError, read_state_dict
-
-    expected = f'weights of the teacher {type(teacher).__name__} (timm or Microsoft Swin names)'
-    state = read_state_dict(path, expected)
-    if isinstance(teacher, SwinTransformer):
-        state = swin_checkpoint_filter_fn(
-            {k: v for k, v in state.items() if _in_model(teacher, k)}, teacher
-        )
-    try:
-        missing, _ = teacher.load_state_dict(state, strict=False)
-    except RuntimeError as e:  # size mismatch
-        raise GFMCheckpointError(
-            f'{path}: does not fit the teacher ({e}). Build the teacher with the '
-            'architecture of these weights (teacher / teacher_kwargs).'
-        ) from None
-    used = [k for k in missing if _distilled(k, stage)]
-    if used:
-        more = f' and {len(used) - 5} more' if len(used) > 5 else ''
-        raise GFMCheckpointError(
-            f'{path}: has no weights for {used[:5]}{more} of the teacher, which the '
-            f'distillation of stage {stage} uses; found {len(state)} tensors matching '
-            f'{len(teacher.state_dict()) - len(missing)} of the model. Is it a '
-            f'checkpoint of another architecture? Pass weights of {expected}.'
-        )
-
-
-def _in_model(model: nn.Module, key: str) -> bool:
-    """Whether the module owning *key* exists (timm's filter looks it up)."""
-    try:
-        model.get_submodule(key.rsplit('.', 1)[0])
-    except AttributeError:
-        return False
-    return True
-
-
-_STAGE = re.compile(r'^layers\.(\d+)\.(\w+)\.')
-
-
-def _distilled(key: str, stage: int) -> bool:
-    """Whether teacher weight *key* (timm names) feeds MS stage *stage*'s output."""
-    if key.startswith('patch_embed.'):
-        return True
-    m = _STAGE.match(key)
-    if not m:
-        return False  # final norm and head: cut away
-    index = int(m[1])
-    return index < stage or (index == stage and m[2] == 'downsample')
+# public names that lived here before 0.2 (and the deprecated tasks.gfm forwards here)
+__all__ = (
+    'DEFAULT_TEACHER',
+    'ContinualPretraining',
+    'check_hparams',
+    'load_teacher_file',
+    'plot_reconstruction',
+)
 
 
 def check_hparams(hp: Any) -> None:
@@ -320,7 +214,14 @@ class ContinualPretraining(AuthorsSchedule, BaseTask):
             **(hp['model_kwargs'] or {}),
         }
         student = _create(hp['model'], self.weights, student_kwargs, 'student')
-        teacher = self._create_teacher()
+        teacher = create_teacher(
+            hp['teacher'],
+            self.teacher_weights,
+            hp['teacher_kwargs'],
+            hp['teacher_size'],
+            hp['distill_stage'],
+            hp['in_channels'],
+        )
         size = hp['teacher_size'] or int(teacher.patch_embed.img_size[-1])
         self.model = GFMPretrainingModel(student, teacher, hp['distill_stage'], size)
         self.patch_size = int(student.patch_embed.patch_size[0])
@@ -337,27 +238,6 @@ class ContinualPretraining(AuthorsSchedule, BaseTask):
             # the whole forward, static shapes: compiling stage by stage recompiles for
             # every stage size and fails in inductor (measured on an H200, torch 2.11)
             self.model.compile(dynamic=False)
-
-    def _create_teacher(self) -> Any:
-        """The teacher with its weights, checked against the data's channels."""
-        hp = self.hparams
-        kwargs = dict(hp['teacher_kwargs'] or {})
-        if hp['teacher_size']:
-            kwargs.setdefault('img_size', hp['teacher_size'])
-        weights = self.teacher_weights
-        file = weights if isinstance(weights, str | os.PathLike) else None
-        teacher = _create(hp['teacher'], None if file else weights, kwargs, 'teacher')
-        check_swin(teacher, hp['distill_stage'], 'teacher')
-        if file is not None:
-            load_teacher_file(teacher, file, hp['distill_stage'])
-        chans = int(teacher.patch_embed.proj.in_channels)
-        if chans != hp['in_channels']:
-            raise ValueError(
-                f'The teacher {hp["teacher"]} takes {chans} channels but in_channels='
-                f'{hp["in_channels"]}: pass teacher_kwargs={{"in_chans": '
-                f'{hp["in_channels"]}}} to let timm adapt its first layer, or fix in_channels.'
-            )
-        return teacher
 
     # ---------------------------------------------------------------- forward
     def forward(self, images: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -641,54 +521,3 @@ class ContinualPretraining(AuthorsSchedule, BaseTask):
         state = {k: v.detach().cpu() for k, v in student.items()}
         save_backbone(state, path)
         return Path(path)
-
-
-def plot_reconstruction(
-    images: Tensor,
-    mask: Tensor,
-    x_rec: Tensor,
-    mean: Sequence[float],
-    std: Sequence[float],
-    max_images: int = 4,
-) -> Figure:
-    """Figure of input, masked input and reconstruction (masked areas filled in).
-
-    Args:
-        images: normalised ``[B, C, H, W]``.
-        mask: ``[B, h, w]``, 1 = masked, at any resolution dividing the image.
-        x_rec: the decoder output ``[B, C, H, W]``.
-        mean: channel means used to normalise (first three channels shown as RGB).
-        std: channel stds used to normalise.
-        max_images: rows of the figure.
-
-    Returns:
-        The matplotlib figure.
-
-    .. versionadded:: 0.1
-    """
-    n = min(max_images, images.shape[0])
-    images, x_rec = images[:n].detach().float().cpu(), x_rec[:n].detach().float().cpu()
-    factor = images.shape[-1] // mask.shape[-1]
-    pixels = mask[:n].detach().float().cpu()
-    pixels = pixels.repeat_interleave(factor, 1).repeat_interleave(factor, 2)[:, None]
-    chans = min(3, images.shape[1])
-    m = torch.tensor(list(mean)[:chans]).view(1, -1, 1, 1)
-    s = torch.tensor(list(std)[:chans]).view(1, -1, 1, 1)
-
-    def show(x: Tensor) -> Tensor:
-        return (x[:, :chans] * s + m).clamp(0, 1).permute(0, 2, 3, 1)
-
-    panels = {
-        'input': show(images),
-        'masked input': show(images) * (1 - pixels.permute(0, 2, 3, 1)),
-        'reconstruction': show(images * (1 - pixels) + x_rec * pixels),
-    }
-    fig, axes = plt.subplots(n, 3, figsize=(9, 3 * n), squeeze=False)
-    for row in range(n):
-        for col, (title, panel) in enumerate(panels.items()):
-            axes[row, col].imshow(panel[row].squeeze(-1).numpy())
-            axes[row, col].set_axis_off()
-            if row == 0:
-                axes[row, col].set_title(title)
-    fig.tight_layout()
-    return fig
