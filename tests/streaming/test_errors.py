@@ -126,10 +126,10 @@ def test_shard_to_a_missing_bucket(
 def test_shard_with_the_backend_not_installed(
     geopile: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from torchgeo_gfm.datasets import shards
+    from torchgeo_gfm.datasets.shards import storage
 
     package = 'google-cloud-storage'
-    monkeypatch.setitem(shards._BACKENDS, 'gs://', ('no_such.module', package))
+    monkeypatch.setitem(storage._BACKENDS, 'gs://', ('no_such.module', package))
     _shard_refused([str(geopile), 'gs://bucket/v1'], f'`pip install {package}`', capsys)
 
 

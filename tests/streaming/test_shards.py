@@ -369,12 +369,12 @@ def test_a_failing_worker_is_one_line_and_leaves_nothing(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from torchgeo_gfm.datasets import shards
+    from torchgeo_gfm.datasets.shards import writing
 
     def fail(*args: object) -> None:
         raise UnicodeEncodeError('utf-8', 'x', 0, 1, 'surrogates not allowed')
 
-    monkeypatch.setattr(shards._Encode, '_sample', fail)
+    monkeypatch.setattr(writing._Encode, '_sample', fail)
     out = tmp_path / 'new' / 'out'
     _one_line_refusal(
         [str(geopile), str(out)],
@@ -423,9 +423,9 @@ def test_an_interrupted_run_stops_its_workers_and_leaves_nothing(
 
 
 def _children(pid: int) -> list[int]:
-    from torchgeo_gfm.datasets.shards import _descendants
+    from torchgeo_gfm.datasets.shards.processes import descendants
 
-    return _descendants(pid)
+    return descendants(pid)
 
 
 def _alive(pid: int) -> bool:
