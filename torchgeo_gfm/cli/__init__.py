@@ -34,8 +34,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         'cut reproducible NAIP chips into the GeoPile folder layout',
     ),
     'shard': (
-        'torchgeo_gfm.datasets.shards',
-        'write GeoPile as litdata shards (a folder or s3:// gs:// azure://) for streaming',
+        'torchgeo_gfm.cli.shard',
+        'write GeoPile as litdata shards (a folder, s3:// or gs://) for streaming',
     ),
     'predict': (
         'torchgeo_gfm.cli.predict',
