@@ -11,7 +11,7 @@ from torchgeo.samplers.utils import _to_tuple
 
 from ..datasets.dsifn import DSIFN
 from ..transforms import BitemporalAugmentation
-from .utils import IMAGENET_MEAN, IMAGENET_STD
+from .utils import IMAGENET_MEAN, IMAGENET_STD, crop_and_flips
 
 
 class DSIFNDataModule(NonGeoDataModule):
@@ -47,9 +47,6 @@ class DSIFNDataModule(NonGeoDataModule):
         # both dates share the normalization: statistics repeated per date
         mean, std = self.mean.repeat(2), self.std.repeat(2)
         self.train_aug = BitemporalAugmentation(
-            K.Normalize(mean=mean, std=std),
-            K.RandomCrop(self.patch_size, pad_if_needed=True),
-            K.RandomHorizontalFlip(),
-            K.RandomVerticalFlip(),
+            *crop_and_flips(mean, std, self.patch_size)
         )
         self.aug = BitemporalAugmentation(K.Normalize(mean=mean, std=std))

@@ -6,13 +6,36 @@
 import numbers
 from typing import Any, Protocol, TypeVar
 
+import kornia.augmentation as K
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from torch import Tensor
 
 #: ImageNet statistics on the 0-255 scale of uint8 batches: the normalisation the GFM
 #: student and the ImageNet-22k Swin were trained with (TorchGeo's default is 0 / 255).
 IMAGENET_MEAN = torch.tensor(IMAGENET_DEFAULT_MEAN) * 255
 IMAGENET_STD = torch.tensor(IMAGENET_DEFAULT_STD) * 255
+
+
+def crop_and_flips(
+    mean: Tensor, std: Tensor, patch_size: tuple[int, int]
+) -> list[K.AugmentationBase2D]:
+    """Training augmentation of the dense datasets: normalise, random crop, flips.
+
+    Args:
+        mean: per-channel mean (0-255 scale).
+        std: per-channel standard deviation.
+        patch_size: (height, width) of the crops; smaller images are padded.
+
+    Returns:
+        The augmentations, in order, for a kornia ``AugmentationSequential``.
+    """
+    return [
+        K.Normalize(mean=mean, std=std),
+        K.RandomCrop(patch_size, pad_if_needed=True),
+        K.RandomHorizontalFlip(),
+        K.RandomVerticalFlip(),
+    ]
 
 
 class _Stateful(Protocol):

@@ -10,7 +10,7 @@ from torchgeo.datamodules import NonGeoDataModule
 from torchgeo.samplers.utils import _to_tuple
 
 from ..datasets.whu_building import WHUBuilding
-from .utils import IMAGENET_MEAN, IMAGENET_STD
+from .utils import IMAGENET_MEAN, IMAGENET_STD, crop_and_flips
 
 
 class WHUBuildingDataModule(NonGeoDataModule):
@@ -43,10 +43,7 @@ class WHUBuildingDataModule(NonGeoDataModule):
         super().__init__(WHUBuilding, batch_size, num_workers, **kwargs)
         self.patch_size = _to_tuple(patch_size)
         self.train_aug = K.AugmentationSequential(
-            K.Normalize(mean=self.mean, std=self.std),
-            K.RandomCrop(self.patch_size, pad_if_needed=True),
-            K.RandomHorizontalFlip(),
-            K.RandomVerticalFlip(),
+            *crop_and_flips(self.mean, self.std, self.patch_size),
             data_keys=None,
             keepdim=True,
         )
