@@ -201,6 +201,8 @@ def load_fitting(
 
     Raises:
         GFMCheckpointError: if a tensor's shape does not fit.
+
+    .. versionadded:: 0.2
     """
     try:
         missing, _ = module.load_state_dict(state, strict=False)
