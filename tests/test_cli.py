@@ -1,9 +1,14 @@
 # Copyright (c) torchgeo-gfm contributors.
 # Licensed under the MIT License.
 
+import ast
 import hashlib
+import json
 import os
 import shutil
+import subprocess
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +84,7 @@ def inputs(gfm_file: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     return {'convert': gfm_file, 'export': ckpt}
 
 
-COMMANDS = ('convert', 'export')
+WRITERS = ('convert', 'export')
 
 
 def _fails(argv: list[str], capsys: pytest.CaptureFixture[str], match: str) -> None:
@@ -92,7 +97,7 @@ def _fails(argv: list[str], capsys: pytest.CaptureFixture[str], match: str) -> N
     assert 'Traceback' not in err
 
 
-@pytest.mark.parametrize('command', COMMANDS)
+@pytest.mark.parametrize('command', WRITERS)
 def test_output_path_refused(
     command: str,
     inputs: dict[str, Path],
@@ -111,7 +116,7 @@ def test_output_path_refused(
     assert os.listdir(tmp_path) == ['file']
 
 
-@pytest.mark.parametrize('command', COMMANDS)
+@pytest.mark.parametrize('command', WRITERS)
 def test_never_overwrites_its_input(
     command: str,
     inputs: dict[str, Path],
@@ -130,7 +135,7 @@ def test_never_overwrites_its_input(
     assert _sha(src) == before
 
 
-@pytest.mark.parametrize('command', COMMANDS)
+@pytest.mark.parametrize('command', WRITERS)
 def test_existing_output_needs_force(
     command: str,
     inputs: dict[str, Path],
@@ -151,7 +156,7 @@ def test_existing_output_needs_force(
     assert os.listdir(out.parent) == ['b.safetensors']
 
 
-@pytest.mark.parametrize('command', COMMANDS)
+@pytest.mark.parametrize('command', WRITERS)
 def test_interrupted_write_leaves_no_file(
     command: str,
     inputs: dict[str, Path],
@@ -175,7 +180,7 @@ def test_interrupted_write_leaves_no_file(
     assert os.listdir(tmp_path) == ['b.safetensors']
 
 
-@pytest.mark.parametrize('command', COMMANDS)
+@pytest.mark.parametrize('command', WRITERS)
 def test_help_says_how_output_is_written(
     command: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -186,7 +191,7 @@ def test_help_says_how_output_is_written(
     assert '--force' in text
 
 
-@pytest.mark.parametrize('command', COMMANDS)
+@pytest.mark.parametrize('command', WRITERS)
 def test_device_or_fifo_never_replaced(
     command: str,
     inputs: dict[str, Path],
@@ -214,7 +219,7 @@ def test_output_mode_follows_the_umask(
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
-@pytest.mark.parametrize('command', COMMANDS)
+@pytest.mark.parametrize('command', WRITERS)
 @pytest.mark.parametrize(
     'out', ['s3://bucket/b.safetensors', 'S3:b.safetensors', 'a\0b']
 )
@@ -232,7 +237,7 @@ def test_url_like_or_nul_output_is_refused(
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize('command', COMMANDS)
+@pytest.mark.parametrize('command', WRITERS)
 def test_a_device_or_fifo_input_is_named_as_such(
     command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -257,3 +262,88 @@ def test_ctrl_c_while_importing_is_one_line(
     monkeypatch.setattr(cli.importlib, 'import_module', interrupted)
     assert main(['config', '--list']) == 130
     assert capsys.readouterr().err.strip() == 'torchgeo-gfm config: interrupted'
+
+
+# what a command's --help must not import (seconds each; torch alone is 2-5 s)
+HEAVY = ('torch', 'timm', 'numpy', 'rasterio', 'lightning', 'torchgeo', 'matplotlib')
+# one interpreter per case: this process has imported torch long ago
+_ANSWER = """
+import json, sys
+from torchgeo_gfm.cli import main
+try:
+    status = main(sys.argv[1:])
+except SystemExit as exit:
+    status = exit.code
+heavy = [m for m in %r if m in sys.modules]
+print(json.dumps({'status': status, 'heavy': heavy}), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    'argv',
+    [['--help'], ['config', '--list'], *([name, '--help'] for name in cli.COMMANDS)],
+    ids=lambda argv: ' '.join(argv),
+)
+def test_answers_without_importing_torch(argv: list[str]) -> None:
+    """``--help`` of every command and ``config --list`` answer at once (issue 20)."""
+    proc = subprocess.run(
+        [sys.executable, '-c', _ANSWER % (HEAVY,), *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    result = json.loads(proc.stderr.splitlines()[-1])
+    assert result == {'status': 0, 'heavy': []}, proc.stderr
+    assert proc.stdout.strip()
+    if argv[-1] == '--help':
+        assert proc.stdout.startswith('usage: torchgeo-gfm')
+
+
+PACKAGE = Path(cli.__file__).parents[1]  # torchgeo_gfm/
+
+
+def _imports(path: Path) -> set[str]:
+    """Absolute names of the modules a file imports (relative ones resolved)."""
+    parts = path.relative_to(PACKAGE.parent).with_suffix('').parts
+    package = list(parts[:-1])  # what '.' means, in a package's __init__ too
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            names.add('.'.join([*base, *([node.module] if node.module else [])]))
+    return names
+
+
+@pytest.mark.parametrize(
+    'path', sorted(PACKAGE.rglob('*.py')), ids=lambda p: str(p.relative_to(PACKAGE))
+)
+def test_library_never_imports_the_cli(path: Path) -> None:
+    """The command line sits on top of the library, never under it."""
+    if path.parent.name == 'cli':
+        return
+    reaching = {n for n in _imports(path) if n.startswith('torchgeo_gfm.cli')}
+    assert not reaching, f'{path} imports {reaching}: move its CLI to torchgeo_gfm/cli'
+
+
+def test_chip_formats_are_the_writers() -> None:
+    from torchgeo_gfm.cli.naip_chips import IMAGE_FORMATS
+    from torchgeo_gfm.datasets.naip_chips import FORMATS
+
+    assert set(IMAGE_FORMATS) == set(FORMATS)
+
+
+@pytest.mark.parametrize('name', ['add_arguments', 'run', 'main'])
+def test_arp_command_line_moved(name: str) -> None:
+    from torchgeo_gfm import arp
+    from torchgeo_gfm.cli import arp as arp_cli
+
+    with pytest.warns(DeprecationWarning, match=f'torchgeo_gfm.cli.arp.{name}'):
+        old = getattr(arp, name)
+    assert old is getattr(arp_cli, name)
+    with warnings.catch_warnings():  # an unknown name is no deprecated one
+        warnings.simplefilter('error')
+        with pytest.raises(AttributeError):
+            arp.no_such_name  # noqa: B018

@@ -37,7 +37,6 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import rasterio
@@ -405,13 +404,3 @@ def write_chips(spec: NAIPChipSpec, out: str | os.PathLike[str]) -> int:
                 folder.rmdir()
         raise
     return written
-
-
-def __getattr__(name: str) -> Any:
-    # the command line's options live in torchgeo_gfm.cli.naip_chips; these names stay
-    # here while torchgeo-gfm shard's command line still imports them from here
-    if name in ('add_chip_options', 'chip_spec', 'positive_int'):
-        from ..cli import _args, naip_chips
-
-        return getattr(naip_chips if name != 'positive_int' else _args, name)
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
