@@ -21,10 +21,10 @@ from torchgeo.tasks import SemanticSegmentation
 
 from tests.scene.helpers import WHU_DATAMODULE, save_checkpoint
 from torchgeo_gfm.datamodules import WHUBuildingDataModule
-from torchgeo_gfm.scene import SceneError, load_predictor
+from torchgeo_gfm.scene import SceneError, load_backbone_for_embedding, load_predictor
 from torchgeo_gfm.scene import predictor as module
-from torchgeo_gfm.scene.embed import load_backbone_for_embedding
-from torchgeo_gfm.scene.predictor import TRUSTED_ENV, per_band
+from torchgeo_gfm.scene.checkpoints import TRUSTED_ENV
+from torchgeo_gfm.scene.normalisation import per_band
 from torchgeo_gfm.tasks.inference import INFERENCE_KEY, inference_metadata
 
 Checkpoints = Callable[[str], Path]
@@ -353,7 +353,7 @@ def test_gfm_pretraining_checkpoint(tmp_path: Path) -> None:
         {'state_dict': {'w': torch.zeros(1)}, 'hyper_parameters': hparams},
     )
     with pytest.raises(
-        SceneError, match=r'torchgeo_gfm\.tasks\.GFM.*torchgeo-gfm embed'
+        SceneError, match=r'tasks\.ContinualPretraining.*torchgeo-gfm embed'
     ):
         load_predictor(path)
 
@@ -564,6 +564,23 @@ def test_embed_safetensors_goes_to_gfm(tmp_path: Path) -> None:
         load_backbone_for_embedding(path, 4, 3)
 
 
-def test_module_exports() -> None:
-    assert callable(module.per_band)
-    assert module.TRUSTED_MODULES == ('torchgeo', 'torchgeo_gfm')
+@pytest.mark.parametrize(
+    ('name', 'new'),
+    [
+        ('read_checkpoint_file', 'checkpoints'),
+        ('is_lightning_checkpoint', 'checkpoints'),
+        ('trusted_modules', 'checkpoints'),
+        ('TRUSTED_ENV', 'checkpoints'),
+        ('TRUSTED_MODULES', 'checkpoints'),
+        ('per_band', 'normalisation'),
+        ('NAMED', 'normalisation'),
+    ],
+)
+def test_moved_names_are_deprecated_aliases(name: str, new: str) -> None:
+    import importlib
+
+    target = importlib.import_module(f'torchgeo_gfm.scene.{new}')
+    with pytest.warns(DeprecationWarning, match=f'scene.{new}.{name}'):
+        assert getattr(module, name) is getattr(target, name)
+    with pytest.raises(AttributeError, match='no attribute'):
+        module.nothing_here  # noqa: B018

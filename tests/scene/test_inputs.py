@@ -35,7 +35,8 @@ from torchgeo_gfm.cli import main
 from torchgeo_gfm.outputs import OutputError
 from torchgeo_gfm.scene import Backbone, SceneError, embed_scene, predict_scene
 from torchgeo_gfm.scene.engine import check_device, check_integer
-from torchgeo_gfm.scene.raster import footprint, parse_bands
+from torchgeo_gfm.scene.footprints import footprint
+from torchgeo_gfm.scene.raster import parse_bands
 from torchgeo_gfm.scene.tiling import cap_tile
 
 Checkpoints = Callable[[str], Path]
@@ -857,7 +858,7 @@ def test_interrupt_is_one_line_and_leaves_nothing(
 
 
 def test_mostly_nodata_output_stays_small(tmp_path: Path) -> None:
-    from torchgeo_gfm.scene.raster import COGWriter
+    from torchgeo_gfm.scene.writers import COGWriter
 
     profile = {
         'count': 1,

@@ -26,8 +26,7 @@ from tests.scene.helpers import (
 )
 from torchgeo_gfm.cli import main
 from torchgeo_gfm.outputs import OutputError
-from torchgeo_gfm.scene import SceneError, load_predictor, predict_scene
-from torchgeo_gfm.scene.predict import write_polygons
+from torchgeo_gfm.scene import SceneError, load_predictor, predict_scene, write_polygons
 
 Checkpoints = Callable[[str], Path]
 

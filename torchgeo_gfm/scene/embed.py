@@ -1,7 +1,7 @@
 # Copyright (c) torchgeo-gfm contributors.
 # Licensed under the MIT License.
 
-"""``torchgeo-gfm embed``: GFM features of every chip of a scene, with their geography.
+"""Embeddings of whole scenes: GFM features of every chip, with their geography.
 
 One GeoParquet row per chip, in the schema TorchGeo's
 :class:`~torchgeo.datasets.ClayEmbeddings` reads: ``geometry`` (the chip's footprint in
@@ -18,7 +18,7 @@ dense COG the same as ``TORCHGEO_GFM_*`` tags. The model runs in fp32 unless
 ``precision`` asks for bf16 (``'bf16'``, or ``'auto'`` where the hardware has it).
 Footprints are right whatever the raster's orientation (south-up, rotated: the geometry
 is the chip's outline, the bounds their min and max) and place on the globe (split at the
-antimeridian, to the pole for a chip holding one: :class:`~.raster.LonLat`). Rasters
+antimeridian, to the pole for a chip holding one: :class:`~.footprints.LonLat`). Rasters
 without a CRS, with a CRS that cannot be transformed to EPSG:4326, or beyond the poles
 are refused, as are rasters of another data type than the first (one set of
 statistics); a chip larger than the scene is capped to the smallest multiple of 32 that
@@ -27,13 +27,9 @@ covers it.
 .. versionadded:: 0.1
 """
 
-import argparse
-import io
 import json
-import logging
 import os
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,195 +38,24 @@ import numpy as np
 import torch
 from rasterio.transform import Affine
 from rasterio.windows import Window
-from torch import Tensor, nn
+from torch import Tensor
 
-from .. import precision as precisions
-from ..outputs import OutputError, atomic_output
+from .backbone import STAGE_STRIDE, Backbone, load_backbone_for_embedding
 from .engine import (
     RunStats,
     Tile,
     check_device,
     check_integer,
     check_precision,
+    resolve_precision,
     run_tiles,
 )
 from .errors import SceneError
-from .predictor import (
-    NAMED,
-    add_scene_arguments,
-    is_lightning_checkpoint,
-    load_predictor,
-    per_band,
-    read_checkpoint_file,
-)
-from .raster import (
-    COGWriter,
-    LonLat,
-    Scene,
-    check_scene_outputs,
-    footprint,
-    open_scene,
-    parse_bands,
-)
+from .footprints import LonLat, footprint
+from .normalisation import per_band
+from .raster import Scene, open_scene, parse_bands
 from .tiling import cap_tile, chip_grid
-
-logger = logging.getLogger(__name__)
-
-#: output stride of each Swin stage (patch 4, then x2 per stage)
-STAGE_STRIDE = {1: 4, 2: 8, 3: 16, 4: 32}
-
-
-@dataclass
-class Backbone:
-    """A feature extractor and the normalisation of its inputs.
-
-    Attributes:
-        model: a timm model (or a ``features_only`` one).
-        stage: the Swin stage whose features are used.
-        in_channels: bands it takes (None: any, e.g. GFM's band rule adapts).
-        mean: per-band mean (or one value), on the raster's scale.
-        std: per-band std.
-        name: for messages.
-
-    .. versionadded:: 0.1
-    """
-
-    model: nn.Module
-    stage: int
-    in_channels: int | None
-    mean: Sequence[float]
-    std: Sequence[float]
-    name: str
-
-    def features(self, x: Tensor) -> Tensor:
-        """The stage's ``[B, D, h, w]`` feature map of normalised pixels ``[B, C, H, W]``.
-
-        Args:
-            x: the batch.
-
-        Returns:
-            The feature map.
-        """
-        return stage_features(self.model, self.stage)(x)
-
-
-def stage_features(model: nn.Module, stage: int) -> Callable[[Tensor], Tensor]:
-    """The feature map of Swin stage *stage* (1-4) of a timm model.
-
-    Uses ``forward_intermediates`` (the final norm applied to the last stage, as timm's
-    pooled features), or, for a ``features_only`` model (smp ``tu-`` encoders), the
-    output whose reduction is the stage's stride.
-
-    Args:
-        model: a timm model.
-        stage: 1 to 4.
-
-    Returns:
-        A function of a normalised batch.
-
-    .. versionadded:: 0.1
-    """
-    net: Any = model
-    if hasattr(net, 'forward_intermediates'):
-
-        def features(x: Tensor) -> Tensor:
-            out = net.forward_intermediates(
-                x, indices=[stage - 1], norm=stage == 4, intermediates_only=True
-            )
-            return out[-1]
-
-        return features
-    index = list(net.feature_info.reduction()).index(STAGE_STRIDE[stage])
-    return lambda x: net(x)[index]
-
-
-def load_backbone_for_embedding(
-    weights: Any,
-    stage: int,
-    in_channels: int,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-) -> Backbone:
-    """The backbone to embed with, and its normalisation.
-
-    *weights* is a GFM_Weights member, a weights file (GFM Swin-B), or a fine-tuned
-    Lightning checkpoint, whose backbone and normalisation are used.
-
-    Args:
-        weights: see above; None for ``GFM_Weights.GEOPILE_RGB_GFM``.
-        stage: Swin stage whose features are embedded.
-        in_channels: bands of the input (GFM's band rule adapts the patch embedding).
-        mean: per-band mean, overriding the default (ImageNet on 0-255 data).
-        std: per-band std.
-
-    Returns:
-        The backbone in eval mode.
-
-    Raises:
-        SceneError: if the weights cannot be read or are not a backbone's.
-
-    .. versionadded:: 0.1
-    """
-    from ..models import GFM_Weights, gfm_swin_b
-
-    if weights is None:
-        weights = GFM_Weights.GEOPILE_RGB_GFM
-    checkpoint = None if isinstance(weights, GFM_Weights) else _lightning(weights)
-    if checkpoint is not None:
-        return _from_task(os.fspath(weights), stage, mean, std, checkpoint)
-    try:
-        model = gfm_swin_b(weights, in_chans=in_channels, num_classes=0).eval()
-    except FileNotFoundError:
-        raise SceneError(
-            f'{weights}: no such file; expected GFM weights or a checkpoint'
-        ) from None
-    except Exception as error:  # noqa: BLE001  (any reading error: say which file)
-        raise SceneError(f'{weights}: not usable as GFM weights ({error})') from None
-    m, s = NAMED['imagenet']
-    return Backbone(
-        model, stage, None, mean or m, std or s, f'gfm_swin_base ({weights})'
-    )
-
-
-def _lightning(path: Any) -> dict[str, Any] | None:
-    """The Lightning checkpoint at *path*, read once, or None for anything else.
-
-    The contents go to :func:`load_predictor`, which does not read the file again.
-    Safetensors files are told by their header and not read; anything else (GFM weights,
-    missing or unreadable files) is left to ``gfm_swin_b``, which says what is wrong.
-    """
-    try:
-        content = read_checkpoint_file(path)
-    except (SceneError, TypeError):
-        return None
-    return dict(content) if is_lightning_checkpoint(content) else None
-
-
-def _from_task(
-    path: str,
-    stage: int,
-    mean: Sequence[float] | None,
-    std: Sequence[float] | None,
-    checkpoint: dict[str, Any],
-) -> Backbone:
-    predictor = load_predictor(path, mean, std, checkpoint=checkpoint)
-    model: Any = predictor.task.model
-    if predictor.kind == 'super_resolution':
-        model = model.backbone
-    elif predictor.kind in ('segmentation', 'change'):
-        model = getattr(getattr(model, 'encoder', None), 'model', None)
-        if model is None:
-            raise SceneError(
-                f'{path}: its model has no timm (tu-) encoder to embed with'
-            )
-    return Backbone(
-        model.eval(),
-        stage,
-        predictor.in_channels,
-        predictor.mean.tolist(),
-        predictor.std.tolist(),
-        f'backbone of {path}',
-    )
+from .writers import COGWriter, check_scene_outputs, write_geoparquet
 
 
 @dataclass
@@ -299,7 +124,7 @@ def embed_scene(
         stage: Swin stage, 1-4 (4: the final 1024-d feature of Swin-B).
         dense: also write the feature map of the (single) input as a COG here.
         batch_size: chips per model call.
-        device: 'cpu', 'cuda' or 'cuda:N'.
+        device: 'cpu', 'cuda', 'cuda:N' or 'auto' (a GPU if there is one).
         overwrite: replace existing outputs (never an input, the weights, or the other
             output).
         mean: per-band mean (default: the weights' normalisation; required for a
@@ -336,15 +161,14 @@ def embed_scene(
     )
     for scene in scenes:
         open_scene(scene.paths, scene.bands, backbone.in_channels or channels)
-    used = precisions.resolve(precision, target)
-    logger.info('Precision: %s', precisions.describe(precision, target))
+    used = resolve_precision(precision, target)
     run = _Run(backbone, chip, stride, stage, batch_size, target, used, progress)
     frames, stats = [], []
     for scene in scenes:
         rows, done = _embed_one(scene, run, dense_out, mean is not None)
         frames.append(rows)
         stats.append(done)
-    n = _write_parquet(out, frames, _metadata(run, scenes[0]))
+    n = write_geoparquet(out, frames, _metadata(run, scenes[0]))
     return EmbedResult(out, dense_out, n, stats, used)
 
 
@@ -578,96 +402,3 @@ def _dense_writer(
         'width': -(-scene.width // step),
     }
     return COGWriter(dense, profile, 'average', tags=tags)
-
-
-def _write_parquet(out: Path, frames: list[Any], metadata: dict[str, Any]) -> int:
-    """GeoParquet with *metadata* as JSON under the file's ``torchgeo_gfm`` key."""
-    import geopandas as gpd
-    import pandas as pd
-    import pyarrow.parquet as pq
-
-    frame = gpd.GeoDataFrame(
-        pd.concat(frames, ignore_index=True), geometry='geometry', crs=4326
-    )
-    buffer = io.BytesIO()  # geopandas writes the 'geo' metadata; ours is added to it
-    frame.to_parquet(buffer)
-    table = pq.read_table(io.BytesIO(buffer.getvalue()))
-    table = table.replace_schema_metadata(
-        {**(table.schema.metadata or {}), b'torchgeo_gfm': json.dumps(metadata)}
-    )
-    try:
-        with atomic_output(out, '.parquet') as tmp:
-            pq.write_table(table, tmp)
-    except OSError as error:  # disk full, I/O error: nothing is left at *out*
-        raise SceneError(
-            f'{out}: cannot write it ({error}); nothing was written there: free some '
-            'space or choose another folder'
-        ) from None
-    return len(frame)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``torchgeo-gfm embed``'s arguments.
-
-    Args:
-        parser: the sub-command's parser.
-
-    .. versionadded:: 0.1
-    """
-    parser.add_argument('inputs', nargs='+', help='raster(s), each in its own CRS')
-    parser.add_argument('-o', '--output', required=True, help='output GeoParquet')
-    parser.add_argument(
-        '--weights',
-        help='GFM weights file or fine-tuned checkpoint (default: GEOPILE_RGB_GFM)',
-    )
-    parser.add_argument('--chip', type=int, default=192, help='chip size (px)')
-    parser.add_argument(
-        '--stride', type=int, help='step between chips (default: --chip)'
-    )
-    parser.add_argument(
-        '--stage', type=int, default=4, help='Swin stage 1-4 (default 4)'
-    )
-    parser.add_argument(
-        '--dense', metavar='OUT.tif', help='also write the feature map (COG)'
-    )
-    add_scene_arguments(parser)  # --mean/--std default: the weights' normalisation
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``torchgeo-gfm embed``.
-
-    Args:
-        args: parsed arguments.
-
-    Returns:
-        0 on success, 2 on bad input (the message is printed).
-
-    .. versionadded:: 0.1
-    """
-    try:
-        result = embed_scene(
-            args.inputs,
-            args.output,
-            weights=args.weights,
-            bands=args.bands,
-            chip=args.chip,
-            stride=args.stride,
-            stage=args.stage,
-            dense=args.dense,
-            batch_size=args.batch_size,
-            device=args.device,
-            overwrite=args.overwrite,
-            mean=args.mean,
-            std=args.std,
-            precision=args.precision,
-        )
-    except (SceneError, OutputError) as error:
-        print(f'torchgeo-gfm embed: error: {error}', file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:  # Ctrl-C: the partial outputs are already removed
-        print('torchgeo-gfm embed: interrupted; nothing was written', file=sys.stderr)
-        return 130
-    print(f'{result.output}: {result.rows} chips; precision: {result.precision}')
-    if result.dense:
-        print(f'{result.dense}: dense features')
-    return 0

@@ -13,6 +13,7 @@ that are nodata everywhere never reach the model: the writer gets ``None`` for t
 """
 
 import contextlib
+import logging
 import operator
 import os
 import queue
@@ -26,10 +27,12 @@ import torch
 from rasterio.windows import Window
 from tqdm import tqdm
 
-from ..precision import MODES, autocast
+from ..precision import MODES, autocast, describe, resolve
 from .errors import SceneError
 from .raster import Scene, WindowReader
 from .tiling import TileGrid
+
+logger = logging.getLogger(__name__)
 
 #: one tile: (tile row, tile column, window, validity mask [h, w])
 Tile = tuple[int, int, Window, np.ndarray]
@@ -364,7 +367,8 @@ def check_device(device: str | torch.device) -> torch.device:
     """The device to run on, refused before anything is loaded if it cannot run a model.
 
     Args:
-        device: 'cpu', 'cuda', 'cuda:1', 'mps' or a :class:`torch.device`.
+        device: 'cpu', 'cuda', 'cuda:1', 'mps', a :class:`torch.device`, or 'auto'
+            (the default of the commands: 'cuda' where PyTorch sees a GPU, else 'cpu').
 
     Returns:
         The device.
@@ -374,12 +378,18 @@ def check_device(device: str | torch.device) -> torch.device:
             this machine or this PyTorch build lacks.
 
     .. versionadded:: 0.1
+
+    .. versionchanged:: 0.2
+       'auto'.
     """
+    if device == 'auto':
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
     try:
         found = torch.device(device)
     except (RuntimeError, ValueError, TypeError):
         raise SceneError(
-            f"--device {device!r}: not a device name; expected 'cpu', 'cuda' or 'cuda:N'"
+            f"--device {device!r}: not a device name; expected 'cpu', 'cuda', 'cuda:N' "
+            "or 'auto'"
         ) from None
     if found.type == 'cuda':
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -398,6 +408,22 @@ def check_device(device: str | torch.device) -> torch.device:
             f"--device {device}: the scene engine runs on 'cpu', 'cuda' or 'mps'"
         )
     return found
+
+
+def resolve_precision(mode: str, device: torch.device) -> str:
+    """What a checked ``--precision`` *mode* runs in on *device*; logged.
+
+    Args:
+        mode: 'fp32', 'bf16' or 'auto' (see :func:`check_precision`).
+        device: from :func:`check_device`.
+
+    Returns:
+        'fp32' or 'bf16'.
+
+    .. versionadded:: 0.2
+    """
+    logger.info('Precision: %s', describe(mode, device))
+    return resolve(mode, device)
 
 
 def check_integer(name: str, value: object, least: int) -> int:

@@ -1,7 +1,7 @@
 # Copyright (c) torchgeo-gfm contributors.
 # Licensed under the MIT License.
 
-"""``torchgeo-gfm predict``: a fine-tuned checkpoint over whole scenes, to a COG.
+"""Prediction over whole scenes: a fine-tuned checkpoint, tiled, to a Cloud-Optimized GeoTIFF.
 
 Per-pixel tasks (segmentation, change detection, super-resolution) run on overlapping
 tiles blended without seams (:mod:`.tiling`); classification runs on non-overlapping
@@ -20,7 +20,6 @@ precision used is logged, printed and written into the COG's metadata
 .. versionadded:: 0.1
 """
 
-import argparse
 import logging
 import os
 from collections.abc import Sequence
@@ -32,20 +31,20 @@ import numpy as np
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from .. import precision as precisions
-from ..outputs import OutputError, atomic_output
 from .engine import (
     RunStats,
     Tile,
     check_device,
     check_integer,
     check_precision,
+    resolve_precision,
     run_tiles,
 )
 from .errors import SceneError
-from .predictor import Predictor, add_scene_arguments, load_predictor
-from .raster import COGWriter, Scene, check_scene_outputs, open_scene, parse_bands
+from .predictor import Predictor, load_predictor
+from .raster import Scene, open_scene, parse_bands
 from .tiling import Blender, TileGrid, cap_tile, chip_grid, grid_shape
+from .writers import COGWriter, check_scene_outputs, write_polygons
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +103,7 @@ def predict_scene(
         overlap: pixels shared by neighbouring tiles (ignored by classification);
             default 64, or half the tile if that is less.
         batch_size: tiles per model call.
-        device: 'cpu', 'cuda' or 'cuda:N'.
+        device: 'cpu', 'cuda', 'cuda:N' or 'auto' (a GPU if there is one).
         probabilities: write per-class probabilities (float32) instead of classes.
         vectorize: also write the classes as polygons to this GeoPackage.
         overwrite: replace existing outputs (never an input, the checkpoint, or the
@@ -150,8 +149,7 @@ def predict_scene(
         )
     scene = open_scene(inputs, parse_bands(bands), predictor.in_channels)
     tile, overlap = _tiling(predictor, scene, tile, overlap)
-    used = precisions.resolve(mode, target)
-    logger.info('Precision: %s', precisions.describe(mode, target))
+    used = resolve_precision(mode, target)
     predictor.to(target)
     tags = _tags(checkpoint, predictor, used)
     with _Output(out, scene, predictor, tile, probabilities, tags) as sink:
@@ -318,129 +316,3 @@ def _encoding(predictor: Predictor, probabilities: bool) -> tuple[str, Any, int]
     if predictor.mode == 'multiclass' and predictor.outputs > 255:
         return 'uint16', 65535, bands
     return 'uint8', 255, bands
-
-
-def write_polygons(classes: Path, vectors: Path, block: int = 2048) -> None:
-    """Polygons of equal class (band 1) of a class raster, to a GeoPackage in its CRS.
-
-    Read block by block (memory bounded by the block and the polygons); polygons that a
-    block edge cuts are merged again per class.
-
-    Args:
-        classes: a class COG written by :func:`predict_scene`.
-        vectors: the GeoPackage (written to a temporary file, then renamed).
-        block: rows and columns read at a time.
-
-    .. versionadded:: 0.1
-    """
-    import geopandas as gpd
-    import rasterio
-    from rasterio.features import shapes
-    from shapely.geometry import shape
-
-    records: list[dict[str, Any]] = []
-    with rasterio.open(classes) as src:
-        for y in range(0, src.height, block):
-            for x in range(0, src.width, block):
-                window = Window(
-                    x, y, min(block, src.width - x), min(block, src.height - y)
-                )
-                data = src.read(1, window=window)
-                mask = data != src.nodata
-                transform = src.window_transform(window)
-                for geom, value in shapes(data, mask=mask, transform=transform):
-                    records.append({'class': int(value), 'geometry': shape(geom)})
-        crs = src.crs
-    frame = gpd.GeoDataFrame(
-        records, columns=['class', 'geometry'], geometry='geometry', crs=crs
-    )
-    if len(frame):
-        frame = frame.dissolve(by='class', as_index=False).explode(index_parts=False)
-    try:
-        with atomic_output(vectors, '.gpkg') as tmp:
-            frame.to_file(tmp, driver='GPKG', layer='classes')
-    except (OSError, RuntimeError) as error:  # disk full, I/O (pyogrio's are Runtime)
-        raise SceneError(
-            f'{vectors}: cannot write it ({" ".join(str(error).split())}); nothing was '
-            f'written there ({classes} is complete): free some space or choose another '
-            'folder'
-        ) from None
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``torchgeo-gfm predict``'s arguments.
-
-    Args:
-        parser: the sub-command's parser.
-
-    .. versionadded:: 0.1
-    """
-    parser.add_argument('checkpoint', help='Lightning checkpoint of a fine-tuned task')
-    parser.add_argument('inputs', nargs='+', help='raster(s); two for change detection')
-    parser.add_argument('-o', '--output', required=True, help='output COG')
-    parser.add_argument('--tile', type=int, default=512, help='tile size (px)')
-    parser.add_argument(
-        '--overlap',
-        type=int,
-        help=f'tile overlap (px; default {DEFAULT_OVERLAP}, at most half the tile)',
-    )
-    parser.add_argument(
-        '--probabilities', action='store_true', help='write float32 probabilities'
-    )
-    parser.add_argument(
-        '--vectorize', metavar='OUT.gpkg', help='also write class polygons'
-    )
-    add_scene_arguments(parser)
-    parser.add_argument(
-        '--normalize',
-        choices=('imagenet', 'unit', 'none'),
-        help='named normalisation where the checkpoint records none',
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``torchgeo-gfm predict``.
-
-    Args:
-        args: parsed arguments.
-
-    Returns:
-        0 on success, 2 on bad input (the message is printed).
-
-    .. versionadded:: 0.1
-    """
-    import sys
-
-    try:
-        result = predict_scene(
-            args.checkpoint,
-            args.inputs,
-            args.output,
-            bands=args.bands,
-            tile=args.tile,
-            overlap=args.overlap,
-            batch_size=args.batch_size,
-            device=args.device,
-            probabilities=args.probabilities,
-            vectorize=args.vectorize,
-            overwrite=args.overwrite,
-            mean=args.mean,
-            std=args.std,
-            normalize=args.normalize,
-            precision=args.precision,
-        )
-    except (SceneError, OutputError) as error:
-        print(f'torchgeo-gfm predict: error: {error}', file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:  # Ctrl-C: the partial outputs are already removed
-        print('torchgeo-gfm predict: interrupted; nothing was written', file=sys.stderr)
-        return 130
-    s = result.stats
-    print(
-        f'{result.output}: {s.tiles} tiles ({s.skipped} nodata) in {s.seconds:.1f} s, '
-        f'{s.tiles_per_second:.2f} tiles/s; normalisation: {result.normalisation}; '
-        f'precision: {result.precision}'
-    )
-    if result.vectors:
-        print(f'{result.vectors}: class polygons')
-    return 0

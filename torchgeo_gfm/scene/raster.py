@@ -1,7 +1,7 @@
 # Copyright (c) torchgeo-gfm contributors.
 # Licensed under the MIT License.
 
-"""Reading scenes window by window, and writing Cloud-Optimized GeoTIFFs atomically.
+"""Reading scenes: the input rasters checked once, then read window by window.
 
 Everything here is rasterio: inputs are checked once up front (readable, bands, overlap,
 CRS), then each worker thread opens its own handles (GDAL handles are not thread-safe).
@@ -13,7 +13,8 @@ nodata, mask or alpha band), finite values in every band (NaN/Inf without a noda
 are nodata too), and, for a resampled raster, inside its footprint (the warped raster gets
 an alpha band, so what it does not cover is nodata, never zeros). A raster without a CRS
 is read in its pixel space: outputs have its transform and no CRS (a warning says so);
-callers that need geography (embeddings in EPSG:4326) refuse it.
+callers that need geography (embeddings in EPSG:4326) refuse it. Where windows lie is
+:mod:`.footprints`; what is written, :mod:`.writers`.
 
 .. versionadded:: 0.1
 """
@@ -21,19 +22,14 @@ callers that need geography (embeddings in EPSG:4326) refuse it.
 import contextlib
 import datetime as dt
 import logging
-import math
 import os
-import shutil
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
-import rasterio.crs
-import rasterio.shutil
 from rasterio.coords import disjoint_bounds
 from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
@@ -42,8 +38,9 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
-from .. import outputs
-from .errors import SceneError
+from .._deprecated import moved
+from .errors import SceneError, gdal_cause
+from .footprints import footprint
 
 logger = logging.getLogger(__name__)
 
@@ -311,173 +308,6 @@ def _touches(a: Sequence[float], b: Sequence[float]) -> bool:
     return min(a[2], b[2]) <= max(a[0], b[0]) or min(a[3], b[3]) <= max(a[1], b[1])
 
 
-def corners(transform: Affine, window: Window) -> list[tuple[float, float]]:
-    """The four corners of *window* in the CRS of *transform*, clockwise from its origin.
-
-    Args:
-        transform: the raster's transform (any sign, rotated too).
-        window: in its pixels.
-
-    Returns:
-        ``[(x, y), ...]`` of the window's top-left, top-right, bottom-right and bottom-left
-        pixel corners (as stored: "top" is row 0, whatever the map's direction).
-
-    .. versionadded:: 0.1
-    """
-    x, y = float(window.col_off), float(window.row_off)
-    w, h = float(window.width), float(window.height)
-    return [
-        transform @ point for point in ((x, y), (x + w, y), (x + w, y + h), (x, y + h))
-    ]
-
-
-def footprint(transform: Affine, window: Window) -> tuple[float, float, float, float]:
-    """The bounds ``(minx, miny, maxx, maxy)`` of *window*, whatever the transform's sign.
-
-    Rasterio's ``bounds`` assume a north-up transform: for a south-up raster (positive
-    pixel height) they give ``miny > maxy``; here min is min, and a rotated transform
-    gives the box around its four corners.
-
-    Args:
-        transform: the raster's transform.
-        window: in its pixels.
-
-    Returns:
-        The bounds.
-
-    .. versionadded:: 0.1
-    """
-    xs, ys = zip(*corners(transform, window))
-    return min(xs), min(ys), max(xs), max(ys)
-
-
-class LonLat:
-    """Footprints of a raster's windows in EPSG:4326, right at the antimeridian and poles.
-
-    Each window's outline (its edges sampled every few pixels, so that long edges follow
-    the projection's curvature) is transformed to longitude/latitude. An outline that
-    crosses the antimeridian is split there into a MultiPolygon whose parts lie in
-    [-180, 180] (as are longitudes beyond it, in a geographic raster that runs past
-    180); a window that holds a pole is the band of latitudes from its outline to the
-    pole. The whole raster is checked once, up front: a CRS that cannot be transformed
-    to EPSG:4326 (a local or engineering CRS), or a footprint beyond the poles, is
-    refused before anything is computed.
-
-    .. versionadded:: 0.1
-    """
-
-    #: points sampled per window edge
-    EDGE = 8
-
-    def __init__(self, scene: Scene) -> None:
-        """Check that *scene* can be located in EPSG:4326.
-
-        Args:
-            scene: a georeferenced scene (``scene.crs`` set).
-
-        Raises:
-            SceneError: if its CRS cannot be transformed to EPSG:4326, or its footprint
-                is not on the globe (latitudes beyond +-90, coordinates outside the
-                CRS's area where it cannot be transformed).
-        """
-        from pyproj import Transformer
-        from pyproj.exceptions import CRSError, ProjError
-
-        self.path, self.transform = scene.paths[0], scene.transform
-        try:
-            crs = rasterio.crs.CRS.from_user_input(scene.crs).to_wkt()
-            self._to = Transformer.from_crs(crs, 'EPSG:4326', always_xy=True)
-            back = Transformer.from_crs('EPSG:4326', crs, always_xy=True)
-        except (CRSError, ProjError, RasterioError) as error:
-            raise SceneError(
-                f'{self.path}: its CRS ({scene.crs}) cannot be transformed to '
-                f'EPSG:4326 ({_cause(error)}), where embeddings are located; assign a '
-                'geographic or projected CRS (gdal_edit.py -a_srs EPSG:XXXX)'
-            ) from None
-        # the poles in the raster's pixel space (inf where the projection cannot show them)
-        self._poles: list[tuple[float, float, float]] = []
-        inverse = ~scene.transform
-        for lat in (90.0, -90.0):
-            with contextlib.suppress(ProjError):
-                xs, ys = back.transform([0.0, 90.0], [lat, lat], errcheck=True)
-                # a point in this projection (a line in a geographic CRS: no window holds it)
-                if (
-                    np.isfinite([*xs, *ys]).all()
-                    and np.allclose(xs[0], xs[1])
-                    and np.allclose(ys[0], ys[1])
-                ):
-                    col, row = inverse @ (xs[0], ys[0])
-                    self._poles.append((col, row, lat))
-        self.polygon(Window(0, 0, scene.width, scene.height))
-
-    def polygon(self, window: Window) -> Any:
-        """The footprint of *window* in EPSG:4326.
-
-        Args:
-            window: in the raster's pixels.
-
-        Returns:
-            A shapely Polygon (or MultiPolygon, split at the antimeridian), oriented
-            counter-clockwise.
-
-        Raises:
-            SceneError: if it cannot be transformed or lies beyond the poles.
-        """
-        from shapely.geometry import MultiPolygon, Polygon, box
-        from shapely.geometry.polygon import orient
-
-        x, y = float(window.col_off), float(window.row_off)
-        w, h = float(window.width), float(window.height)
-        t = np.linspace(0.0, 1.0, self.EDGE, endpoint=False)
-        cols = np.concatenate(
-            [x + w * t, np.full_like(t, x + w), x + w * (1 - t), np.full_like(t, x)]
-        )
-        rows = np.concatenate(
-            [np.full_like(t, y), y + h * t, np.full_like(t, y + h), y + h * (1 - t)]
-        )
-        xs, ys = self.transform @ (cols, rows)
-        lon, lat = (np.asarray(v, np.float64) for v in self._to.transform(xs, ys))
-        where = f'{self.path}: the window at column {int(x)}, row {int(y)} ({int(w)} x {int(h)} px)'
-        if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
-            raise SceneError(
-                f'{where} cannot be located in EPSG:4326 (outside the area its CRS '
-                'covers?); check its CRS and transform (gdalinfo)'
-            )
-        if np.abs(lat).max() > 90.0 + 1e-9:
-            raise SceneError(
-                f'{where} reaches latitude {lat[np.abs(lat).argmax()]:.6g}, beyond the '
-                'poles: its georeferencing is wrong; check its CRS and transform (gdalinfo)'
-            )
-        for col, row, pole in self._poles:
-            if x <= col <= x + w and y <= row <= y + h:  # the window holds the pole
-                south, north = (lat.min(), 90.0) if pole > 0 else (-90.0, lat.max())
-                return orient(box(-180.0, south, 180.0, north))
-        lon = np.unwrap(lon, period=360.0)
-        shape = Polygon(zip(lon, lat))
-        if not shape.is_valid:
-            shape = shape.buffer(0)
-        parts = []
-        first, last = (
-            math.floor((lon.min() + 180) / 360),
-            math.ceil((lon.max() - 180) / 360),
-        )
-        for k in range(first, last + 1):
-            piece = shape.intersection(box(360 * k - 180, -90, 360 * k + 180, 90))
-            for part in getattr(piece, 'geoms', [piece]):
-                if isinstance(part, Polygon) and part.area > 0:
-                    parts.append(orient(shapely_translate(part, xoff=-360.0 * k)))
-        if not parts:
-            raise SceneError(f'{where} has no area in EPSG:4326; check its transform')
-        return parts[0] if len(parts) == 1 else MultiPolygon(parts)
-
-
-def shapely_translate(geometry: Any, xoff: float) -> Any:
-    """*geometry* moved by *xoff* along x."""
-    from shapely import affinity
-
-    return affinity.translate(geometry, xoff=xoff) if xoff else geometry
-
-
 def read_datetime(tags: dict[str, str]) -> dt.datetime | None:
     """The acquisition time in a raster's metadata, if any.
 
@@ -565,7 +395,7 @@ class WindowReader:
                 raise SceneError(
                     f'{path}: cannot read the window at column {int(window.col_off)}, row '
                     f'{int(window.row_off)} ({int(window.width)} x {int(window.height)} '
-                    f'px): {_cause(error)}; the file is truncated or corrupt (check it '
+                    f'px): {gdal_cause(error)}; the file is truncated or corrupt (check it '
                     'with gdalinfo -checksum), nothing was written'
                 ) from None
             valid &= np.isfinite(image).all(0)
@@ -577,200 +407,5 @@ class WindowReader:
         self._stack.close()
 
 
-def _cause(error: BaseException) -> str:
-    """GDAL's own message, which rasterio often chains under a generic one."""
-    while error.__cause__ is not None:
-        error = error.__cause__
-    return str(error).strip() or type(error).__name__
-
-
-class COGWriter:
-    """Writes windows into a tiled GeoTIFF, then copies it to a COG at *final*.
-
-    Windows may arrive in any order and size: they go to an uncompressed tiled GTiff
-    (GDAL rewrites its blocks in place), which :meth:`finish` turns into a compressed
-    Cloud-Optimized GeoTIFF with overviews (GDAL's COG driver) and renames onto *final*.
-    Open it in the thread that writes. The temporary GTiff is sparse: windows that are
-    nodata everywhere are not written (GDAL reads missing blocks as nodata), so a mostly
-    empty scene takes little disk; a warning says when the scene could need more than
-    the folder has free. A write that fails (disk full, I/O error) is a
-    :class:`SceneError` naming the output; nothing is left at *final*.
-
-    .. versionadded:: 0.1
-    """
-
-    def __init__(
-        self,
-        final: Path,
-        profile: dict[str, Any],
-        overview_resampling: str = 'nearest',
-        blocksize: int = 256,
-        tags: Mapping[str, str] | None = None,
-    ) -> None:
-        """Open the temporary GTiff.
-
-        Args:
-            final: where the COG goes (written only by :meth:`finish`).
-            profile: ``count, dtype, nodata, crs, transform, height, width``.
-            overview_resampling: 'nearest' for classes, 'average' for continuous values.
-            blocksize: COG tile size.
-            tags: dataset metadata of the COG (``rasterio``'s ``tags()``), e.g. how it
-                was computed.
-        """
-        self.final = final
-        self.overview_resampling = overview_resampling
-        self.blocksize = blocksize
-        self._stack = contextlib.ExitStack()
-        self.tmp = self._stack.enter_context(
-            outputs.temporary_output(final, '.tiled.tif')
-        )
-        self.nodata = profile.get('nodata')
-        _warn_disk(final, profile)
-        with self._failing('create'):
-            self.dst = self._stack.enter_context(
-                rasterio.open(
-                    self.tmp,
-                    'w',
-                    driver='GTiff',
-                    tiled=True,
-                    blockxsize=blocksize,
-                    blockysize=blocksize,
-                    BIGTIFF='IF_SAFER',
-                    SPARSE_OK=self.nodata is not None,
-                    **profile,
-                )
-            )
-            if tags:  # the COG driver copies them from this GTiff
-                self.dst.update_tags(**tags)
-
-    @contextlib.contextmanager
-    def _failing(self, what: str) -> Iterator[None]:
-        """A failed write (disk full, I/O error) as a SceneError naming the output."""
-        try:
-            yield
-        except (RasterioError, OSError) as error:
-            self.abort()
-            raise SceneError(
-                f'{self.final}: cannot {what} it ({_cause(error)}); nothing was written '
-                'there: free some space or choose another folder'
-            ) from None
-
-    def write(self, window: Window, array: np.ndarray) -> None:
-        """Write ``[bands, h, w]`` at *window*.
-
-        Args:
-            window: in the output grid.
-            array: the values, already in the output dtype.
-        """
-        if self.nodata is not None and _all_equal(array, self.nodata):
-            return  # a missing block of the sparse GTiff reads as nodata
-        with self._failing('write'):
-            self.dst.write(array, window=window)
-
-    def finish(self) -> None:
-        """Close the GTiff, copy it to a COG, rename the COG onto the output."""
-        with self._failing('write'):
-            self.dst.close()
-            with outputs.atomic_output(self.final, '.cog.tif') as cog:
-                rasterio.shutil.copy(
-                    self.tmp,
-                    cog,
-                    driver='COG',
-                    COMPRESS='DEFLATE',
-                    BLOCKSIZE=self.blocksize,
-                    OVERVIEW_RESAMPLING=self.overview_resampling.upper(),
-                    NUM_THREADS='ALL_CPUS',
-                    BIGTIFF='IF_SAFER',
-                )
-            self._stack.close()
-
-    def abort(self) -> None:
-        """Close and remove the temporary file."""
-        with contextlib.suppress(Exception):
-            self.dst.close()
-        with contextlib.suppress(Exception):
-            self._stack.__exit__(RuntimeError, RuntimeError('aborted'), None)
-
-
-def _all_equal(array: np.ndarray, value: float) -> bool:
-    """Whether every element is *value* (NaN equal to NaN)."""
-    if isinstance(value, float) and math.isnan(value):
-        return bool(np.isnan(array).all())
-    return bool((array == value).all())
-
-
-def _warn_disk(final: Path, profile: dict[str, Any]) -> None:
-    """Warn when the temporary GTiff could outgrow the output folder's free space."""
-    size = (
-        int(profile['height'])
-        * int(profile['width'])
-        * int(profile['count'])
-        * np.dtype(profile['dtype']).itemsize
-    )
-    try:
-        free = shutil.disk_usage(Path(final).absolute().parent).free
-    except OSError:
-        return
-    if size > free:
-        logger.warning(
-            '%s: the output may need up to %.1f GiB while written (less where the '
-            'scene is nodata), and its folder has %.1f GiB free',
-            final,
-            size / 2**30,
-            free / 2**30,
-        )
-
-
-#: extensions users name outputs by: raster, table and vector formats
-KNOWN_SUFFIXES = (
-    *('.tif', '.tiff', '.cog', '.vrt', '.png', '.jpg', '.jpeg', '.jp2'),
-    *('.parquet', '.geoparquet', '.csv', '.feather', '.arrow'),
-    *('.gpkg', '.shp', '.geojson', '.json', '.fgb', '.kml', '.gml'),
-)
-#: what the scene commands write -> (its description, its own extensions)
-FORMATS = {
-    'cog': ('a Cloud-Optimized GeoTIFF (.tif)', ('.tif', '.tiff', '.cog')),
-    'geoparquet': ('GeoParquet (.parquet)', ('.parquet', '.geoparquet')),
-    'geopackage': ('a GeoPackage (.gpkg)', ('.gpkg',)),
-}
-
-Output = tuple[str | os.PathLike[str] | None, str, str]
-
-
-def check_scene_outputs(
-    output: Output, extra: Output, *, protect: Sequence[Any], overwrite: bool
-) -> tuple[Path, Path | None]:
-    """Check a command's two outputs before any work: the file rules, then the format.
-
-    The rules of :func:`torchgeo_gfm.outputs.check_outputs` (never an input in *protect*
-    nor each other, even with *overwrite*), then an output whose extension names another
-    known format than the one written there is refused (``-o x.gpkg`` for a COG).
-
-    Args:
-        output: ``(path, option, format)`` of the main output (a path is required).
-        extra: the same for the optional one (its path None if not asked for).
-        protect: the command's inputs (rasters, the model's file).
-        overwrite: replace existing regular files.
-
-    Returns:
-        The two paths (the second None if not asked for).
-
-    Raises:
-        OutputError: if an output must not or cannot be written.
-        SceneError: naming the option, the path and the format written there.
-
-    .. versionadded:: 0.1
-    """
-    out, second = outputs.check_outputs(
-        [output[0], extra[0]], overwrite=overwrite, protect=protect
-    )
-    assert out is not None
-    for path, option, name in (output, extra):
-        wanted, own = FORMATS[name]
-        suffix = Path(os.fspath(path)).suffix.lower() if path is not None else ''
-        if suffix in KNOWN_SUFFIXES and suffix not in own:
-            raise SceneError(
-                f'{option} {path}: its extension {suffix} names another format; '
-                f'{option} is written as {wanted}: give it that extension'
-            )
-    return out, second
+# COGWriter moved in 0.2 (deprecated here, removed in 0.3)
+__getattr__ = moved(__name__, 'torchgeo_gfm.scene.writers')
