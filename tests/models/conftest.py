@@ -10,7 +10,6 @@ from typing import Any
 
 import huggingface_hub.constants
 import pytest
-import torch
 
 from tests.data.gfm.data import TINY, write_upstream_checkpoint
 from torchgeo_gfm.models.checkpoint import sha256sum
@@ -50,9 +49,9 @@ def _link(src: Path, dst: Path) -> None:
 
 @pytest.fixture(scope='session')
 def published_gfm(full_gfm: Path) -> Path:
-    """Put the full-size fake where a download would have: Hub cache and torch hub cache.
+    """Put the full-size fake where a download would have: the Hugging Face Hub cache.
 
-    Offline (as in every test), ``hf_hub_download`` and ``GFM_Weights`` then find it there.
+    Offline (as in every test), timm and ``GFM_Weights`` (both ``hf_hub_download``) find it.
     """
     repo = Path(huggingface_hub.constants.HF_HUB_CACHE) / 'models--torchgeo--gfm'
     sha = sha256sum(full_gfm)
@@ -62,5 +61,4 @@ def published_gfm(full_gfm: Path) -> Path:
     snapshot.symlink_to(Path('..', '..', 'blobs', sha))
     (repo / 'refs').mkdir(exist_ok=True)
     (repo / 'refs' / 'main').write_text(HUB_COMMIT)
-    _link(full_gfm, Path(torch.hub.get_dir()) / 'checkpoints' / 'gfm.pth')
     return full_gfm

@@ -1,7 +1,7 @@
 # Copyright (c) torchgeo-gfm contributors.
 # Licensed under the MIT License.
 
-"""Download paths, served from 127.0.0.1: plain URL (GFM_Weights) and the Hugging Face Hub."""
+"""One download route: GFM_Weights and timm both fetch through the Hub (served on 127.0.0.1)."""
 
 import hashlib
 import http.server
@@ -18,6 +18,8 @@ import torch
 
 from torchgeo_gfm.models import (
     GFM_Weights,
+    GFMCheckpointError,
+    gfm_swin_b,
     load_upstream_checkpoint,
     student_state_dict,
 )
@@ -25,11 +27,14 @@ from torchgeo_gfm.models import (
 COMMIT = 'a' * 40
 
 
-def _hub_handler(root: Path, sha256: str) -> type[http.server.BaseHTTPRequestHandler]:
+def _hub_handler(
+    root: Path, sha256: str, requests: list[str]
+) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         """Mimics ``{endpoint}/{repo}/resolve/{revision}/{file}`` of the Hub (LFS file)."""
 
         def _headers(self) -> Path | None:
+            requests.append(f'{self.command} {self.path}')
             parts = self.path.split('?')[0].strip('/').split('/')
             if len(parts) != 5 or parts[2] != 'resolve':
                 self.send_error(404)
@@ -63,16 +68,18 @@ def _hub_handler(root: Path, sha256: str) -> type[http.server.BaseHTTPRequestHan
 @pytest.fixture
 def hub(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[[Path, str | None], None]]:
+) -> Iterator[Callable[..., list[str]]]:
+    """Serve a file as the Hub's torchgeo/gfm gfm.pth; returns the requests made."""
     servers: list[http.server.ThreadingHTTPServer] = []
 
-    def serve(file: Path, sha256: str | None = None) -> None:
+    def serve(file: Path, sha256: str | None = None) -> list[str]:
         root = tmp_path / 'hub'
         (root / 'torchgeo' / 'gfm').mkdir(parents=True)
         shutil.copy(file, root / 'torchgeo' / 'gfm' / 'gfm.pth')
         sha256 = sha256 or hashlib.sha256(file.read_bytes()).hexdigest()
+        requests: list[str] = []
         server = http.server.ThreadingHTTPServer(
-            ('127.0.0.1', 0), _hub_handler(root, sha256)
+            ('127.0.0.1', 0), _hub_handler(root, sha256, requests)
         )
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
@@ -86,6 +93,7 @@ def hub(
             endpoint + '/{repo_id}/resolve/{revision}/{filename}',
         )
         monkeypatch.setattr(c, 'HF_HUB_CACHE', str(tmp_path / 'hf-cache'))
+        return requests
 
     yield serve
     for server in servers:
@@ -93,10 +101,8 @@ def hub(
         server.server_close()
 
 
-@pytest.fixture
-def private_torch_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(torch.hub, '_hub_dir', str(tmp_path / 'torch-hub'))
-    return Path(torch.hub.get_dir()) / 'checkpoints'
+def _gets(requests: list[str]) -> list[str]:
+    return [r for r in requests if r.startswith('GET')]
 
 
 def test_timm_pretrained_from_hub(
@@ -111,34 +117,64 @@ def test_timm_pretrained_from_hub(
     assert len(list(Path(huggingface_hub.constants.HF_HUB_CACHE).rglob('gfm.pth'))) == 1
 
 
-def test_weights_get_state_dict_from_url(
-    serve_directory: Callable[[Path], str],
-    tiny_gfm: Path,
-    private_torch_hub: Path,
-    monkeypatch: pytest.MonkeyPatch,
+def test_weights_and_timm_share_one_download(
+    hub: Any, tiny_gfm: Path, tiny_arch: dict[str, Any], tmp_path: Path
 ) -> None:
-    weights = GFM_Weights.GEOPILE_RGB_GFM
-    url = serve_directory(tiny_gfm.parent) + tiny_gfm.name
-    monkeypatch.setattr(weights.value, 'url', url)
-    sha = hashlib.sha256(tiny_gfm.read_bytes()).hexdigest()
-    monkeypatch.setitem(weights.meta, 'sha256', sha)
-    state = weights.get_state_dict(progress=False)
+    requests = hub(tiny_gfm)
+    torch_hub = tmp_path / 'torch-hub'
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.hub, '_hub_dir', str(torch_hub))
+        state = GFM_Weights.GEOPILE_RGB_GFM.get_state_dict(progress=False)
+        model = timm.create_model('gfm_swin_base', pretrained=True, **tiny_arch)
+        built = gfm_swin_b(GFM_Weights.GEOPILE_RGB_GFM, **tiny_arch)
+    assert len(_gets(requests)) == 1  # one file, fetched once, for all three
+    assert not torch_hub.exists()  # torch's cache is not used
     expected = student_state_dict(load_upstream_checkpoint(tiny_gfm))
     assert list(state) == list(expected)
-    assert (private_torch_hub / 'gfm.pth').exists()
+    for loaded in model.state_dict(), built.state_dict():
+        assert all(torch.equal(loaded[k], v) for k, v in expected.items())
+    path = GFM_Weights.GEOPILE_RGB_GFM.download(progress=False)
+    assert path.parent.parent.parent.name == 'models--torchgeo--gfm'  # snapshots/<rev>/
 
 
-def test_weights_checksum_mismatch(
-    serve_directory: Callable[[Path], str],
-    tiny_gfm: Path,
-    private_torch_hub: Path,
-    monkeypatch: pytest.MonkeyPatch,
+def test_weights_offline_from_hub_cache(
+    hub: Any, tiny_gfm: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    requests = hub(tiny_gfm)
+    GFM_Weights.GEOPILE_RGB_GFM.get_state_dict(progress=False)
+    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_OFFLINE', True)
+    GFM_Weights.GEOPILE_RGB_GFM.get_state_dict(progress=False)
+    assert len(_gets(requests)) == 1
+
+
+def test_weights_pinned_sha256(
+    hub: Any, tiny_gfm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub(tiny_gfm)
     weights = GFM_Weights.GEOPILE_RGB_GFM
-    monkeypatch.setattr(
-        weights.value, 'url', serve_directory(tiny_gfm.parent) + 'gfm.pth'
-    )
+    sha = hashlib.sha256(tiny_gfm.read_bytes()).hexdigest()
+    monkeypatch.setitem(weights.meta, 'sha256', sha[:8])  # a prefix, as torch.hub's
+    assert weights.get_state_dict(progress=False)
     monkeypatch.setitem(weights.meta, 'sha256', '0' * 64)
-    with pytest.raises(RuntimeError, match='invalid hash value'):
+    with pytest.raises(GFMCheckpointError, match='the weights pin 0000'):
         weights.get_state_dict(progress=False)
-    assert not (private_torch_hub / 'gfm.pth').exists()
+    assert weights.get_state_dict(progress=False, check_hash=False)
+
+
+def test_corrupt_download_refused(hub: Any, tiny_gfm: Path) -> None:
+    # the Hub says one SHA-256, the bytes have another (altered in transit or on disk)
+    hub(tiny_gfm, sha256='1' * 64)
+    with pytest.raises(GFMCheckpointError, match='does not match the SHA-256'):
+        GFM_Weights.GEOPILE_RGB_GFM.get_state_dict(progress=False)
+    with pytest.raises(GFMCheckpointError, match='does not match the SHA-256'):
+        timm.create_model('gfm_swin_base', pretrained=True)
+
+
+def test_weights_without_network_or_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c = huggingface_hub.constants
+    monkeypatch.setattr(c, 'HF_HUB_OFFLINE', True)
+    monkeypatch.setattr(c, 'HF_HUB_CACHE', str(tmp_path / 'empty-cache'))
+    with pytest.raises(huggingface_hub.errors.LocalEntryNotFoundError):
+        GFM_Weights.GEOPILE_RGB_GFM.download(progress=False)

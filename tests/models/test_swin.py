@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import segmentation_models_pytorch as smp
 import timm
 import torch
 
@@ -15,7 +14,6 @@ from torchgeo_gfm.models import (
     adapt_patch_embed,
     checkpoint_filter_fn,
     load_upstream_checkpoint,
-    loadable_state_dict,
     rgb_input_indices,
     save_backbone,
     student_state_dict,
@@ -142,49 +140,6 @@ def test_state_dict_overlay(
         )
         weight = model.patch_embed.proj.weight
         assert torch.equal(weight[:, [3, 2, 1]], student['patch_embed.proj.weight'])
-
-
-def test_loadable_into_smp_encoder(
-    student: dict[str, torch.Tensor], tiny_arch: Any
-) -> None:
-    unet = smp.Unet(
-        'tu-gfm_swin_base', encoder_weights=None, in_channels=6, classes=2, **tiny_arch
-    )
-    unet.encoder.load_state_dict(
-        loadable_state_dict(student)
-    )  # strict, as TorchGeo does
-    weight = unet.encoder.model.patch_embed.proj.weight
-    torch.testing.assert_close(weight[:, :3] * 2, student['patch_embed.proj.weight'])
-    block = unet.encoder.model.layers_2.blocks[1].mlp.fc1.weight
-    assert torch.equal(block, student['layers.2.blocks.1.mlp.fc1.weight'])
-    with pytest.raises(RuntimeError, match='Unexpected'):
-        unet.encoder.load_state_dict({**student, 'foo.weight': torch.zeros(1)})
-    # a plain timm model still loads strictly, and still reports foreign keys
-    model = timm.create_model('gfm_swin_base', **tiny_arch)
-    model.load_state_dict(loadable_state_dict(student))
-    bad = loadable_state_dict({**student, 'foo.weight': torch.zeros(1)})
-    with pytest.raises(RuntimeError, match=r'foo\.weight'):
-        model.load_state_dict(bad)
-
-
-def test_torchgeo_load_state_dict(
-    student: dict[str, torch.Tensor], tiny_arch: Any
-) -> None:
-    from torchgeo.tasks.utils import load_state_dict
-
-    model = timm.create_model('gfm_swin_base', num_classes=5, **tiny_arch)
-    missing, unexpected = load_state_dict(model, loadable_state_dict(student))
-    assert set(missing) == {'head.fc.weight', 'head.fc.bias'}
-    assert unexpected == []
-
-
-def test_loadable_state_dict_saves_plainly(
-    student: dict[str, torch.Tensor], tmp_path: Path
-) -> None:
-    path = tmp_path / 'sd.pth'
-    torch.save(loadable_state_dict(student), path)
-    loaded = torch.load(path, weights_only=True)  # no torchgeo_gfm class in the pickle
-    assert loaded.keys() == student.keys()
 
 
 def test_bgr_reordering(

@@ -3,6 +3,7 @@
 
 """The GFM model family (timm, smp and TorchGeo), checkpoint I/O and the method's modules."""
 
+from .bands import SENTINEL2_RGB_INDICES, adapt_patch_embed, rgb_input_indices
 from .baseline import swin_base_in22k  # noqa: F401  (registers the IN-22k baseline with timm)
 from .checkpoint import (
     GFMCheckpointError,
@@ -20,25 +21,24 @@ from .checkpoint import (
     state_dict_from,
 )
 from .gfm_swin import (
-    SENTINEL2_RGB_INDICES,
     GFM_Weights,
     GFMClassifierHead,
     GFMSwinTransformer,
-    adapt_patch_embed,
-    check_complete_student,
     checkpoint_filter_fn,
-    describe_swin,
     gfm_swin_b,
     gfm_swin_base,
-    loadable_state_dict,
-    rgb_input_indices,
+)
+from .pretraining import GFMPretrainingModel
+from .registry import register as _register
+from .smp_encoder import loadable_state_dict
+from .super_resolution import SuperResolutionModel, UpsamplingHead
+from .swin_state import (
+    check_complete_student,
+    describe_swin,
     student_state_dict,
     teacher_state_dict,
     upstream_mask_token,
 )
-from .pretraining import GFMPretrainingModel
-from .registry import register as _register
-from .super_resolution import SuperResolutionModel, UpsamplingHead
 
 _register()
 

@@ -14,34 +14,28 @@ tasks pass no model arguments, so the fine-tuning configs could not swap it in f
 
 from typing import Any
 
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import generate_default_cfgs, register_model
 from timm.models.swin_transformer import SwinTransformer, checkpoint_filter_fn
+from torch import nn
 
-from .gfm_swin import SWIN_B_ARGS
+from .gfm_swin import build_swin_b, swin_b_cfg
 
 default_cfgs = generate_default_cfgs(
     {
-        'swin_base_in22k.ms_in22k': {
-            'hf_hub_id': 'timm/swin_base_patch4_window7_224.ms_in22k',
-            'num_classes': 21841,
-            'input_size': (3, 224, 224),
-            'pool_size': (7, 7),
-            'crop_pct': 0.9,
-            'interpolation': 'bicubic',
-            'fixed_input_size': False,
-            'mean': IMAGENET_DEFAULT_MEAN,
-            'std': IMAGENET_DEFAULT_STD,
-            'first_conv': 'patch_embed.proj',
-            'classifier': 'head.fc',
-            'license': 'mit',
-        }
+        'swin_base_in22k.ms_in22k': swin_b_cfg(
+            hf_hub_id='timm/swin_base_patch4_window7_224.ms_in22k',
+            num_classes=21841,
+            input_size=(3, 224, 224),
+            pool_size=(7, 7),
+            crop_pct=0.9,
+            license='mit',
+        )
     }
 )
 
 
 @register_model
-def swin_base_in22k(pretrained: bool = False, **kwargs: Any) -> SwinTransformer:
+def swin_base_in22k(pretrained: bool = False, **kwargs: Any) -> nn.Module:
     """Swin-B (patch 4, window 7) with ImageNet-22k weights, any input size.
 
     Args:
@@ -53,13 +47,7 @@ def swin_base_in22k(pretrained: bool = False, **kwargs: Any) -> SwinTransformer:
 
     .. versionadded:: 0.1
     """
-    args: dict[str, Any] = {**SWIN_B_ARGS, 'window_size': 7, **kwargs}
-    out_indices = args.pop('out_indices', (0, 1, 2, 3))
-    return build_model_with_cfg(
-        SwinTransformer,
-        'swin_base_in22k',
-        pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg={'flatten_sequential': True, 'out_indices': out_indices},
-        **args,
+    kwargs = {'window_size': 7, **kwargs}
+    return build_swin_b(
+        SwinTransformer, 'swin_base_in22k', pretrained, checkpoint_filter_fn, **kwargs
     )

@@ -112,7 +112,12 @@ def _check_file(path: str | os.PathLike[str], expected: str) -> str:
 
 
 def _is_safetensors(f: BinaryIO, head: bytes) -> bool:
-    """Whether *f* (read up to *head*) has a safetensors header: length, JSON object."""
+    """Whether *f* (read up to *head*) has a safetensors header: length, JSON object.
+
+    Hand-written on purpose: ``safetensors.safe_open`` also checks that the tensors cover
+    the file, so it refuses a truncated download, which would then be taken for a pickle
+    or a zip by its first bytes (the header length) and get a misleading error.
+    """
     if len(head) < 9 or head[8:9] != b'{':
         return False
     (n,) = struct.unpack('<Q', head[:8])
@@ -563,14 +568,46 @@ def verify_hub_blob(path: str | os.PathLike[str]) -> None:
     .. versionadded:: 0.1
     """
     real = os.path.realpath(path)
-    name = os.path.basename(real)
-    in_hub_cache = os.path.basename(os.path.dirname(real)) == 'blobs'
-    if in_hub_cache and _SHA256.fullmatch(name) and sha256sum(real) != name:
+    name = _hub_blob_sha256(real)
+    if name is not None and sha256sum(real) != name:
         raise GFMCheckpointError(
             f'{path}: its content does not match the SHA-256 the Hugging Face Hub '
             f'published ({name}): the download is corrupt or was altered. Delete {real} '
             'and download again.'
         )
+
+
+def check_hub_pin(path: str | os.PathLike[str], sha256: str) -> None:
+    """Check that a downloaded file is the one a weights enum pins (``meta['sha256']``).
+
+    A Hub blob's name is its SHA-256, which :func:`verify_hub_blob` (run by
+    :func:`read_gfm_weights`) checks against the content: the pin is compared with the name,
+    so the file is hashed once. Any other file is hashed here.
+
+    Args:
+        path: the downloaded file, possibly a link into the Hub cache.
+        sha256: the pinned SHA-256, or a prefix of it (as torch.hub's ``hash_prefix``).
+
+    Raises:
+        GFMCheckpointError: if the file's SHA-256 does not start with *sha256*.
+
+    .. versionadded:: 0.2
+    """
+    real = os.path.realpath(path)
+    digest = _hub_blob_sha256(real) or sha256sum(real)
+    if not digest.startswith(sha256.lower()):
+        raise GFMCheckpointError(
+            f'{path}: its SHA-256 is {digest}, the weights pin {sha256}: the Hub serves '
+            'another file than the one these weights name (a new upload?). Use the '
+            'torchgeo-gfm release that pins it, or load the file by path.'
+        )
+
+
+def _hub_blob_sha256(real: str) -> str | None:
+    """The SHA-256 a Hub cache blob is named by (``.../blobs/<sha256>``), else None."""
+    name = os.path.basename(real)
+    in_hub_cache = os.path.basename(os.path.dirname(real)) == 'blobs'
+    return name if in_hub_cache and _SHA256.fullmatch(name) else None
 
 
 def sha256sum(path: str | os.PathLike[str]) -> str:
@@ -584,8 +621,5 @@ def sha256sum(path: str | os.PathLike[str]) -> str:
 
     .. versionadded:: 0.1
     """
-    digest = hashlib.sha256()
     with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, 'sha256').hexdigest()
