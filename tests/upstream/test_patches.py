@@ -4,7 +4,7 @@
 """upstream/<package>: every patch applies to the installed package; check.sh shows a fix.
 
 check.sh runs offline, in fresh interpreters (this process has imported torchgeo_gfm, whose
-workarounds, such as ``_allow_http_endpoints`` for litdata, would hide the defects): it
+workarounds in ``torchgeo_gfm._compat``, once applied, would hide the defects): it
 copies the installed package into a scratch folder and runs each patch's regression test
 there before and after applying the patch.
 """
@@ -32,7 +32,7 @@ PACKAGES = {
             'gfm-weights',
         },
     ),
-    'litdata': ('0.2.76', {'obstore-http-endpoint'}),
+    'litdata': ('0.2.76', {'obstore-http-endpoint', 'optimize-sigint'}),
     'lightning': ('2.6.6', {'ckpt-path-checks'}),
 }
 PATCHES = [
@@ -90,6 +90,8 @@ def test_patch_applies_to_installed_package(
         ),
         # the multipart upload of optimize to an http:// S3 endpoint is refused
         ('litdata', 'obstore-http-endpoint', 'HTTP error: builder error'),
+        # optimize leaves its os._exit(0) SIGINT handler installed
+        ('litdata', 'optimize-sigint', 'assert _signal_handler =='),
         # LightningCLI's --ckpt_path with a pickle payload: torch's bare error
         ('lightning', 'ckpt-path-checks', 'UnpicklingError: Weights only load failed'),
     ],
