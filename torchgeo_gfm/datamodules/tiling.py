@@ -12,40 +12,10 @@ from torchgeo.datamodules import NonGeoDataModule
 from torchgeo.datasets import NonGeoDataset
 from torchgeo.datasets.utils import Sample
 
+from .._utils import tile_starts
 from ..transforms import RandomPairCrop
 
-
-def tile_starts(
-    length: int, size: int, stride: int | None = None, shift_last: bool = True
-) -> list[int]:
-    """Starts of windows of ``size`` covering ``[0, length)``.
-
-    The one tile grid of the package: evaluation tiles here (:class:`GridTiles`) and the
-    scene engine's tiles (:class:`torchgeo_gfm.scene.TileGrid`) both cut with it.
-
-    Args:
-        length: extent of the scene (rows or columns).
-        size: extent of a tile.
-        stride: step between tiles (``size - overlap``); None: ``size`` (no overlap).
-        shift_last: end the last tile at the scene's edge (overlapping more), instead of
-            letting it run past the edge (to be padded).
-
-    Returns:
-        Window starts, increasing (``[0]`` when the scene is not larger than a tile).
-
-    .. versionadded:: 0.1
-
-    .. versionchanged:: 0.2
-       *stride* and *shift_last* (formerly a second ``tile_starts`` in
-       ``torchgeo_gfm.scene.tiling``).
-    """
-    stride = size if stride is None else stride
-    if length <= size:
-        return [0]
-    if not shift_last:
-        return list(range(0, length - size + stride, stride)) if stride else [0]
-    starts = list(range(0, length - size, stride))
-    return [*starts, length - size]
+__all__ = ('GridTiles', 'tile_starts')  # tile_starts: public here since 0.1
 
 
 class GridTiles(Dataset[Sample]):

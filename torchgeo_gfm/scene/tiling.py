@@ -27,7 +27,7 @@ import numpy as np
 from rasterio.windows import Window
 
 # the one tile grid of the package (the scene engine may import earlier steps)
-from ..datamodules.tiling import tile_starts
+from .._utils import tile_starts
 
 
 @dataclass(frozen=True)
