@@ -365,7 +365,7 @@ def test_cog_writer_tags_mode_and_partials(finish: bool, tmp_path: Path) -> None
     from rasterio.transform import from_origin
     from rasterio.windows import Window
 
-    from torchgeo_gfm.scene.raster import COGWriter
+    from torchgeo_gfm.scene.writers import COGWriter
 
     final = tmp_path / 'classes.tif'
     profile = {

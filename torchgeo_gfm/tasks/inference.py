@@ -28,7 +28,7 @@ under :data:`INFERENCE_KEY` as plain Python values (readable with
 This package's tasks write it themselves (:class:`InferenceMetadataMixin`, also in
 weights-only checkpoints); TorchGeo's tasks do when the callback is in the trainer's
 callbacks, as every shipped fine-tuning config has it. Statistics are recorded as the
-datamodule has them; :mod:`torchgeo_gfm.scene.predictor` checks them when loading.
+datamodule has them; :mod:`torchgeo_gfm.scene.checkpoints` checks them when loading.
 
 The callback also checks a checkpoint Lightning restores (``--ckpt_path`` of ``torchgeo
 fit``) before Lightning reads it: a file that is not a checkpoint, asks to run code, or
