@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import safetensors
 import safetensors.torch
 import timm
 import torch
@@ -271,6 +272,20 @@ def test_sniff_safetensors_whatever_the_header_length(
     assert n % modulo == low_bytes, looks_like
     assert ck.sniff_format(path) == 'safetensors'
     assert torch.equal(_student(path)['w'], torch.ones(2))
+
+
+def test_truncated_safetensors_that_looks_like_a_pickle(tmp_path: Path) -> None:
+    # why sniff_format parses the header itself: safetensors.safe_open refuses a truncated
+    # file, which would then be taken for a legacy torch pickle (b'\x80\x02')
+    path = tmp_path / 'b.safetensors'
+    _safetensors_with_header_length(path, 0x0280, 0x10000)
+    path.write_bytes(path.read_bytes()[:-4])
+    assert path.read_bytes()[:2] == b'\x80\x02'
+    with pytest.raises(safetensors.SafetensorError, match='incomplete metadata'):
+        safetensors.safe_open(path, framework='pt')
+    assert ck.sniff_format(path) == 'safetensors'
+    with pytest.raises(ck.GFMCheckpointError, match='not a readable safetensors file'):
+        ck.read_gfm_weights(path)
 
 
 def test_sniff_safetensors_with_zip_magic(tmp_path: Path) -> None:

@@ -144,7 +144,7 @@ class GFMSwinTransformer(SwinTransformer):
 
         Args:
             rgb_indices: input channels that receive the pretrained R, G, B filters when
-                ``in_chans != 3`` (:mod:`~torchgeo_gfm.models.bands`).
+                ``in_chans != 3`` (band rule: :func:`rgb_input_indices`).
             **kwargs: passed to :class:`timm.models.swin_transformer.SwinTransformer`.
         """
         super().__init__(**kwargs)
@@ -232,8 +232,7 @@ def checkpoint_filter_fn(
     or timm names (files of ``torchgeo-gfm convert``/``export``, :class:`GFM_Weights`).
     timm's Swin filter renames Microsoft's layout (patch merging at the end of a stage, timm's
     at the start of the next) and resizes relative-position tables to *model*'s windows; RGB
-    patch-embedding filters are then fitted to *model*'s bands
-    (:mod:`~torchgeo_gfm.models.bands`).
+    patch-embedding filters are then fitted to *model*'s bands (:func:`adapt_patch_embed`).
 
     Args:
         state_dict: GFM weights in any of these layouts.
@@ -434,8 +433,7 @@ class GFM_Weights(WeightsEnum):
 
         Returns:
             The state dict in timm ``gfm_swin_base`` key names; with TorchGeo 0.10 it also
-            loads into smp's ``tu-gfm_swin_base`` encoder (see
-            :mod:`~torchgeo_gfm.models.smp_encoder`).
+            loads into smp's ``tu-gfm_swin_base`` encoder (see :func:`loadable_state_dict`).
         """
         progress = bool(kwargs.get('progress', args[0] if args else True))
         path = self.download(progress, bool(kwargs.get('check_hash', True)))

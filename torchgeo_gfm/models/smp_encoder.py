@@ -44,12 +44,18 @@ _ENCODER_PREFIX = 'model'
 def loadable_state_dict(state_dict: Mapping[str, Tensor]) -> 'OrderedDict[str, Tensor]':
     """Timm-named GFM weights that also load into smp's ``tu-gfm_swin_base`` encoder.
 
+    A TorchGeo 0.10 workaround (its ``SemanticSegmentation`` and ``ChangeDetection`` load
+    weights enums strictly into smp's encoder, under the feature extractor's names), dropped
+    once TorchGeo ships ``upstream/torchgeo/tu-encoder-weights.patch``; see
+    ``torchgeo_gfm/models/smp_encoder.py``.
+
     Args:
         state_dict: weights in timm ``gfm_swin_base`` key names.
 
     Returns:
         An ``OrderedDict`` of the same tensors, which also carries them in its
-        ``_metadata`` for the encoder (module docstring).
+        ``_metadata`` for the feature extractor
+        (:func:`~torchgeo_gfm.models.smp_encoder.accept_timm_names`).
 
     .. versionadded:: 0.1
     """
