@@ -23,7 +23,7 @@ from .checkpoint import (
     save_backbone,
     sha256sum,
 )
-from .gfm_swin import check_complete_student, describe_swin, student_state_dict
+from .swin_state import check_complete_student, describe_swin, student_state_dict
 
 
 def save_student(

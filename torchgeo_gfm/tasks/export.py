@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..models.checkpoint import GFMCheckpointError, check_tensors, read_checkpoint
 from ..models.convert import save_student
-from ..models.gfm_swin import check_complete_student
+from ..models.swin_state import check_complete_student
 
 _EXPECTED = (
     "a Lightning checkpoint of torchgeo_gfm.tasks.ContinualPretraining (e.g. 'last.ckpt', with "
