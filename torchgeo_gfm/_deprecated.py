@@ -42,6 +42,8 @@ def moved(
     """
 
     def __getattr__(name: str) -> Any:
+        if name.startswith('__'):  # the import system probing (__path__...): not ours
+            raise AttributeError(f'module {old!r} has no attribute {name!r}')
         target = (names or {}).get(name, name)
         value = getattr(importlib.import_module(new), target)  # AttributeError as usual
         _warn(f'{old}.{name}', f'{new}.{target}')
