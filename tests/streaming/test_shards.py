@@ -429,8 +429,6 @@ def _children(pid: int) -> list[int]:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        with open(f'/proc/{pid}/stat') as f:
-            return f.read().rpartition(')')[2].split()[0] != 'Z'
-    except OSError:
-        return False
+    from torchgeo_gfm.datasets.shards.processes import running
+
+    return running(pid)

@@ -80,7 +80,7 @@ def stop_workers(before: set[int], timeout: float = 5.0) -> None:
         for pid in list(children):
             with contextlib.suppress(ChildProcessError, OSError):
                 os.waitpid(pid, os.WNOHANG)
-            if not _running(pid):
+            if not running(pid):
                 children.remove(pid)
         time.sleep(0.05)
     for pid in children:
@@ -89,8 +89,15 @@ def stop_workers(before: set[int], timeout: float = 5.0) -> None:
             os.waitpid(pid, 0)
 
 
-def _running(pid: int) -> bool:
-    """Whether *pid* runs (a zombie does not)."""
+def running(pid: int) -> bool:
+    """Whether *pid* runs (a zombie does not).
+
+    Args:
+        pid: a process id.
+
+    Returns:
+        True while it runs.
+    """
     try:
         with open(f'/proc/{pid}/stat') as f:
             return f.read().rpartition(')')[2].split()[0] != 'Z'
