@@ -217,6 +217,7 @@ def finetune_losses(tmp_path: Path, mode: str, onednn: bool) -> Tensor:
     return torch.tensor(values)
 
 
+@pytest.mark.slow
 @KERNELS
 def test_finetuning_run_bf16_tracks_fp32(tmp_path: Path, onednn: bool) -> None:
     fp32 = finetune_losses(tmp_path, 'fp32', onednn)

@@ -419,6 +419,7 @@ def test_any_checkpoint_shape_is_a_clear_error(
     ),
     plain_values(),
 )
+@pytest.mark.slow
 def test_any_metadata_value_is_accepted_or_clear(
     tmp_path: Path, field: str, value: object
 ) -> None:

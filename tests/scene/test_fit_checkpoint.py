@@ -125,6 +125,7 @@ def datamodule_forward(
     return logits.softmax(1)[0]
 
 
+@pytest.mark.slow
 def test_segmentation(vaihingen: Path, tmp_path: Path) -> None:
     # larger than a 256 px COG block (overviews), not a multiple of the tile
     image = write_raster(
@@ -221,6 +222,7 @@ def test_checkpoint_away_from_its_run(vaihingen: Path, tmp_path: Path) -> None:
     assert predict(moved, image, '-o', tmp_path / 'c.tif', *ONE_TILE) == 0
 
 
+@pytest.mark.slow
 def test_plain_checkpoint_away_from_its_run(vaihingen: Path, tmp_path: Path) -> None:
     # a plain TorchGeo checkpoint (no metadata) keeps the config.yaml fallback
     checkpoint = torch.load(vaihingen, weights_only=True)
@@ -253,6 +255,7 @@ class Payload:
         return (open, (str(self.marker), 'w'))
 
 
+@pytest.mark.slow
 def test_fit_resumes_from_its_own_checkpoint(vaihingen: Path, tmp_path: Path) -> None:
     # the callback's check of --ckpt_path does not refuse a checkpoint of the run
     tiny = (
@@ -286,6 +289,7 @@ def test_fit_with_a_pickle_payload_runs_nothing(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_classification(ucmerced: Path, tmp_path: Path) -> None:
     from torchgeo_gfm.datamodules import UCMercedImageNetDataModule
 

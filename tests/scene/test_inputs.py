@@ -503,6 +503,7 @@ def test_tile_larger_than_the_scene(tmp_path: Path, checkpoints: Checkpoints) ->
     width=st.integers(1, 70),
     tile=st.sampled_from([32, 64, 96, 512, 32768]),
 )
+@pytest.mark.slow
 def test_raster_shapes_against_tile_sizes(
     checkpoints: Checkpoints, height: int, width: int, tile: int
 ) -> None:
@@ -591,6 +592,7 @@ def test_batches_that_cannot_fit_memory(
 @given(
     std=st.floats(1e-37, 1e-25), mean=st.floats(-1e3, 1e3), probabilities=st.booleans()
 )
+@pytest.mark.slow
 def test_overflowing_statistics_never_write_non_finite(
     checkpoints: Checkpoints, std: float, mean: float, probabilities: bool
 ) -> None:
@@ -857,6 +859,7 @@ def test_interrupt_is_one_line_and_leaves_nothing(
     assert sorted(p.name for p in tmp_path.iterdir()) == ['in.tif']
 
 
+@pytest.mark.slow
 def test_mostly_nodata_output_stays_small(tmp_path: Path) -> None:
     from torchgeo_gfm.scene.writers import COGWriter
 

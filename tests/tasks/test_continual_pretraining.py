@@ -316,6 +316,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return ckpt
 
 
+@pytest.mark.slow
 def test_checkpoint_leaves_out_teacher_and_resumes(
     trained: Path, tmp_path: Path
 ) -> None:
@@ -407,6 +408,7 @@ def upstream_task(**kwargs: Any) -> ContinualPretraining:
     return ContinualPretraining(**args)
 
 
+@pytest.mark.slow
 def test_load_upstream_checkpoint(upstream: tuple[Path, dict[str, Tensor]]) -> None:
     path, model = upstream
     task = upstream_task()

@@ -86,6 +86,7 @@ def test_paper_config_fits(
     assert list(tmp_path.rglob('last.ckpt'))
 
 
+@pytest.mark.slow
 def test_demo(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -124,6 +125,7 @@ def test_demo_missing_config(
     assert 'not found' in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_paper_config_resumes_with_ckpt_path_last(
     geopile: Path,
     tmp_path: Path,

@@ -318,6 +318,7 @@ class RecordLR(Callback):
         self.steps.append(by_param(opt.param_groups, 'lr'))
 
 
+@pytest.mark.slow
 def test_lr_every_step_matches_the_authors_scheduler(tmp_path: Any) -> None:
     epochs, warmup, batch, n = 3, 1, 4, 16  # 4 steps per epoch, 12 in all
     small = {**SMALL, 'img_size': 32, 'window_size': 2}

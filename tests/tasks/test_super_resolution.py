@@ -113,6 +113,7 @@ class TestSuperResolution:
         )
         assert len(fig.axes) == 3
 
+    @pytest.mark.slow
     def test_fit_on_spacenet2(self, tmp_path: Path) -> None:
         dm = SpaceNet2SRDataModule(
             root=DATA, aois=[2], batch_size=2, patch_size=16, val_split_pct=0.2
