@@ -5,9 +5,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from torchgeo.datasets import DatasetNotFoundError
 
 from torchgeo_gfm.datasets import SpaceNet2SuperResolution
+from torchgeo_gfm.datasets.spacenet2_sr import MAX_VALUE
 
 DATA = Path(__file__).parents[1] / 'data' / 'spacenet2_sr'
 
@@ -25,6 +27,14 @@ class TestSpaceNet2SuperResolution:
         for x in sample.values():
             assert 0 <= x.min()
             assert x.max() <= 1
+
+    def test_reads_chips_as_torchgeo_does(self) -> None:
+        # our reader uses SpaceNet2's public attributes; TorchGeo's private reader is the
+        # reference it must match (resampling, chip size, dtype)
+        ds = SpaceNet2SuperResolution(DATA, aois=[2])
+        for view, key in ((ds.low, 'image'), (ds.high, 'target')):
+            expected = view._load_image(view.images[1])[0] / MAX_VALUE
+            torch.testing.assert_close(ds[1][key], expected.clamp(0, 1))
 
     def test_mismatched_products(self, tmp_path: Path) -> None:
         # SpaceNet2's test split has no labels to align the products by

@@ -7,6 +7,11 @@ import os
 import re
 from typing import Literal
 
+import numpy as np
+import rasterio
+import torch
+from rasterio.enums import Resampling
+from torch import Tensor
 from torch.utils.data import Dataset
 from torchgeo.datasets import SpaceNet2
 from torchgeo.datasets.utils import Path, Sample
@@ -88,15 +93,25 @@ class SpaceNet2SuperResolution(Dataset[Sample]):
         Returns:
             ``image`` ``[8, 163, 163]`` and ``target`` ``[C, 650, 650]``, in [0, 1].
         """
-        # SpaceNet2's private _load_image: its public __getitem__ would also
-        # rasterise the building labels, which are not used here; no public method
-        # reads a chip at SpaceNet2's chip size (MUL is resampled to 163x163)
-        image = self.low._load_image(self.low.images[index])[0]
-        target = self.high._load_image(self.high.images[index])[0]
+        image = _read_chip(self.low, index)
+        target = _read_chip(self.high, index)
         return {
             'image': (image / MAX_VALUE).clamp(0, 1),
             'target': (target / MAX_VALUE).clamp(0, 1),
         }
+
+
+def _read_chip(dataset: SpaceNet2, index: int) -> Tensor:
+    """Chip *index* of *dataset* at SpaceNet2's chip size, as TorchGeo reads it.
+
+    SpaceNet2's ``__getitem__`` would also rasterise the building labels (unused here);
+    this reads the image alone, resampled as TorchGeo does (bilinear, ``chip_size``:
+    MUL at 163x163), from its public attributes.
+    """
+    with rasterio.open(dataset.images[index]) as src:
+        shape = dataset.chip_size.get(dataset.image, (src.height, src.width))
+        array = src.read(out_shape=(src.count, *shape), resampling=Resampling.bilinear)
+    return torch.from_numpy(array.astype(np.float32))
 
 
 def _chip_ids(dataset: SpaceNet2) -> list[str]:
