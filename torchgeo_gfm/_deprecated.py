@@ -12,11 +12,13 @@ in the release named by :data:`REMOVED_IN`.
 
 import importlib
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 #: the release that drops the old names
 REMOVED_IN = '0.3'
+
+_MISSING = object()
 
 
 def _warn(old: str, new: str) -> None:
@@ -28,26 +30,32 @@ def _warn(old: str, new: str) -> None:
 
 
 def moved(
-    old: str, new: str, names: Mapping[str, str] | None = None
+    old: str, new: str | Sequence[str], names: Mapping[str, str] | None = None
 ) -> Callable[[str], Any]:
     """The ``__getattr__`` of a module renamed from *old* to *new*.
 
     Args:
         old: the old module's name (its ``__name__``).
-        new: the module that now holds everything.
+        new: the module that now holds its names, or several, searched in order (the
+            old module's contents went to more than one).
         names: attributes renamed as well (old -> new).
 
     Returns:
-        A module ``__getattr__`` that warns, then returns the attribute of *new*.
+        A module ``__getattr__`` that warns, then returns the attribute from *new*.
     """
+    modules = (new,) if isinstance(new, str) else tuple(new)
 
     def __getattr__(name: str) -> Any:
-        if name.startswith('__'):  # the import system probing (__path__...): not ours
-            raise AttributeError(f'module {old!r} has no attribute {name!r}')
         target = (names or {}).get(name, name)
-        value = getattr(importlib.import_module(new), target)  # AttributeError as usual
-        _warn(f'{old}.{name}', f'{new}.{target}')
-        return value
+        if not name.startswith(
+            '__'
+        ):  # the import system probes __path__ & co: not ours
+            for module in modules:
+                value = getattr(importlib.import_module(module), target, _MISSING)
+                if value is not _MISSING:
+                    _warn(f'{old}.{name}', f'{module}.{target}')
+                    return value
+        raise AttributeError(f'module {old!r} has no attribute {name!r}')
 
     return __getattr__
 

@@ -6,8 +6,8 @@
 from typing import Any
 
 import kornia.augmentation as K
+from timm.layers import to_2tuple
 from torchgeo.datamodules import NonGeoDataModule
-from torchgeo.samplers.utils import _to_tuple
 
 from ..datasets.dsifn import DSIFN
 from ..transforms import BitemporalAugmentation
@@ -43,7 +43,7 @@ class DSIFNDataModule(NonGeoDataModule):
             **kwargs: passed to :class:`~torchgeo_gfm.datasets.DSIFN`.
         """
         super().__init__(DSIFN, batch_size, num_workers, **kwargs)
-        self.patch_size = _to_tuple(patch_size)
+        self.patch_size = to_2tuple(patch_size)
         # both dates share the normalization: statistics repeated per date
         mean, std = self.mean.repeat(2), self.std.repeat(2)
         self.train_aug = BitemporalAugmentation(

@@ -6,8 +6,8 @@
 from typing import Any
 
 import kornia.augmentation as K
+from timm.layers import to_2tuple
 from torchgeo.datamodules import NonGeoDataModule
-from torchgeo.samplers.utils import _to_tuple
 
 from ..datasets.whu_building import WHUBuilding
 from .utils import IMAGENET_MEAN, IMAGENET_STD, crop_and_flips
@@ -41,7 +41,7 @@ class WHUBuildingDataModule(NonGeoDataModule):
             **kwargs: passed to :class:`~torchgeo_gfm.datasets.WHUBuilding`.
         """
         super().__init__(WHUBuilding, batch_size, num_workers, **kwargs)
-        self.patch_size = _to_tuple(patch_size)
+        self.patch_size = to_2tuple(patch_size)
         self.train_aug = K.AugmentationSequential(
             *crop_and_flips(self.mean, self.std, self.patch_size),
             data_keys=None,

@@ -5,4 +5,6 @@
 
 from .._deprecated import moved
 
-__getattr__ = moved(__name__, 'torchgeo_gfm.models.gfm_swin')
+# the architecture, weights and builder went to gfm_swin; the band rule and the authors'
+# checkpoint layout to bands and swin_state (all exported by torchgeo_gfm.models)
+__getattr__ = moved(__name__, ('torchgeo_gfm.models.gfm_swin', 'torchgeo_gfm.models'))

@@ -48,9 +48,8 @@ from timm.models import (
 from timm.models.swin_transformer import SwinTransformer
 from timm.models.swin_transformer import checkpoint_filter_fn as swin_filter_fn
 from torch import Tensor, nn
-from torchvision.models._api import Weights, WeightsEnum
+from torchvision.models import Weights, WeightsEnum
 
-from .._deprecated import moved
 from .bands import adapt_patch_embed, input_channels, rgb_input_indices
 from .checkpoint import GFMCheckpointError, check_hub_pin, read_gfm_weights
 from .smp_encoder import accept_timm_names, loadable_state_dict
@@ -475,22 +474,3 @@ def gfm_swin_b(
         weights = weights.download()
     kwargs.update(pretrained=True, pretrained_cfg_overlay={'file': os.fspath(weights)})
     return timm.create_model('gfm_swin_base', *args, **kwargs)
-
-
-# moved in 0.2 (to bands and swin_state); deprecated here, removed in 0.3. The moved names
-# this module uses (rgb_input_indices, student_state_dict...) are imported above: no warning.
-_MOVED = (
-    'SENTINEL2_RGB_INDICES',
-    'check_complete_student',
-    'teacher_state_dict',
-    'upstream_mask_token',
-)
-_moved = moved(__name__, 'torchgeo_gfm.models')
-
-
-def __getattr__(name: str) -> Any:
-    if (
-        name not in _MOVED
-    ):  # not every name of the package (__path__ would make a package)
-        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-    return _moved(name)

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from ..models.checkpoint import GFMCheckpointError, load_upstream_checkpoint
-from ..models.gfm_swin import (
+from ..models.swin_state import (
     student_state_dict,
     teacher_state_dict,
     upstream_mask_token,

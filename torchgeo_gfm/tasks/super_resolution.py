@@ -19,7 +19,7 @@ from torchgeo.tasks import BaseTask
 from torchgeo.tasks import utils as task_utils
 from torchmetrics import MetricCollection
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
-from torchvision.models._api import WeightsEnum
+from torchvision.models import WeightsEnum
 
 from ..models.checkpoint import (
     GFMCheckpointError,
