@@ -27,6 +27,7 @@ def test_recipe_matches_paper_config() -> None:
     assert data['init_args']['batch_size'] == paper['data']['init_args']['batch_size']
 
 
+@pytest.mark.slow
 def test_streaming_config_fits_and_checkpoints_the_loader(
     s3_shards: str, cache_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

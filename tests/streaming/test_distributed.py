@@ -10,6 +10,8 @@ import multiprocessing
 import os
 from pathlib import Path
 
+import pytest
+
 from torchgeo_gfm.datasets import GeoPile
 from torchgeo_gfm.datasets.utils import read_rgb
 
@@ -60,6 +62,7 @@ def run_ranks(
     return [json.loads(out.read_text()) for out in outs]
 
 
+@pytest.mark.slow
 def test_once_per_epoch_kill_and_resume(
     s3_shards: str, geopile: Path, cache_dir: str, tmp_path: Path
 ) -> None:

@@ -139,6 +139,7 @@ def test_data_module_state_resumes_the_loader(
     assert head + rest == full
 
 
+@pytest.mark.slow
 def test_fit_killed_and_resumed_serves_each_sample_once(
     s3_shards: str, geopile: Path, cache_dir: str, tmp_path: Path
 ) -> None:

@@ -238,6 +238,7 @@ FILE_NAMES = st.binary(min_size=1, max_size=30).filter(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
+@pytest.mark.slow
 def test_any_file_name_is_sharded_or_listed(
     good: bytes,
     bad: bytes,
@@ -384,6 +385,7 @@ def test_a_failing_worker_is_one_line_and_leaves_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 def test_an_interrupted_run_stops_its_workers_and_leaves_nothing(
     sig: int, tmp_path: Path
