@@ -188,10 +188,13 @@ def test_simmim_mask() -> None:
         ({'distill_stage': 0}, 'distill_stage=0'),
         ({'mask_patch_size': 6}, 'multiple of the student patch size'),
         ({'mask_ratio': 1.0}, 'mask_ratio'),
+        ({'model': 'resnet18', 'model_kwargs': None}, 'not a timm Swin'),
         (
-            {'teacher': 'resnet18', 'teacher_kwargs': None, 'teacher_size': None},
-            'not a timm Swin',
+            {'teacher': 'test_resnet', 'teacher_kwargs': None, 'teacher_stage': 5},
+            'teacher_stage=5',
         ),
+        ({'teacher_input': 'rgb'}, 'teacher_input'),
+        ({'teacher_stage': True}, 'teacher_stage'),
         ({'weights': 'missing.safetensors'}, 'does not exist'),
     ],
 )

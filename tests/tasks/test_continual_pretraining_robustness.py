@@ -103,9 +103,15 @@ class TestTeacherFile:
         with pytest.raises(FileNotFoundError, match=r'nope\.pth'):
             make_task(teacher_weights=str(tmp_path / 'nope.pth'))
 
-    def test_non_swin_teacher_named_before_its_arguments(self) -> None:
-        with pytest.raises(TypeError, match='not a timm Swin'):
-            make_task(teacher='resnet18', teacher_kwargs=None, teacher_size=64)
+    def test_cnn_teacher_is_resized_not_built_for_a_size(self) -> None:
+        task = make_task(teacher='test_resnet', teacher_kwargs=None, teacher_size=64)
+        assert task.model.teacher_size == 64
+        images = torch.randn(2, 3, 64, 64)
+        assert torch.isfinite(task.compute_loss(images, task.draw_mask(images))['loss'])
+
+    def test_teacher_arguments_it_does_not_take(self) -> None:
+        with pytest.raises(ValueError, match="'test_resnet' does not take"):
+            make_task(teacher='test_resnet', teacher_size=64)
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,8 @@
 """The modules of GFM continual pretraining: SimMIM student, projector, frozen teacher.
 
 :class:`GFMPretrainingModel` holds what the paper trains and what it distils from; the losses
-are the functions below. :class:`~torchgeo_gfm.tasks.ContinualPretraining` is the thin Lightning task around
+are the functions below. The teacher is a timm Swin cut after a Microsoft stage (the paper),
+or any timm model whose features at one of its ``feature_info`` stages are pooled. :class:`~torchgeo_gfm.tasks.ContinualPretraining` is the thin Lightning task around
 them (masking, optimisation, logging).
 
 .. versionadded:: 0.1
@@ -85,6 +86,55 @@ def check_swin(model: nn.Module, stage: int, role: str) -> SwinTransformer:
     return model
 
 
+def input_bands(model: nn.Module) -> int:
+    """The input bands of a timm model: those of its first convolution.
+
+    Args:
+        model: a timm model (its ``pretrained_cfg['first_conv']`` names the layer; else
+            the first ``Conv2d`` is taken).
+
+    Returns:
+        The number of input channels.
+
+    Raises:
+        TypeError: if the model has no convolution to read them from.
+
+    .. versionadded:: 0.2
+    """
+    name = (getattr(model, 'pretrained_cfg', None) or {}).get('first_conv')
+    try:
+        first = model.get_submodule(name) if isinstance(name, str) else None
+    except AttributeError:
+        first = None
+    if not isinstance(first, nn.Conv2d):
+        first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if first is None:
+        raise TypeError(
+            f'{type(model).__name__} has no convolution whose input bands could be '
+            'checked; use a timm model (Swin, ViT, ResNet, ConvNeXt...) as the teacher.'
+        )
+    return int(first.in_channels)
+
+
+def _feature_index(model: nn.Module, stage: int | None) -> int:
+    """*stage* (default the last) as an index of timm's ``feature_info``, checked."""
+    info = getattr(model, 'feature_info', None)
+    if not hasattr(model, 'forward_intermediates') or not isinstance(info, list):
+        raise TypeError(
+            f'The teacher {type(model).__name__} has no timm forward_intermediates and '
+            'feature_info to take a stage from; use a timm model (Swin, ViT, ResNet, '
+            'ConvNeXt...).'
+        )
+    index = -1 if stage is None else stage
+    if not -len(info) <= index < len(info):
+        raise ValueError(
+            f'teacher_stage={stage} does not exist in the teacher '
+            f'{type(model).__name__}, whose timm feature_info has {len(info)} stages: '
+            f'choose 0..{len(info) - 1} (or -1, the last).'
+        )
+    return index % len(info)
+
+
 def stage_width(model: Any, stage: int) -> int:
     """Channels of Microsoft stage *stage*'s output (its trailing patch merging included).
 
@@ -106,11 +156,18 @@ class GFMPretrainingModel(nn.Module):
     """SimMIM student with a linear decoder and projector, and the frozen teacher.
 
     The student (a timm Swin) sees the image with masked patch embeddings replaced by a
-    learned token; a 1x1 conv + PixelShuffle decodes pixels from its last stage. Its pooled
-    output of Microsoft stage ``distill_stage`` is projected to the teacher's width. The
-    teacher, cut after the same stage, sees the unmasked image resized to its own size.
+    learned token; a 1x1 conv + PixelShuffle decodes all its input bands from its last stage.
+    Its pooled output of Microsoft stage ``distill_stage`` is projected to the teacher's
+    width. The teacher sees the unmasked image (or its true-colour rendering) resized to its
+    own size: a Swin is cut after the same Microsoft stage (or ``teacher_stage``), any other
+    timm model after its ``feature_info`` stage ``teacher_stage`` (default the last), and
+    its feature map is average pooled.
 
     .. versionadded:: 0.1
+
+    .. versionchanged:: 0.2
+       Any timm model as the teacher (``teacher_stage``); the teacher may see other images
+       than the student (``teacher_images`` of :meth:`forward`).
     """
 
     #: the student, a timm Swin (NHWC stages)
@@ -124,22 +181,26 @@ class GFMPretrainingModel(nn.Module):
         teacher: nn.Module,
         distill_stage: int = 3,
         teacher_size: int = 224,
+        teacher_stage: int | None = None,
     ) -> None:
         """Initialize a new GFMPretrainingModel.
 
         Args:
             student: a timm Swin (its classifier is not used).
-            teacher: a timm Swin with its weights; it is frozen and cut here.
-            distill_stage: distilled stage, Microsoft numbering (1-based); 3 in the paper.
+            teacher: a timm model with its weights; it is frozen and cut here.
+            distill_stage: distilled stage of the student, Microsoft numbering (1-based);
+                3 in the paper.
             teacher_size: side of the images the teacher sees.
+            teacher_stage: the teacher's stage: Microsoft numbering for a Swin (default
+                *distill_stage*), else an index of its timm ``feature_info`` (default -1).
 
         Raises:
-            TypeError: if a model is not a timm Swin.
-            ValueError: if it lacks the stage.
+            TypeError: if the student is not a timm Swin, or the teacher not a timm model
+                with ``forward_intermediates``.
+            ValueError: if a stage does not exist.
         """
         super().__init__()
         self.student = check_swin(student, distill_stage, 'student')
-        cut: Any = check_swin(teacher, distill_stage, 'teacher')
         self.distill_stage = distill_stage
         self.teacher_size = teacher_size
         embed = int(self.student.patch_embed.proj.out_channels)
@@ -152,16 +213,33 @@ class GFMPretrainingModel(nn.Module):
             nn.Conv2d(self.student.num_features, self.stride**2 * chans, 1),
             nn.PixelShuffle(self.stride),
         )
-        self.projector = nn.Linear(
-            stage_width(self.student, distill_stage), stage_width(cut, distill_stage)
-        )
+        #: the teacher's ``feature_info`` index; None for a Swin (cut at a MS stage)
+        self.teacher_index: int | None = None
+        if isinstance(teacher, SwinTransformer):
+            stage = distill_stage if teacher_stage is None else teacher_stage
+            width = self._cut_swin(teacher, stage)
+        else:
+            other: Any = teacher  # a timm model: feature_info, forward_intermediates
+            self.teacher_index = _feature_index(other, teacher_stage)
+            width = int(other.feature_info[self.teacher_index]['num_chs'])
+            other.prune_intermediate_layers(
+                [self.teacher_index], prune_norm=True, prune_head=True
+            )
+        self.projector = nn.Linear(stage_width(self.student, distill_stage), width)
+        self.teacher = teacher.eval().requires_grad_(False)
+
+    @staticmethod
+    def _cut_swin(cut: Any, stage: int) -> int:
+        """Cut a Swin teacher after Microsoft stage *stage*; its width there."""
+        check_swin(cut, stage, 'teacher')
+        width = stage_width(cut, stage)
         # keep layers[:stage + 1], then only the patch merging that ends MS stage `stage`
         cut.prune_intermediate_layers(
-            [min(distill_stage, len(cut.layers) - 1)], prune_norm=True, prune_head=True
+            [min(stage, len(cut.layers) - 1)], prune_norm=True, prune_head=True
         )
-        if distill_stage < len(cut.layers):
-            cut.layers[distill_stage].blocks = nn.Sequential()
-        self.teacher = cut.eval().requires_grad_(False)
+        if stage < len(cut.layers):
+            cut.layers[stage].blocks = nn.Sequential()
+        return width
 
     def train(self, mode: bool = True) -> 'GFMPretrainingModel':
         """Set training mode; the teacher always stays in eval mode.
@@ -214,21 +292,32 @@ class GFMPretrainingModel(nn.Module):
         size = (self.teacher_size, self.teacher_size)
         if images.shape[-2:] != size:
             images = F.interpolate(images, size, mode='bilinear', align_corners=True)
-        return self.teacher.forward_features(images).mean(dim=(1, 2))
+        if self.teacher_index is None:  # a Swin: NHWC
+            return self.teacher.forward_features(images).mean(dim=(1, 2))
+        features = self.teacher.forward_intermediates(
+            images, indices=[self.teacher_index], intermediates_only=True
+        )
+        return features[0].mean(dim=(2, 3))  # NCHW
 
-    def forward(self, images: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(
+        self, images: Tensor, mask: Tensor, teacher_images: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Reconstruction, projected student feature and teacher target.
 
         Args:
             images: normalised ``[B, C, H, W]``.
             mask: ``[B, H/p, W/p]`` at the student's patch resolution, 1 = masked.
+            teacher_images: what the teacher sees (e.g. the true colour of *images*);
+                None = *images*.
 
         Returns:
             ``[B, C, H, W]`` reconstruction, ``[B, D_teacher]`` projected student feature
             and ``[B, D_teacher]`` teacher feature.
         """
         feature, reconstruction = self.forward_student(images, mask)
-        return reconstruction, self.projector(feature), self.forward_teacher(images)
+        teacher_images = images if teacher_images is None else teacher_images
+        target = self.forward_teacher(teacher_images)
+        return reconstruction, self.projector(feature), target
 
 
 def mim_loss(images: Tensor, reconstruction: Tensor, mask: Tensor) -> Tensor:

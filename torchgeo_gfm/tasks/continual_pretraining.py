@@ -14,10 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.data import (
+    IMAGENET_DEFAULT_MEAN,
+    IMAGENET_DEFAULT_STD,
+    resolve_model_data_config,
+)
 from timm.optim import param_groups_weight_decay
 from torch import Tensor
 from torchgeo.tasks import BaseTask
+from torchvision.transforms.functional import normalize
 
 from .._utils import require
 from ..models.pretraining import (
@@ -26,6 +31,7 @@ from ..models.pretraining import (
     mim_loss,
     simmim_mask,
 )
+from ..sensors import Sensor, get_sensor
 from .pretraining_weights import (
     DEFAULT_TEACHER,
     _create,
@@ -39,11 +45,16 @@ from .utils import log_figure, plot_reconstruction
 # public names that lived here before 0.2 (and the deprecated tasks.gfm forwards here)
 __all__ = (
     'DEFAULT_TEACHER',
+    'TEACHER_INPUTS',
     'ContinualPretraining',
     'check_hparams',
     'load_teacher_file',
     'plot_reconstruction',
 )
+
+
+#: what a teacher sees with a sensor: the true colour (the paper's RGB teacher) or the bands
+TEACHER_INPUTS = ('true_colour', 'bands')
 
 
 def check_hparams(hp: Any) -> None:
@@ -69,11 +80,25 @@ def check_hparams(hp: Any) -> None:
         ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
         require(ok, name, value, f'an integer >= {low}')
 
-    for name in ('in_channels', 'distill_stage', 'mask_patch_size', 'lr_batch_ref'):
+    for name in ('distill_stage', 'mask_patch_size', 'lr_batch_ref'):
         integer(name, 1)
     integer('plot_every_n_steps', 0)
-    if hp['teacher_size'] is not None:
-        integer('teacher_size', 1)
+    for name in ('teacher_size', 'in_channels'):
+        if hp.get(name) is not None:
+            integer(name, 1)
+    stage = hp.get('teacher_stage')
+    require(
+        stage is None or (isinstance(stage, int) and not isinstance(stage, bool)),
+        'teacher_stage',
+        stage,
+        'null or an integer (a Microsoft stage of a Swin, a timm feature_info index)',
+    )
+    require(
+        hp.get('teacher_input', 'true_colour') in TEACHER_INPUTS,
+        'teacher_input',
+        hp.get('teacher_input'),
+        ' or '.join(repr(t) for t in TEACHER_INPUTS),
+    )
     number('mask_ratio', 0, 'a fraction in (0, 1), 0.6 in the paper', strict=True)
     require(
         hp['mask_ratio'] < 1, 'mask_ratio', hp['mask_ratio'], 'a fraction in (0, 1)'
@@ -117,6 +142,14 @@ class ContinualPretraining(AuthorsSchedule, BaseTask):
 
     Checkpoints leave out the frozen teacher: it is rebuilt from its source.
 
+    **Multispectral** (``sensor``): the batch holds the sensor's stored values (e.g.
+    Sentinel-2 DN), augmented but not normalised. The student (C = ``sensor.num_bands``
+    inputs; RGB weights fitted by the band rule, ``rgb_indices = sensor.rgb``) sees
+    ``sensor.normalize(x)`` and reconstructs all C bands of it; the teacher sees
+    ``normalize(sensor.true_colour(x))`` with its own (ImageNet) statistics, or the
+    normalised bands (``teacher_input='bands'``). Without a sensor the datamodule
+    normalises and both see its images, as in the paper.
+
     If you use this task in your research, please cite:
 
     * https://arxiv.org/abs/2302.04476
@@ -135,7 +168,7 @@ class ContinualPretraining(AuthorsSchedule, BaseTask):
         self,
         model: str = 'gfm_swin_base',
         weights: bool | str | None = None,
-        in_channels: int = 3,
+        in_channels: int | None = None,
         model_kwargs: dict[str, Any] | None = None,
         teacher: str = DEFAULT_TEACHER,
         teacher_weights: bool | str | None = True,
@@ -159,6 +192,9 @@ class ContinualPretraining(AuthorsSchedule, BaseTask):
         plot_every_n_steps: int = 500,
         plot_dir: str | None = None,
         upstream_checkpoint: str | None = None,
+        sensor: str | dict[str, Any] | None = None,
+        teacher_input: str = 'true_colour',
+        teacher_stage: int | None = None,
     ) -> None:
         """Initialize a new ContinualPretraining task.
 
@@ -166,14 +202,17 @@ class ContinualPretraining(AuthorsSchedule, BaseTask):
             model: timm name of the student (a Swin; random init unless *weights*).
             weights: student init: None (random, as the paper), True (timm's pretrained
                 weights of *model*) or a path (authors' ``gfm.pth``, exported backbone or
-                any file timm can load for *model*).
-            in_channels: channels of the images; student and teacher must take them.
+                any file timm can load for *model*; RGB weights are fitted to the
+                sensor's bands, multispectral ones must have its band count).
+            in_channels: bands of the images; None = 3, or the sensor's band count.
             model_kwargs: extra arguments of ``timm.create_model`` for the student.
-            teacher: timm name of the teacher (a Swin).
-            teacher_weights: True (timm's pretrained weights, downloaded from the Hub),
-                a path to a weights file (timm or Microsoft key names), or None/False for a
-                random teacher (only useful for demos and tests).
-            teacher_kwargs: extra arguments of ``timm.create_model`` for the teacher.
+            teacher: timm name of the teacher (a Swin as in the paper, or any timm model)
+                or a TorchGeo weights name (``'ResNet50_Weights.SENTINEL2_ALL_MOCO'``).
+            teacher_weights: True (pretrained weights, downloaded from the Hub), a path
+                to a weights file (timm or Microsoft key names; timm teachers only), or
+                None/False for a random teacher (only useful for demos and tests).
+            teacher_kwargs: extra arguments of the teacher's builder (``timm.create_model``
+                or TorchGeo's).
             teacher_size: input size of the teacher; None = its pretrained config's.
             distill_stage: stage whose pooled output is distilled, Microsoft numbering
                 (1-based, including the patch merging that ends it); 3 as in the paper.
@@ -195,35 +234,63 @@ class ContinualPretraining(AuthorsSchedule, BaseTask):
             plot_dir: where figure PNGs go; default ``<log_dir>/reconstructions``.
             upstream_checkpoint: the authors' ``gfm.pth`` to continue pretraining from
                 (see :meth:`load_upstream_checkpoint`); usable from a config file.
+            sensor: the sensor of un-normalised multispectral batches: a shipped name
+                (``'s2'``), a YAML file or its dict (see :func:`~torchgeo_gfm.sensors.get_sensor`);
+                None = RGB batches normalised by the datamodule. Recorded in checkpoints
+                as ``sensor.to_dict()``.
+            teacher_input: with a sensor, what the teacher sees: ``'true_colour'`` (3
+                bands, normalised with the teacher's statistics) or ``'bands'`` (the
+                student's normalised bands, unmasked).
+            teacher_stage: the teacher's distilled stage: Microsoft numbering for a Swin
+                (default *distill_stage*), else an index of its timm ``feature_info``
+                (default -1, the last); its output is average pooled.
+
+        .. versionchanged:: 0.2
+           *sensor*, *teacher_input* and *teacher_stage*; any timm or TorchGeo teacher.
         """
         self.weights = _weights_arg(weights)
         self.teacher_weights = _weights_arg(teacher_weights)
         super().__init__()
         self._last_step_time: float | None = None
         self._last_plot_step = -1
+        self._values_checked = False
 
     # ----------------------------------------------------------------- models
     def configure_models(self) -> None:
         """Build the student and the frozen teacher with their weights."""
         hp = self.hparams
         check_hparams(hp)
+        self.sensor = self._resolve_sensor()
         # SimMIM/GFM pretraining uses no stochastic depth (timm's Swin default is 0.1)
         student_kwargs = {
             'in_chans': hp['in_channels'],
             'drop_path_rate': 0.0,
             **(hp['model_kwargs'] or {}),
         }
+        if self.sensor is not None and hp['model'] == 'gfm_swin_base':
+            student_kwargs.setdefault('rgb_indices', self.sensor.rgb)  # the band rule
         student = _create(hp['model'], self.weights, student_kwargs, 'student')
+        bands, given = hp['in_channels'], 'in_channels'
+        if self.sensor is not None and hp['teacher_input'] == 'true_colour':
+            bands, given = 3, f'the true colour of sensor {self.sensor.name}'
+        elif self.sensor is not None:
+            given = f"teacher_input='bands' of sensor {self.sensor.name}"
         teacher = create_teacher(
             hp['teacher'],
             self.teacher_weights,
             hp['teacher_kwargs'],
             hp['teacher_size'],
             hp['distill_stage'],
-            hp['in_channels'],
+            bands,
+            given,
         )
-        size = hp['teacher_size'] or int(teacher.patch_embed.img_size[-1])
-        self.model = GFMPretrainingModel(student, teacher, hp['distill_stage'], size)
+        config = resolve_model_data_config(teacher)
+        #: the statistics the teacher was trained with (true colour is normalised so)
+        self.teacher_mean, self.teacher_std = config['mean'], config['std']
+        size = hp['teacher_size'] or _input_size(teacher, config)
+        self.model = GFMPretrainingModel(
+            student, teacher, hp['distill_stage'], size, hp['teacher_stage']
+        )
         self.patch_size = int(student.patch_embed.patch_size[0])
         if hp['mask_patch_size'] % self.patch_size:
             raise ValueError(
@@ -238,6 +305,43 @@ class ContinualPretraining(AuthorsSchedule, BaseTask):
             # the whole forward, static shapes: compiling stage by stage recompiles for
             # every stage size and fails in inductor (measured on an H200, torch 2.11)
             self.model.compile(dynamic=False)
+
+    def _resolve_sensor(self) -> Sensor | None:
+        """The sensor; records it (as a dict) and its band count in the hparams."""
+        hp = self.hparams
+        if hp['sensor'] is None:
+            hp['in_channels'] = hp['in_channels'] or 3
+            return None
+        sensor = get_sensor(hp['sensor'])
+        if hp['in_channels'] not in (None, sensor.num_bands):
+            raise ValueError(
+                f'in_channels={hp["in_channels"]} but sensor {sensor.name} has '
+                f'{sensor.num_bands} bands: leave in_channels out (null) or set '
+                f'{sensor.num_bands}.'
+            )
+        hp['in_channels'] = sensor.num_bands
+        hp['sensor'] = sensor.to_dict()  # checkpoints and exports carry the sensor
+        return sensor
+
+    def model_inputs(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """What the student and the teacher see of a batch's images.
+
+        Args:
+            images: the batch's ``[B, C, H, W]``: normalised by the datamodule without a
+                sensor, the sensor's stored values with one.
+
+        Returns:
+            The student's normalised images (reconstructed by MIM) and the teacher's.
+
+        .. versionadded:: 0.2
+        """
+        if self.sensor is None:
+            return images, images
+        student = self.sensor.normalize(images)
+        if self.hparams['teacher_input'] == 'bands':
+            return student, student
+        colour = self.sensor.true_colour(images)
+        return student, normalize(colour, self.teacher_mean, self.teacher_std)
 
     # ---------------------------------------------------------------- forward
     def forward(self, images: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -257,7 +361,7 @@ class ContinualPretraining(AuthorsSchedule, BaseTask):
         """Compute the GFM loss exactly as the paper (and the authors' code) defines it.
 
         Args:
-            images: normalised float ``[B, C, H, W]``.
+            images: the batch's float ``[B, C, H, W]`` (see :meth:`model_inputs`).
             mask: ``[B, H/p, W/p]`` at the student's patch resolution ``p``, 1 = masked.
 
         Returns:
@@ -266,14 +370,19 @@ class ContinualPretraining(AuthorsSchedule, BaseTask):
         """
         return self._losses(images, mask)[0]
 
-    def _losses(self, images: Tensor, mask: Tensor) -> tuple[dict[str, Tensor], Tensor]:
-        """The losses and the reconstruction."""
-        reconstruction, feature, target = self(images, mask)
-        loss_mim = mim_loss(images, reconstruction, mask)
+    def _losses(
+        self, images: Tensor, mask: Tensor
+    ) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+        """The losses, the reconstruction and the normalised images it reconstructs."""
+        student_images, teacher_images = self.model_inputs(images)
+        reconstruction, feature, target = self.model(
+            student_images, mask, teacher_images
+        )
+        loss_mim = mim_loss(student_images, reconstruction, mask)
         loss_distill = distill_loss(feature, target)
         loss = loss_mim + self.hparams['alpha'] * loss_distill
         out = {'loss': loss, 'loss_mim': loss_mim, 'loss_distill': loss_distill}
-        return out, reconstruction
+        return out, reconstruction, student_images
 
     def draw_mask(
         self, images: Tensor, generator: torch.Generator | None = None
@@ -336,6 +445,49 @@ class ContinualPretraining(AuthorsSchedule, BaseTask):
             chans = getattr(datamodule, attr, None)
             if isinstance(chans, int):
                 self._check_channels(chans, f'the datamodule ({attr})')
+        if getattr(datamodule, 'sensor', None) is not None:
+            self._check_datamodule_sensor(datamodule)
+
+    def _check_datamodule_sensor(self, datamodule: Any) -> None:
+        """A datamodule of un-normalised sensor values needs the task's sensor to match."""
+        theirs = get_sensor(datamodule.sensor)
+        name = type(datamodule).__name__
+        if self.sensor is None:
+            raise ValueError(
+                f'{name} yields un-normalised values of sensor {theirs.name} but the '
+                f'task has no sensor: pass sensor={theirs.name!r} to the task '
+                '(model.init_args.sensor).'
+            )
+        if theirs.bands != self.sensor.bands:
+            raise ValueError(
+                f'{name} yields sensor {theirs.name} ({theirs.num_bands} bands: '
+                f'{", ".join(theirs.bands)}) but the task has sensor {self.sensor.name} '
+                f'({self.sensor.num_bands}: {", ".join(self.sensor.bands)}): give both '
+                'the same sensor.'
+            )
+
+    def _check_batch(self, images: Tensor) -> None:
+        """Band count of every batch; the value range of the first (uint16 without a sensor)."""
+        datamodule = (
+            getattr(self._trainer, 'datamodule', None) if self._trainer else None
+        )
+        where = (
+            f'The batch of {type(datamodule).__name__}' if datamodule else 'The batch'
+        )
+        if self.sensor is not None:
+            self.sensor.check_bands(images.shape[1], where)
+        else:
+            self._check_channels(images.shape[1], where)
+        if self._values_checked:
+            return
+        self._values_checked = True
+        if self.sensor is None and bool(images.amax() > 255):
+            raise ValueError(
+                f'{where} has values up to {images.amax().item():.6g}: un-normalised '
+                'data such as uint16 reflectance. Pass sensor= (e.g. sensor: s2) so that '
+                'the task normalises it and renders true colour for the teacher, or '
+                'normalise it in the datamodule.'
+            )
 
     def _check_channels(self, chans: int, source: str) -> None:
         if chans != self.hparams['in_channels']:
@@ -359,9 +511,9 @@ class ContinualPretraining(AuthorsSchedule, BaseTask):
             The loss.
         """
         images = batch['image']
-        self._check_channels(images.shape[1], 'The batch')
+        self._check_batch(images)
         mask = self.draw_mask(images)
-        losses, reconstruction = self._losses(images, mask)
+        losses, reconstruction, normalised = self._losses(images, mask)
         self._check_finite(losses)
         batch_size = images.shape[0]
         for key, value in losses.items():
@@ -374,7 +526,7 @@ class ContinualPretraining(AuthorsSchedule, BaseTask):
         if every and step % every == 0 and step != self._last_plot_step:
             self._last_plot_step = step  # once per step under gradient accumulation
             if self.trainer.is_global_zero:
-                self._plot(images, mask, reconstruction.detach().float())
+                self._plot(normalised, mask, reconstruction.detach().float())
         return losses['loss']
 
     def _check_finite(self, losses: dict[str, Tensor]) -> None:
@@ -403,7 +555,7 @@ class ContinualPretraining(AuthorsSchedule, BaseTask):
             dataloader_idx: index of the dataloader.
         """
         images = batch['image']
-        self._check_channels(images.shape[1], 'The batch')
+        self._check_batch(images)
         gen = torch.Generator(images.device).manual_seed(batch_idx)
         mask = self.draw_mask(images, gen)
         losses = self.compute_loss(images, mask)
@@ -428,10 +580,14 @@ class ContinualPretraining(AuthorsSchedule, BaseTask):
 
     # -------------------------------------------------------------- figures
     def _plot(self, images: Tensor, mask: Tensor, x_rec: Tensor) -> None:
-        """Log a reconstruction figure and save it as PNG."""
-        fig = plot_reconstruction(
-            images, mask, x_rec, self.hparams['mean'], self.hparams['std']
-        )
+        """Log a reconstruction figure (true colour with a sensor) and save it as PNG."""
+        mean, std = self.hparams['mean'], self.hparams['std']
+        if self.sensor is not None:  # normalised red, green, blue -> true colour
+            s, rgb = self.sensor, list(self.sensor.rgb)
+            images, x_rec = images[:, rgb], x_rec[:, rgb]
+            mean = [(s.mean[i] * s.scale + s.offset) / s.white for i in rgb]
+            std = [s.std[i] * s.scale / s.white for i in rgb]
+        fig = plot_reconstruction(images, mask, x_rec, mean, std)
         directory = self.hparams['plot_dir'] or self._default_plot_dir()
         log_figure(self.logger, 'reconstruction', fig, self.global_step, directory)
 
@@ -521,3 +677,10 @@ class ContinualPretraining(AuthorsSchedule, BaseTask):
         state = {k: v.detach().cpu() for k, v in student.items()}
         save_backbone(state, path)
         return Path(path)
+
+
+def _input_size(teacher: Any, config: dict[str, Any]) -> int:
+    """The side of the teacher's input: a Swin's built size, else its pretrained config's."""
+    patch_embed = getattr(teacher, 'patch_embed', None)
+    img_size = getattr(patch_embed, 'img_size', None)
+    return int(img_size[-1]) if img_size else int(config['input_size'][-1])

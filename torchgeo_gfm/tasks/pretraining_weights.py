@@ -4,7 +4,9 @@
 """Where the pretraining task's student and teacher come from: timm names and weights files.
 
 :class:`~torchgeo_gfm.tasks.ContinualPretraining` builds both networks here; a teacher
-file must hold every weight the distilled feature depends on. The authors' full
+file must hold every weight the distilled feature depends on. A teacher is a timm model name
+(a Swin as in the paper, or any timm model) or a TorchGeo weights name such as
+``'ResNet50_Weights.SENTINEL2_ALL_MOCO'`` (built with :func:`torchgeo.models.get_model`). The authors' full
 checkpoint (student, decoder, projector, teacher at once) is read by
 :mod:`.authors_checkpoint`.
 
@@ -18,15 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import timm
-import torch
 from timm.models.swin_transformer import SwinTransformer
 from timm.models.swin_transformer import (
     checkpoint_filter_fn as swin_checkpoint_filter_fn,
 )
 from torch import Tensor, nn
+from torchgeo.models import get_model, get_weight
 
 from ..models.checkpoint import GFMCheckpointError, read_state_dict
-from ..models.pretraining import check_swin
+from ..models.pretraining import input_bands
 
 #: The teacher of the paper: Swin-B, ImageNet-22k supervised (timm / Hugging Face Hub).
 DEFAULT_TEACHER = 'swin_base_patch4_window7_224.ms_in22k'
@@ -61,14 +63,50 @@ def _create(
         )
     try:
         return timm.create_model(name, pretrained=bool(weights), **args)
-    except TypeError as e:
-        # e.g. img_size given to a non-Swin model: say what the model is instead
-        with torch.device('meta'):
-            model = timm.create_model(name, num_classes=0)
-        check_swin(model, 1, role)
+    except TypeError as e:  # e.g. window_size given to a ResNet
         raise ValueError(
-            f'timm model {name!r} does not take {sorted(args)}: {e}'
+            f'The {role}: timm model {name!r} does not take {sorted(args)} ({e}); '
+            f'check the {role} kwargs.'
         ) from e
+
+
+#: a TorchGeo weights name, e.g. 'ResNet50_Weights.SENTINEL2_ALL_MOCO'
+_TORCHGEO_WEIGHTS = re.compile(r'\w+_Weights\.\w+')
+
+
+def _torchgeo_teacher(
+    name: str,
+    weights: str | bool | None,
+    kwargs: dict[str, Any],
+    bands: int,
+    given: str,
+) -> Any:
+    """A TorchGeo ``WeightsEnum`` backbone, its bands checked before any download."""
+    if isinstance(weights, str | os.PathLike):
+        raise TypeError(
+            f'teacher={name!r} brings its own weights: leave teacher_weights true (or '
+            'null for a random teacher of its architecture), not a file.'
+        )
+    try:
+        member = get_weight(name)
+    except ValueError as e:
+        raise ValueError(
+            f'teacher={name!r} is not a TorchGeo weights name ({e}); see '
+            'https://torchgeo.readthedocs.io/en/stable/api/weights.html'
+        ) from None
+    chans = int(member.meta['in_chans'])
+    _check_bands(name, chans, bands, given, 'a TorchGeo weights of those bands')
+    args = {'in_chans': chans, **kwargs}
+    return get_model(member.meta['model'], weights=member if weights else None, **args)
+
+
+def _check_bands(name: str, chans: int, bands: int, given: str, other: str) -> None:
+    """A teacher that cannot take the bands it is given is refused."""
+    if chans != bands:
+        raise ValueError(
+            f'The teacher {name} takes {chans} bands but is given {bands} ({given}): '
+            f'use {other}, or give it {chans} bands (teacher_input: true_colour for 3).'
+        )
 
 
 def create_teacher(
@@ -78,42 +116,47 @@ def create_teacher(
     size: int | None,
     stage: int,
     in_channels: int,
+    given: str = 'in_channels',
 ) -> Any:
-    """The frozen teacher's Swin with its weights, checked against the data's channels.
+    """The frozen teacher with its weights, checked against the bands it is given.
 
     Args:
-        name: timm name of the teacher (a Swin).
-        weights: True (timm's pretrained weights), a path (see :func:`load_teacher_file`)
-            or None/False (random).
-        kwargs: extra arguments of ``timm.create_model``.
+        name: timm name of the teacher (a Swin as in the paper, or any timm model), or a
+            TorchGeo weights name (``'ResNet50_Weights.SENTINEL2_ALL_MOCO'``).
+        weights: True (timm's or TorchGeo's pretrained weights), a path (timm models only,
+            see :func:`load_teacher_file`) or None/False (random).
+        kwargs: extra arguments of the model builder.
         size: input size of the teacher; None = its pretrained config's.
-        stage: the distilled stage, Microsoft numbering.
-        in_channels: channels of the images.
+        stage: the distilled stage, Microsoft numbering (a Swin teacher file must hold
+            every weight up to it).
+        in_channels: the bands the teacher is given.
+        given: what those bands are, named in errors (``'the true colour'``).
 
     Returns:
         The (untruncated) teacher.
 
     Raises:
-        ValueError: if it is not a Swin with *stage*, or takes other channels.
+        ValueError: if it takes other bands than it is given.
         GFMCheckpointError: if a weights file does not fit it.
 
     .. versionadded:: 0.2
     """
     args = dict(kwargs or {})
-    if size:
-        args.setdefault('img_size', size)
+    if _TORCHGEO_WEIGHTS.fullmatch(name):
+        return _torchgeo_teacher(name, weights, args, in_channels, given)
     file = weights if isinstance(weights, str | os.PathLike) else None
-    teacher = _create(name, None if file else weights, args, 'teacher')
-    check_swin(teacher, stage, 'teacher')
+    weights = None if file else weights
+    if size and 'img_size' not in args:
+        try:  # Swins and ViTs are built for their input size
+            teacher = _create(name, weights, {**args, 'img_size': size}, 'teacher')
+        except ValueError:  # a CNN takes any size: the images are only resized
+            teacher = _create(name, weights, args, 'teacher')
+    else:
+        teacher = _create(name, weights, args, 'teacher')
     if file is not None:
         load_teacher_file(teacher, file, stage)
-    chans = int(teacher.patch_embed.proj.in_channels)
-    if chans != in_channels:
-        raise ValueError(
-            f'The teacher {name} takes {chans} channels but in_channels='
-            f'{in_channels}: pass teacher_kwargs={{"in_chans": {in_channels}}} to let '
-            'timm adapt its first layer, or fix in_channels.'
-        )
+    hint = f'teacher_kwargs={{"in_chans": {in_channels}}} to let timm adapt its first layer'
+    _check_bands(name, input_bands(teacher), in_channels, given, hint)
     return teacher
 
 
@@ -151,7 +194,11 @@ def load_teacher_file(
         f'{path}: does not fit the teacher',
         '(teacher / teacher_kwargs)',
     )
-    used = [k for k in missing if _distilled(k, stage)]
+    if isinstance(teacher, SwinTransformer):
+        used = [k for k in missing if _distilled(k, stage)]
+    else:  # other models are cut by timm: require all but the classifier
+        head = str(getattr(teacher, 'pretrained_cfg', {}).get('classifier', 'head'))
+        used = [k for k in missing if not k.startswith(head + '.')]
     if used:
         more = f' and {len(used) - 5} more' if len(used) > 5 else ''
         raise GFMCheckpointError(
