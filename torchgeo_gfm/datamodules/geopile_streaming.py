@@ -1,7 +1,12 @@
 # Copyright (c) torchgeo-gfm contributors.
 # Licensed under the MIT License.
 
-"""GeoPile streamed from litdata shards (a folder or object storage), for many machines."""
+"""GeoPile streamed from litdata shards (a folder or object storage), for many machines.
+
+Shards of RGB images give GFM's normalised RGB batches; multiband shards
+(``torchgeo-gfm shard --sensor``) give the stored values of their sensor, un-normalised,
+as every multispectral datamodule does (the task normalises with ``sensor``).
+"""
 
 import logging
 import os
@@ -17,6 +22,7 @@ from torchgeo.datamodules import NonGeoDataModule
 from torchgeo.datasets.utils import Sample
 
 from ..datasets.shards import GeoPileStreamingDataset
+from ..sensors import Sensor, get_sensor
 from .geopile import augment_batch, gfm_augmentations
 from .utils import IMAGENET_MEAN, IMAGENET_STD, ResumableTrainLoader, check_sizes
 
@@ -51,8 +57,23 @@ class GeoPileStreamingDataModule(ResumableTrainLoader, NonGeoDataModule):
     samples not yet seen this epoch, none repeated or skipped (same number of devices,
     workers and batch size, and the same data module class).
 
+    Multiband shards (``torchgeo-gfm shard --sensor s2 SOURCE... OUT``): batches are
+    ``{'image': float32 [B, C, size, size], 'source': int64 [B]}`` in the sensor's
+    stored values (e.g. Sentinel-2 DN), cropped and flipped on the device as above but
+    not normalised; :attr:`sensor` is the shards' sensor, read from their index at
+    :meth:`setup`. A ``sensor`` given here must store the same values (bands, dtype,
+    scale, offset; its statistics may differ, and are the ones used): any other is an
+    error naming both. Given for shards of RGB images, a sensor of 3 uint8 bands
+    (``'rgb'``) makes their batches follow the same conventions.
+
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       Multiband shards, and ``sensor``.
     """
+
+    #: the sensor of the batches (multiband shards, or one given); None: RGB images
+    #: normalised with ``mean`` and ``std`` as before
+    sensor: Sensor | None
 
     def __init__(
         self,
@@ -72,6 +93,7 @@ class GeoPileStreamingDataModule(ResumableTrainLoader, NonGeoDataModule):
         cache_dir: str | None = None,
         storage_options: dict[str, Any] | None = None,
         pin_memory: bool = True,
+        sensor: str | None = None,
     ) -> None:
         """Initialize a new GeoPileStreamingDataModule instance.
 
@@ -93,11 +115,14 @@ class GeoPileStreamingDataModule(ResumableTrainLoader, NonGeoDataModule):
             cache_dir: local cache folder (litdata's default if None).
             storage_options: object-storage client options; None: environment.
             pin_memory: pin batches in page-locked memory (when CUDA is available).
+            sensor: a shipped sensor name or a sensor YAML file; None: the shards'
+                own (checked against them at :meth:`setup`).
 
         Raises:
             TypeError: if ``size``, ``load_size``, ``batch_size`` or ``num_workers`` is
                 not an int.
             ValueError: if one of them is out of range, or ``load_size`` < ``size``.
+            SensorError: if ``sensor`` does not load.
         """
         self.size = check_sizes(size, load_size, batch_size, num_workers)
         super().__init__(
@@ -111,8 +136,12 @@ class GeoPileStreamingDataModule(ResumableTrainLoader, NonGeoDataModule):
             max_cache_size=max_cache_size,
             cache_dir=cache_dir,
             storage_options=storage_options,
+            sensor=sensor,
         )
         self.pin_memory = pin_memory
+        self.sensor = None if sensor is None else get_sensor(sensor)
+        # for stored values (multiband shards): the same crops, not normalised
+        self.stored_values_aug = crop_and_flip(size, scale, ratio, flip)
         train_aug, aug = gfm_augmentations(size, scale, ratio, flip, mean, std)
         self.train_aug: K.AugmentationSequential = train_aug
         self.aug: K.AugmentationSequential = aug
@@ -131,8 +160,14 @@ class GeoPileStreamingDataModule(ResumableTrainLoader, NonGeoDataModule):
             self.train_dataset = dataset
         else:
             self.dataset = dataset
+        if dataset.sensor is not None:  # stored values: crop and flip, no normalising
+            self.sensor = dataset.sensor
+            self.train_aug, self.aug = self.stored_values_aug
         logger.info(
-            'GeoPile shards %s: %d images', self.kwargs['input_dir'], len(dataset)
+            'GeoPile shards %s: %d samples (sensor %s)',
+            self.kwargs['input_dir'],
+            len(dataset),
+            self.sensor.name if self.sensor else 'none: RGB images',
         )
 
     def _open_shards(self) -> GeoPileStreamingDataset:
@@ -177,14 +212,46 @@ class GeoPileStreamingDataModule(ResumableTrainLoader, NonGeoDataModule):
         return []  # type: ignore[return-value]
 
     def on_after_batch_transfer(self, batch: Sample, dataloader_idx: int) -> Sample:
-        """Augment and normalize the uint8 images on the device.
+        """Augment (and for RGB images, normalize) the stored values on the device.
 
         Args:
             batch: a batch from the streaming loader.
             dataloader_idx: index of the data loader.
 
         Returns:
-            The batch, ``image`` now float ``[B, 3, size, size]``.
+            The batch, ``image`` now float32 ``[B, C, size, size]``.
         """
         augment_batch(self, batch)
         return batch
+
+
+def crop_and_flip(
+    size: int,
+    scale: tuple[float, float] = (0.67, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    flip: float = 0.5,
+) -> tuple[K.AugmentationSequential, K.AugmentationSequential]:
+    """:func:`~torchgeo_gfm.datamodules.geopile.gfm_augmentations` without normalising.
+
+    For stored values of any number of bands, which the task normalises with its sensor.
+
+    Args:
+        size: side of the crops fed to the model.
+        scale: RandomResizedCrop area range, relative to the loaded image.
+        ratio: RandomResizedCrop aspect-ratio range.
+        flip: probability of a horizontal flip.
+
+    Returns:
+        ``(train_aug, aug)``: RandomResizedCrop + flip, and resize; both take and
+        return ``{'image': float [B, C, H, W]}``.
+
+    .. versionadded:: 0.2
+    """
+    train_aug = K.AugmentationSequential(
+        K.RandomResizedCrop((size, size), scale=scale, ratio=ratio),
+        K.RandomHorizontalFlip(p=flip),
+        data_keys=None,
+        keepdim=True,
+    )
+    aug = K.AugmentationSequential(K.Resize((size, size)), data_keys=None, keepdim=True)
+    return train_aug, aug

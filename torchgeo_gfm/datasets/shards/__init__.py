@@ -8,20 +8,26 @@
 chips included, or cut straight from the GeoTIFFs) into
 `litdata <https://github.com/Lightning-AI/litData>`_ chunks; each sample holds the image
 file's bytes as they are (a JPEG is not re-encoded), its source index and name, its class
-folder and its path relative to ROOT. :class:`GeoPileStreamingDataset` streams them back
-and decodes each image as GeoPile does.
+folder and its path relative to ROOT. :func:`write_multiband_shards`
+(``torchgeo-gfm shard --sensor s2 SOURCE... OUT``) stores folders of multiband GeoTIFFs
+as their raw arrays instead, losslessly, with the sensor recorded in the index.
+:class:`GeoPileStreamingDataset` streams either back: images decoded as GeoPile does,
+arrays as stored.
 
 One module per concept, each read top to bottom:
 
 * :mod:`.writing`: :func:`write_geopile_shards` and its inputs, checks and report;
-* :mod:`.reading`: :func:`decode_rgb` and :class:`GeoPileStreamingDataset`;
+* :mod:`.multiband`: :func:`write_multiband_shards`, multiband GeoTIFFs as arrays;
+* :mod:`.reading`: :func:`decode_rgb`, :func:`shards_sensor` and
+  :class:`GeoPileStreamingDataset`;
 * :mod:`.storage`: local folders and object-storage URLs, checked before any work;
 * :mod:`.processes`: the writer's worker processes stop when the command stops.
 
 .. versionadded:: 0.1
 """
 
-from .reading import GeoPileStreamingDataset, ShardError, decode_rgb
+from .multiband import write_multiband_shards
+from .reading import GeoPileStreamingDataset, ShardError, decode_rgb, shards_sensor
 from .storage import REMOTE_SCHEMES, WRITABLE_SCHEMES, is_remote
 from .writing import (
     MAX_WORKERS,
@@ -42,5 +48,7 @@ __all__ = (
     'decode_rgb',
     'is_remote',
     'parse_chunk_bytes',
+    'shards_sensor',
     'write_geopile_shards',
+    'write_multiband_shards',
 )

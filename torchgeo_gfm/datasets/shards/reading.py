@@ -6,7 +6,8 @@
 :class:`GeoPileStreamingDataset` is litdata's ``StreamingDataset`` (shuffling across
 shards, exactly-once assignment to ranks and workers, resumable state, a bounded local
 cache) whose samples are decoded by :func:`decode_rgb`, the rule the writer also applies
-to check every image once.
+to check every image once, or, for multiband shards (:mod:`.multiband`), are the stored
+arrays themselves, of the sensor recorded in the shards' index.
 
 .. versionadded:: 0.2
 """
@@ -25,6 +26,7 @@ from torch import Tensor
 from torchgeo.datasets.utils import Sample
 
 from ..._compat import litdata_allow_http
+from ...sensors import Sensor, SensorError, get_sensor
 from ..utils import (
     _needs_rasterio,
     _pil_to_rgb,
@@ -32,7 +34,7 @@ from ..utils import (
     fit_square,
     pil_to_tensor,
 )
-from .storage import CREDENTIALS, bucket_exists, is_remote, status_of
+from .storage import CREDENTIALS, bucket_exists, index_metadata, is_remote, status_of
 
 _TIFF = ('.tif', '.tiff')
 
@@ -127,14 +129,91 @@ def _open_error(
     )
 
 
+def _meaning(sensor: Sensor) -> tuple[Any, ...]:
+    """What the stored values are: a sensor may differ in statistics, not in these."""
+    return sensor.bands, sensor.dtype, sensor.scale, sensor.offset
+
+
+def _describe(sensor: Sensor) -> str:
+    return (
+        f'{sensor.name} ({sensor.num_bands} bands {", ".join(sensor.bands)}; '
+        f'{sensor.dtype} x {sensor.scale:g} + {sensor.offset:g})'
+    )
+
+
+#: what shards of encoded images (no sensor recorded) hold
+_IMAGES = 'RGB images (3 bands, uint8)'
+
+
+def shards_sensor(
+    stored: dict[str, Any] | None,
+    given: str | os.PathLike[str] | dict[str, Any] | Sensor | None,
+    input_dir: str,
+) -> Sensor | None:
+    """The sensor to read shards with: theirs, or the one given if it stores the same.
+
+    A given sensor may have other statistics (e.g. from ``torchgeo-gfm stats``) but
+    must describe the same stored values: bands, dtype, scale and offset.
+
+    Args:
+        stored: the sensor recorded in the shards (``Sensor.to_dict()``); None for
+            shards of encoded RGB images.
+        given: the sensor the user asked for, or None.
+        input_dir: the shards, named in errors.
+
+    Returns:
+        The sensor, or None for RGB images read as before (ImageNet statistics).
+
+    Raises:
+        SensorError: if the given sensor does not load or is not the shards'.
+
+    .. versionadded:: 0.2
+    """
+    shards = Sensor.from_dict(stored, f'{input_dir}/index.json') if stored else None
+    if given is None:
+        return shards
+    sensor = get_sensor(given)
+    if shards is None:
+        ok = sensor.num_bands == 3 and sensor.dtype == 'uint8'
+        held = _IMAGES
+    else:
+        ok = _meaning(sensor) == _meaning(shards)
+        held = f'sensor {_describe(shards)}'
+    if not ok:
+        raise SensorError(
+            f'the shards at {input_dir} hold {held}, not what the sensor given, '
+            f"{_describe(sensor)}, stores; give the shards' sensor (or none: it is "
+            'read from the shards), or shard the data again with this one'
+        )
+    return sensor
+
+
+def _fit(image: Tensor, size: int) -> Tensor:
+    """:func:`fit_square` for any dtype: integer values resized, rounded, kept."""
+    if image.shape[-2:] == (size, size) or image.is_floating_point():
+        return fit_square(image, size)
+    info = torch.iinfo(image.dtype)
+    out = fit_square(image.float(), size).round_().clamp_(info.min, info.max)
+    return out.to(image.dtype)
+
+
 class GeoPileStreamingDataset(StreamingDataset):
     """GeoPile shards written by ``torchgeo-gfm shard``, streamed with litdata.
 
-    Samples are decoded as :class:`~torchgeo_gfm.datasets.GeoPile` decodes files:
-    ``{'image': uint8 [3, size, size], 'source': int64 scalar}``.
+    Samples of encoded images are decoded as :class:`~torchgeo_gfm.datasets.GeoPile`
+    decodes files: ``{'image': uint8 [3, size, size], 'source': int64 scalar}``.
+    Samples of multiband shards (``torchgeo-gfm shard --sensor``) are the stored
+    arrays, in their dtype: ``{'image': [C, size, size], 'source': int64 scalar}``,
+    with :attr:`sensor` read from the shards.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       Multiband shards, and ``sensor``.
     """
+
+    #: the shards' sensor (or the compatible one given); None for RGB images read
+    #: as before
+    sensor: Sensor | None
 
     def __init__(
         self,
@@ -146,6 +225,7 @@ class GeoPileStreamingDataset(StreamingDataset):
         max_cache_size: int | str | None = None,
         cache_dir: str | None = None,
         storage_options: dict[str, Any] | None = None,
+        sensor: str | os.PathLike[str] | dict[str, Any] | Sensor | None = None,
     ) -> None:
         """Initialize a new GeoPileStreamingDataset instance.
 
@@ -160,6 +240,13 @@ class GeoPileStreamingDataset(StreamingDataset):
             max_cache_size: largest local cache of downloaded shards (e.g. '50GB').
             cache_dir: local cache folder (litdata's default if None).
             storage_options: object-storage client options; None: environment.
+            sensor: the sensor to read with (None: the shards' own, if any); for
+                shards of RGB images, one of 3 uint8 bands makes samples follow the
+                multispectral conventions.
+
+        Raises:
+            ShardError: if the shards cannot be opened.
+            SensorError: if ``sensor`` is not the shards' (see :func:`shards_sensor`).
         """
         litdata_allow_http()  # http:// endpoints (MinIO, Ceph): torchgeo_gfm._compat
         try:
@@ -176,6 +263,10 @@ class GeoPileStreamingDataset(StreamingDataset):
             raise _open_error(input_dir, storage_options, error) from error
         self.input_dir_name = input_dir
         self.size = size
+        # litdata fetched index.json into input_dir.path (its cache, for a URL)
+        stored = index_metadata(self.input_dir.path).get('sensor')
+        self.sensor = shards_sensor(stored, sensor, input_dir)
+        self.arrays = stored is not None
 
     def __iter__(self) -> 'GeoPileStreamingDataset':
         """Start an epoch (in a DataLoader worker: where the chunks are downloaded).
@@ -193,7 +284,8 @@ class GeoPileStreamingDataset(StreamingDataset):
             index: litdata's chunk index.
 
         Returns:
-            ``{'image': uint8 [3, size, size], 'source': int64 scalar}``.
+            ``{'image': [C, size, size], 'source': int64 scalar}``: uint8 RGB, or the
+            stored array of multiband shards.
 
         Raises:
             ShardError: if a chunk is shorter than the index says or did not download.
@@ -208,5 +300,9 @@ class GeoPileStreamingDataset(StreamingDataset):
                 'Re-run the shard command (or re-upload the file) and clear the local '
                 'cache (cache_dir) before training again'
             ) from error
-        image = decode_rgb(item['image'], item['path'], self.size)
+        if self.arrays:  # a copy: litdata's array is a read-only view of the chunk
+            image = torch.from_numpy(np.array(item['image']))
+            image = _fit(image, self.size) if self.size is not None else image
+        else:
+            image = decode_rgb(item['image'], item['path'], self.size)
         return {'image': image, 'source': torch.tensor(int(item['source']))}

@@ -14,7 +14,9 @@ turns botocore's errors into what was not found or allowed (:func:`status_of`).
 
 import contextlib
 import importlib.util
+import json
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -277,3 +279,56 @@ def bucket_exists(url: str, storage_options: dict[str, Any] | None) -> bool | No
     except BotoCoreError:
         return None
     return True
+
+
+#: the key of index.json under which the writer records what litdata does not (sensor)
+INDEX_KEY = 'torchgeo_gfm'
+
+
+def add_to_index(
+    target: str, metadata: dict[str, Any], storage_options: dict[str, Any] | None
+) -> None:
+    """Record ``metadata`` in the written shards' index.json, under :data:`INDEX_KEY`.
+
+    litdata's reader ignores keys it does not know, and it downloads index.json (and
+    only it) when a dataset is opened: the reader learns the sensor at no extra cost.
+
+    Args:
+        target: the folder or URL ``optimize`` has just written.
+        metadata: JSON-serialisable data.
+        storage_options: object-storage client options (None: environment).
+    """
+    if not is_remote(target):
+        _add_to_index_file(Path(target, 'index.json'), metadata)
+        return
+    from litdata.streaming.fs_provider import GCPFsProvider, S3FsProvider
+
+    provider_class = S3FsProvider if target.startswith('s3://') else GCPFsProvider
+    provider = provider_class(storage_options=storage_options or {})
+    url = f'{target.rstrip("/")}/index.json'
+    with tempfile.TemporaryDirectory(prefix='geopile-index-') as folder:
+        local = os.path.join(folder, 'index.json')
+        provider.download_file(url, local)
+        _add_to_index_file(Path(local), metadata)
+        provider.upload_file(local, url)
+
+
+def _add_to_index_file(path: Path, metadata: dict[str, Any]) -> None:
+    index = json.loads(path.read_text())
+    index[INDEX_KEY] = metadata
+    path.write_text(json.dumps(index, sort_keys=True))
+
+
+def index_metadata(folder: str | None) -> dict[str, Any]:
+    """What :func:`add_to_index` recorded in a local (or cached) index.json.
+
+    Args:
+        folder: the folder holding index.json (litdata's cache for a URL); None: none.
+
+    Returns:
+        The recorded metadata; empty for shards written without any (RGB images).
+    """
+    if folder is None or not os.path.isfile(path := os.path.join(folder, 'index.json')):
+        return {}
+    metadata = json.loads(Path(path).read_text()).get(INDEX_KEY, {})
+    return metadata if isinstance(metadata, dict) else {}

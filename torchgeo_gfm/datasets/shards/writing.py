@@ -40,7 +40,7 @@ from .processes import (
     workers_ignore_sigint,
 )
 from .reading import decode_rgb
-from .storage import check_output_dir, output_target
+from .storage import add_to_index, check_output_dir, output_target
 
 #: most worker processes (each a fork of this one); more cannot run at once usefully
 MAX_WORKERS = max(64, 4 * (os.cpu_count() or 1))
@@ -97,17 +97,26 @@ class _Encode:
         # inputs are indices, not paths: litdata would copy path inputs to a cache first
         path, source = self.files[index]
         try:
-            data = _read_regular(path)
-            decode_rgb(data, path)  # the whole image: truncation shows up here
+            data = self._load(path)
         except Exception as error:  # noqa: BLE001 (any decoder error: bad data, not a bug)
             # one JSON line per file: any name (tabs, newlines, bytes that are not UTF-8)
             line = json.dumps([path, f'{type(error).__name__}: {error}'])
             with open(os.path.join(self.log_dir, f'{os.getpid()}.jsonl'), 'a') as log:
                 print(line, file=log)
             return
-        yield self._sample(data, source, os.path.relpath(path, self.root))
+        yield self._sample(data, source, self._relative(path, source))
 
-    def _sample(self, data: bytes, source: int, path: str) -> dict[str, Any]:
+    def _load(self, path: str) -> Any:
+        """What a sample stores of the file: its bytes, once decoded as a check."""
+        data = _read_regular(path)
+        decode_rgb(data, path)  # the whole image: truncation shows up here
+        return data
+
+    def _relative(self, path: str, source: int) -> str:
+        """The file's path as samples record it: relative to ROOT."""
+        return os.path.relpath(path, self.root)
+
+    def _sample(self, data: Any, source: int, path: str) -> dict[str, Any]:
         path = _text(path)
         return {
             'image': data,
@@ -152,6 +161,8 @@ class ShardReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     #: NAIP chips cut from rasters (included in ``written``).
     naip_chips: int = 0
+    #: the sensor of multiband arrays (:func:`write_multiband_shards`); None: images.
+    sensor: str | None = None
 
 
 def _source_order(
@@ -243,6 +254,47 @@ def write_geopile_shards(
     order = _source_order(found, sources, naip.source) if naip else list(found)
     files, inputs = _inputs(pile, order, naip)
     encode = _Encode(os.fspath(root or ''), files, tuple(order), '', naip)
+    written, skipped, chips = shard(
+        encode,
+        inputs,
+        output_dir,
+        chunk_bytes,
+        num_workers,
+        storage_options,
+        f'images under {str(root)!r}',
+    )
+    return ShardReport(output_dir, written, tuple(order), skipped, chips)
+
+
+def shard(
+    encode: _Encode,
+    inputs: list[int],
+    output_dir: str,
+    chunk_bytes: int,
+    num_workers: int,
+    storage_options: dict[str, Any] | None,
+    what: str,
+    metadata: dict[str, Any] | None = None,
+) -> tuple[int, list[tuple[str, str]], int]:
+    """Run litdata's ``optimize`` over checked inputs; nothing is left on failure.
+
+    Args:
+        encode: the per-input function (its ``log_dir`` is set here).
+        inputs: file indices (and the NAIP job).
+        output_dir: a checked :func:`.storage.check_output_dir` result.
+        chunk_bytes: target shard size in bytes.
+        num_workers: worker processes.
+        storage_options: object-storage client options (None: environment).
+        what: the inputs, as the error that none could be read names them.
+        metadata: recorded in index.json (:func:`.storage.add_to_index`), if given.
+
+    Returns:
+        ``(written, skipped, naip_chips)``.
+
+    Raises:
+        ShardWriteError: if a worker, the disk or the object store failed.
+        RuntimeError: if no file could be read (nothing is written).
+    """
     with (
         tempfile.TemporaryDirectory(prefix='geopile-shard-') as encode.log_dir,
         output_target(output_dir, storage_options) as target,
@@ -273,13 +325,15 @@ def write_geopile_shards(
         skipped = _collect_skips(encode.log_dir)
         chips_file = Path(encode.log_dir, 'naip-chips')
         chips = int(chips_file.read_text()) if chips_file.exists() else 0
-        written = len(files) - len(skipped) + chips
+        written = len(encode.files) - len(skipped) + chips
         if not written:  # raised inside output_target: a local output is removed
             raise RuntimeError(
-                f'none of the {len(files)} images under {str(root)!r} could be '
-                f'decoded (first: {skipped[:3]}); nothing was written; check the files'
+                f'none of the {len(encode.files)} {what} could be decoded (first: '
+                f'{skipped[:3]}); nothing was written; check the files'
             )
-    return ShardReport(output_dir, written, tuple(order), skipped, chips)
+        if metadata is not None:  # inside output_target: a local OUT appears complete
+            add_to_index(target, metadata, storage_options)
+    return written, skipped, chips
 
 
 def check_num_workers(num_workers: int) -> None:
