@@ -49,6 +49,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         'torchgeo_gfm.cli.arp',
         'average relative performance of downstream runs against the IN-22k baseline',
     ),
+    'stats': (
+        'torchgeo_gfm.cli.stats',
+        'per-band mean/std of your GeoTIFFs -> a sensor YAML file (--sensor s2 ...)',
+    ),
     'config': (
         'torchgeo_gfm.cli.config',
         'list the shipped `torchgeo fit` configs (--list) or write one out (NAME -o FILE)',
