@@ -86,7 +86,11 @@ def test_wheel_contents(wheel: Path) -> None:
         f'torchgeo_gfm/configs/{p.relative_to(REPO / "configs").as_posix()}'
         for p in (REPO / 'configs').rglob('*.yaml')
     )
-    assert sorted(n for n in names if n.endswith('.yaml')) == configs
+    sensors = [  # the shipped sensors (torchgeo_gfm.sensors)
+        f'torchgeo_gfm/sensors/{p.name}'
+        for p in (REPO / 'torchgeo_gfm' / 'sensors').glob('*.yaml')
+    ]
+    assert sorted(n for n in names if n.endswith('.yaml')) == sorted(configs + sensors)
     assert any(n.endswith('.dist-info/licenses/LICENSE') for n in names)
     (meta,) = [n for n in names if n.endswith('.dist-info/METADATA')]
     text = zipfile.ZipFile(wheel).read(meta).decode()
