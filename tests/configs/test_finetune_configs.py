@@ -81,7 +81,10 @@ def backbone_line(name: str) -> tuple[str, str, str]:
 
 
 def test_every_config_is_tested() -> None:
-    assert sorted(p.stem for p in CONFIGS.glob('*.yaml')) == sorted(CASES)
+    # the multispectral ones: tests/configs/test_multispectral_configs.py
+    multispectral = {'eurosat13', 'bigearthnet_s2'}
+    stems = {p.stem for p in CONFIGS.glob('*.yaml')} - multispectral
+    assert sorted(stems) == sorted(CASES)
 
 
 @pytest.mark.slow

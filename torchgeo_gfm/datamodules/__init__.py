@@ -3,10 +3,12 @@
 
 """Lightning datamodules for the datasets of this package."""
 
-from .bigearthnet import BigEarthNetRGBDataModule
+from .bigearthnet import BigEarthNetRGBDataModule, BigEarthNetS2DataModule
 from .dsifn import DSIFNDataModule
+from .eurosat import EuroSATSensorDataModule
 from .geopile import GeoPileDataModule
 from .geopile_streaming import GeoPileStreamingDataModule
+from .multispectral import SensorClassificationDataModule
 from .oscd import OSCDTiledDataModule
 from .spacenet2_sr import SpaceNet2SRDataModule
 from .ucmerced import UCMercedImageNetDataModule
@@ -16,11 +18,14 @@ from .whu_building import WHUBuildingDataModule
 
 __all__ = (
     'BigEarthNetRGBDataModule',
+    'BigEarthNetS2DataModule',
     'DSIFNDataModule',
+    'EuroSATSensorDataModule',
     'GeoPileDataModule',
     'GeoPileStreamingDataModule',
     'OSCDTiledDataModule',
     'ResumableTrainLoader',
+    'SensorClassificationDataModule',
     'SpaceNet2SRDataModule',
     'UCMercedImageNetDataModule',
     'Vaihingen2DTiledDataModule',
