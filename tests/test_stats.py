@@ -72,7 +72,7 @@ def test_whole_files_nodata_left_out(tmp_path: Path) -> None:
             valid.mean(dtype=np.float64), rel=1e-12
         )
         assert stats.std[band] == pytest.approx(valid.std(dtype=np.float64), rel=1e-9)
-    assert (stats.files, stats.windows) == (2, 2)
+    assert (stats.files, stats.windows, stats.dtypes) == (2, 2, ('uint16',))
 
 
 def test_float32_nan_left_out(tmp_path: Path) -> None:
@@ -84,6 +84,7 @@ def test_float32_nan_left_out(tmp_path: Path) -> None:
     stats = band_statistics([path], 'rgb', size=40)
     valid = [data[i][np.isfinite(data[i])].astype(np.float64) for i in range(3)]
     assert stats.pixels == (1200, 1600, 1599)
+    assert stats.dtypes == ('float32',)
     np.testing.assert_allclose(stats.mean, [v.mean() for v in valid], rtol=1e-12)
     np.testing.assert_allclose(stats.std, [v.std() for v in valid], rtol=1e-9)
 
@@ -216,7 +217,9 @@ def test_cli_writes_a_sensor(
     np.testing.assert_allclose(sensor.mean, mean, rtol=1e-6)
     np.testing.assert_allclose(sensor.std, std, rtol=1e-6)
     assert out.read_text().startswith('# written by: torchgeo-gfm stats ')
-    assert capsys.readouterr().out.splitlines()[0].startswith('B1\t')
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0].startswith('B1\t')
+    assert 'warning' not in captured.err
     # an existing output is kept without --force, replaced with it
     assert main([*argv, '--name', 'other']) == 2
     assert 'pass --force' in capsys.readouterr().err
@@ -224,6 +227,18 @@ def test_cli_writes_a_sensor(
     assert main([*argv, '--name', 'other', '--overwrite']) == 0
     assert get_sensor(out).name == 'other'
     assert sorted(p.name for p in out.parent.iterdir()) == ['my_s2.yaml']
+
+
+def test_cli_warns_of_another_dtype(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = np.random.default_rng(11).random((3, 8, 8), dtype=np.float32)
+    _write(tmp_path / 'reflectance.tif', data)
+    out = tmp_path / 'mine.yaml'
+    assert main(['stats', str(tmp_path), '--sensor', 'rgb', '-o', str(out)]) == 0
+    err = capsys.readouterr().err
+    assert 'warning: the files hold float32, sensor rgb stores uint8' in err
+    assert get_sensor(out).dtype == 'uint8'
 
 
 @pytest.mark.parametrize(

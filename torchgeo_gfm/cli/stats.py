@@ -126,5 +126,11 @@ def run(args: argparse.Namespace) -> int:
         return report_error('stats', e)
     for band, mean, std in zip(sensor.bands, sensor.mean, sensor.std, strict=True):
         print(f'{band}\t{mean:.7g}\t{std:.7g}')
+    if stats.dtypes != (sensor.dtype,):  # e.g. float reflectance read as uint16 DN
+        print(
+            f'warning: the files hold {", ".join(stats.dtypes)}, sensor {base.name} '
+            f'stores {sensor.dtype}: check dtype, scale and offset in {args.output}',
+            file=sys.stderr,
+        )
     print(f'sensor {sensor.name}: {args.output}', file=sys.stderr)
     return 0

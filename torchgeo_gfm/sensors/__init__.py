@@ -33,7 +33,7 @@ from ..outputs import atomic_output
 if TYPE_CHECKING:
     from torch import Tensor
 
-__all__ = ('DTYPES', 'Sensor', 'SensorError', 'get_sensor', 'list_sensors')
+__all__ = ('ALIASES', 'DTYPES', 'Sensor', 'SensorError', 'get_sensor', 'list_sensors')
 
 #: the stored value types a sensor may declare
 DTYPES = ('uint8', 'uint16', 'float32')
@@ -173,7 +173,7 @@ class Sensor:
     mean: tuple[float, ...]
     #: standard deviation of the stored values, per band
     std: tuple[float, ...]
-    #: type of the stored values: ``'uint8'``, ``'uint16'`` or ``'float32'``
+    #: how the values are stored, ``'uint8'``, ``'uint16'`` or ``'float32'``
     dtype: str
     #: where the numbers come from
     description: str = ''

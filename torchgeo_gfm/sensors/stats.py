@@ -49,6 +49,8 @@ class BandStatistics(NamedTuple):
     files: int
     #: windows read
     windows: int
+    #: value types of the files read (``'uint16'``...), sorted
+    dtypes: tuple[str, ...] = ()
 
 
 def find_rasters(root: str | os.PathLike[str]) -> list[Path]:
@@ -128,8 +130,8 @@ def _read(
     size: int,
     rng: np.random.Generator,
     moments: _Moments,
-) -> int:
-    """Add the valid pixels of random windows of one file; return the windows read."""
+) -> tuple[int, set[str]]:
+    """Add the valid pixels of random windows of one file; return windows and types."""
     with rasterio.open(path) as src:
         sensor.check_bands(src.count, str(path))
         chosen = _windows(src.height, src.width, size, windows, rng)
@@ -146,7 +148,7 @@ def _read(
                 moments.add(
                     band, values[valid] if valid is not True else values.ravel()
                 )
-    return len(chosen)
+    return len(chosen), set(src.dtypes)
 
 
 def band_statistics(
@@ -191,7 +193,7 @@ def band_statistics(
             files[i] for i in sorted(rng.choice(len(files), samples, replace=False))
         ]
     moments = _Moments(sensor.num_bands)
-    read = sum(_read(path, sensor, windows, size, rng, moments) for path in files)
+    read = [_read(path, sensor, windows, size, rng, moments) for path in files]
     std = np.sqrt(moments.m2 / np.maximum(moments.n, 1))
     _check(sensor, moments, std, len(files))
     return BandStatistics(
@@ -199,7 +201,8 @@ def band_statistics(
         std=tuple(std.tolist()),
         pixels=tuple(moments.n.tolist()),
         files=len(files),
-        windows=read,
+        windows=sum(n for n, _ in read),
+        dtypes=tuple(sorted(set().union(*(types for _, types in read)))),
     )
 
 
