@@ -41,10 +41,11 @@ def geopile(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_config_runs_in_a_test() -> None:
     # gfm: test_paper_config_fits (as shipped but for sizes, data and hardware);
     # gfm_demo: test_demo; finetune/*: tests/configs/test_finetune_configs.py
-    # gfm_streaming: tests/streaming/test_config.py
+    # gfm_streaming: tests/streaming/test_config.py; gfm_s2: tests/configs/test_gfm_s2_config.py
     assert sorted(p.stem for p in CONFIGS.glob('*.yaml')) == [
         'gfm',
         'gfm_demo',
+        'gfm_s2',
         'gfm_streaming',
     ]
 
