@@ -23,7 +23,7 @@ from torchgeo_gfm.datasets.shards import (
 from torchgeo_gfm.sensors import SensorError, get_sensor
 
 
-def write_tif(path: Path, array: np.ndarray) -> Path:
+def write_tif(path: Path, array: np.ndarray, nodata: float | None = None) -> Path:
     """A GeoTIFF in UTM zone 33N (EPSG:32633), 10 m pixels."""
     path.parent.mkdir(parents=True, exist_ok=True)
     count, height, width = array.shape
@@ -35,6 +35,7 @@ def write_tif(path: Path, array: np.ndarray) -> Path:
         'dtype': array.dtype.name,
         'crs': 'EPSG:32633',
         'transform': from_origin(500_000, 4_600_000, 10, 10),
+        'nodata': nodata,
     }
     with rasterio.open(path, 'w', **profile) as dst:
         dst.write(array)
@@ -93,7 +94,7 @@ def test_cli_round_trip_is_bit_exact(
     assert index['torchgeo_gfm']['sensor'] == get_sensor('s2').to_dict()
 
 
-def test_float_arrays_kept_and_nan_files_listed(
+def test_float_arrays_kept_nan_filled_when_read_inf_files_listed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fields = {**get_sensor('s2_l2a').to_dict(), 'name': 'l2a_float', 'dtype': 'float32'}
@@ -103,22 +104,46 @@ def test_float_arrays_kept_and_nan_files_listed(
     rng = np.random.default_rng(1)
     good = rng.normal(0.2, 0.1, (2, 12, 24, 24)).astype(np.float32)
     good[0, 0, 0, 0] = -0.0  # the sign of zero survives too
+    good[1, 3, 5, 5] = np.nan  # stored as it is, filled when read
     write_tif(tmp_path / 'src' / 'a.tif', good[0])
     write_tif(tmp_path / 'src' / 'b.tif', good[1])
-    for name, bad in (('nan.tif', np.nan), ('inf.tif', np.inf)):
-        array = good[0].copy()
-        array[3, 5, 5] = bad
-        write_tif(tmp_path / 'src' / name, array)
+    inf = good[0].copy()
+    inf[3, 5, 5] = np.inf
+    write_tif(tmp_path / 'src' / 'inf.tif', inf)
     out = tmp_path / 'shards'
     assert main(['shard', '--sensor', str(yaml), str(tmp_path / 'src'), str(out)]) == 0
     err = capsys.readouterr().err
-    assert err.count('has NaN or infinite values') == 2
+    assert 'inf.tif (ValueError: has infinite values' in err
     items = sorted(StreamingDataset(str(out)), key=lambda item: item['path'])
     assert [item['path'] for item in items] == ['src/a.tif', 'src/b.tif']
     for item, expected in zip(items, good):
         assert item['image'].dtype == np.float32
-        assert item['image'].tobytes() == expected.tobytes()  # bit for bit
-    assert GeoPileStreamingDataset(str(out), cache_dir=str(tmp_path)).sensor == sensor
+        assert item['image'].tobytes() == expected.tobytes()  # bit for bit, NaN too
+    dataset = GeoPileStreamingDataset(
+        str(out), size=None, shuffle=False, cache_dir=str(tmp_path)
+    )
+    assert dataset.sensor == sensor
+    images = [dataset[i]['image'] for i in range(2)]
+    (filled,) = [x for x in images if x[0, 0, 0].item() == good[1, 0, 0, 0]]
+    assert filled[3, 5, 5].item() == pytest.approx(sensor.mean[3])  # the band mean
+    assert not any(x.isnan().any() for x in images)
+
+
+def test_nodata_is_stored_and_set_to_the_band_mean_when_read(tmp_path: Path) -> None:
+    array = np.full((13, 8, 8), 1234, np.uint16)
+    array[:, 2, 3] = 0
+    write_tif(tmp_path / 'src' / 'x.tif', array, nodata=0)
+    write_multiband_shards([tmp_path / 'src'], str(tmp_path / 'out'), 's2')
+    (item,) = StreamingDataset(str(tmp_path / 'out'))
+    np.testing.assert_array_equal(item['image'], array)  # stored as it is
+    assert item['nodata'] == 0
+    dataset = GeoPileStreamingDataset(
+        str(tmp_path / 'out'), size=None, cache_dir=str(tmp_path)
+    )
+    image = dataset[0]['image']
+    mean = torch.tensor(get_sensor('s2').mean).round().to(torch.uint16)
+    assert torch.equal(image[:, 2, 3], mean)
+    assert (image[:, 0, 0] == 1234).all()
 
 
 def test_a_file_of_another_band_count_is_refused_and_nothing_written(
@@ -136,7 +161,9 @@ def test_a_file_of_another_band_count_is_refused_and_nothing_written(
 
 def test_a_file_of_another_dtype_is_refused(tmp_path: Path) -> None:
     bad = write_tif(tmp_path / 'src' / 'x.tif', np.zeros((13, 8, 8), np.float32))
-    with pytest.raises(ValueError, match=f'{bad} holds float32 values, sensor s2_l1c'):
+    with pytest.raises(
+        ValueError, match=f'{bad} stores float32 values, but sensor s2_l1c'
+    ):
         write_multiband_shards([bad.parent], str(tmp_path / 'out'), 's2')
     assert not (tmp_path / 'out').exists()
 

@@ -18,7 +18,7 @@ One module per concept, each read top to bottom:
 
 * :mod:`.writing`: :func:`write_geopile_shards` and its inputs, checks and report;
 * :mod:`.multiband`: :func:`write_multiband_shards`, multiband GeoTIFFs as arrays;
-* :mod:`.reading`: :func:`decode_rgb`, :func:`shards_sensor` and
+* :mod:`.reading`: :func:`decode_rgb`, :func:`shards_sensor`, :func:`fill_nodata` and
   :class:`GeoPileStreamingDataset`;
 * :mod:`.storage`: local folders and object-storage URLs, checked before any work;
 * :mod:`.processes`: the writer's worker processes stop when the command stops.
@@ -27,7 +27,13 @@ One module per concept, each read top to bottom:
 """
 
 from .multiband import write_multiband_shards
-from .reading import GeoPileStreamingDataset, ShardError, decode_rgb, shards_sensor
+from .reading import (
+    GeoPileStreamingDataset,
+    ShardError,
+    decode_rgb,
+    fill_nodata,
+    shards_sensor,
+)
 from .storage import REMOTE_SCHEMES, WRITABLE_SCHEMES, is_remote
 from .writing import (
     MAX_WORKERS,
@@ -46,6 +52,7 @@ __all__ = (
     'ShardReport',
     'ShardWriteError',
     'decode_rgb',
+    'fill_nodata',
     'is_remote',
     'parse_chunk_bytes',
     'shards_sensor',

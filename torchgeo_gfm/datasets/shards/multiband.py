@@ -13,12 +13,17 @@ of the bytes but took ~13 ms per sample to inflate (``docs/streaming.md``).
 The sensor is recorded in the shards' ``index.json`` (:func:`.storage.add_to_index`), so
 the reader knows the bands and dtype. Every file's header is checked before any work: a
 band count or dtype other than the sensor's is an error naming the file, and nothing is
-written. A file that cannot be read, or float data with NaN or infinite values (one such
-value makes the training loss NaN: fill nodata before sharding), is left out and listed.
+written. A file that cannot be read is left out and listed.
+
+Nodata: stored as it is (with the file's nodata value in the sample); the reader sets
+nodata and NaN pixels to the sensor's band mean, as
+:class:`~torchgeo_gfm.datasets.MultibandFolder` does. Infinite values have no such
+meaning: a file holding any is left out and listed (one would make the loss infinite).
 
 .. versionadded:: 0.2
 """
 
+import math
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -30,6 +35,8 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 
 from ...sensors import Sensor, get_sensor
+from ..multiband import GDAL_ENV, check_dtype
+from ..utils import find_images
 from .storage import check_output_dir
 from .writing import (
     ShardReport,
@@ -45,7 +52,7 @@ _TIFF = ('.tif', '.tiff')
 
 def _open(path: str) -> Any:
     """A rasterio dataset; plain TIFFs (no georeference) are read without warnings."""
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), rasterio.Env(**GDAL_ENV):
         warnings.simplefilter('ignore', NotGeoreferencedWarning)
         return rasterio.open(path)
 
@@ -53,12 +60,7 @@ def _open(path: str) -> Any:
 def _check_header(path: str, count: int, dtype: str, sensor: Sensor) -> None:
     """Refuse a file whose band count or dtype is not the sensor's."""
     sensor.check_bands(count, path)
-    if dtype != sensor.dtype:
-        raise ValueError(
-            f'{path} holds {dtype} values, sensor {sensor.name} stores {sensor.dtype}; '
-            f'convert the file, or give a sensor YAML whose dtype is {dtype} (with the '
-            'scale and offset of those values)'
-        )
+    check_dtype(sensor, dtype, path)
 
 
 @dataclass
@@ -69,16 +71,22 @@ class _EncodeArray(_Encode):
     #: each source's folder (file paths are recorded relative to it, under its name)
     folders: tuple[str, ...] = field(default_factory=tuple)
 
-    def _load(self, path: str) -> np.ndarray:
+    def _load(self, path: str) -> tuple[np.ndarray, float]:
+        """The file's array and nodata value (NaN if it has none)."""
         assert self.sensor is not None
         with _open(path) as src:
             _check_header(path, src.count, src.dtypes[0], self.sensor)
-            array = src.read()
-        if array.dtype.kind == 'f' and not np.isfinite(array).all():
+            array, nodata = src.read(), src.nodata
+        if array.dtype.kind == 'f' and np.isinf(array).any():
             raise ValueError(
-                'has NaN or infinite values; fill nodata (e.g. with 0) before sharding'
+                'has infinite values; replace them (e.g. with the nodata value) '
+                'before sharding'
             )
-        return np.ascontiguousarray(array)
+        return np.ascontiguousarray(array), math.nan if nodata is None else nodata
+
+    def _sample(self, data: Any, source: int, path: str) -> dict[str, Any]:
+        array, nodata = data
+        return {**super()._sample(array, source, path), 'nodata': float(nodata)}
 
     def _relative(self, path: str, source: int) -> str:
         return os.path.join(
@@ -99,9 +107,7 @@ def _find_rasters(folders: list[str]) -> tuple[tuple[str, ...], list[tuple[str, 
     for source, folder in enumerate(folders):
         if not os.path.isdir(folder):
             raise FileNotFoundError(f'{folder}: no such folder of GeoTIFFs (SOURCE)')
-        found = sorted(
-            str(p) for p in Path(folder).rglob('*') if p.suffix.lower() in _TIFF
-        )
+        found = [f for f in find_images(folder) if f.lower().endswith(_TIFF)]
         if not found:
             raise FileNotFoundError(
                 f'{folder} holds no GeoTIFF (*.tif, *.tiff); expected a folder of '

@@ -188,6 +188,32 @@ def shards_sensor(
     return sensor
 
 
+def fill_nodata(array: np.ndarray, nodata: float, sensor: Sensor) -> np.ndarray:
+    """Set nodata and NaN pixels to the sensor's band mean, as MultibandFolder does.
+
+    The mean is what normalisation maps to 0: the neutral value, no texture to learn.
+
+    Args:
+        array: stored values ``[C, H, W]``.
+        nodata: the file's nodata value (NaN: none).
+        sensor: whose band means fill (rounded for integer data).
+
+    Returns:
+        The array, filled (the same object if nothing needed filling).
+
+    .. versionadded:: 0.2
+    """
+    floating = array.dtype.kind == 'f'
+    invalid = np.isnan(array) if floating else np.zeros(array.shape, bool)
+    if not np.isnan(nodata):
+        invalid |= array == nodata
+    if not invalid.any():
+        return array
+    mean = np.asarray(sensor.mean, dtype=np.float64)[:, None, None]
+    fill = (mean if floating else np.round(mean)).astype(array.dtype)
+    return np.where(invalid, fill, array)
+
+
 def _fit(image: Tensor, size: int) -> Tensor:
     """:func:`fit_square` for any dtype: integer values resized, rounded, kept."""
     if image.shape[-2:] == (size, size) or image.is_floating_point():
@@ -300,8 +326,11 @@ class GeoPileStreamingDataset(StreamingDataset):
                 'Re-run the shard command (or re-upload the file) and clear the local '
                 'cache (cache_dir) before training again'
             ) from error
-        if self.arrays:  # a copy: litdata's array is a read-only view of the chunk
-            image = torch.from_numpy(np.array(item['image']))
+        if self.arrays:
+            assert self.sensor is not None
+            array = fill_nodata(item['image'], item['nodata'], self.sensor)
+            # a copy: litdata's array is a read-only view of the chunk
+            image = torch.from_numpy(np.array(array))
             image = _fit(image, self.size) if self.size is not None else image
         else:
             image = decode_rgb(item['image'], item['path'], self.size)
