@@ -78,6 +78,7 @@ def test_torchgeo_task_with_the_callback(tmp_path: Path) -> None:
         'scale': 1,
         'multiple': 1,  # fcn: no downsampling
         'datamodule': 'tests.models.fake_data.FakeDataModule',
+        'sensor': None,  # an RGB datamodule of 0.1: its mean/std say it all
     }
 
 

@@ -17,7 +17,7 @@ from . import report_error
 
 
 def add_scene_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the options ``predict`` and ``embed`` share: bands, batch, device, outputs, stats.
+    """Add the options ``predict`` and ``embed`` share: bands, batch, device, outputs, stats, sensor.
 
     Args:
         parser: the sub-command's parser.
@@ -39,6 +39,13 @@ def add_scene_arguments(parser: argparse.ArgumentParser) -> None:
         '--mean', type=_floats, help="per-band mean, e.g. '123.7,116.3,103.5'"
     )
     parser.add_argument('--std', type=_floats, help='per-band std (with --mean)')
+    parser.add_argument(
+        '--sensor',
+        metavar='NAME|YAML',
+        help="the rasters' sensor (e.g. s2, landsat, naip, or a sensor YAML) for "
+        'weights that record none; it normalises them and their bands are checked '
+        'against it (weights that record a sensor use theirs)',
+    )
     parser.add_argument(
         '--precision',
         choices=('fp32', 'bf16', 'auto'),
@@ -77,7 +84,16 @@ def run_scene[T](
     from ..outputs import OutputError
     from ..scene import SceneError
 
-    shared = ('bands', 'batch_size', 'device', 'overwrite', 'mean', 'std', 'precision')
+    shared = (
+        'bands',
+        'batch_size',
+        'device',
+        'overwrite',
+        'mean',
+        'std',
+        'precision',
+        'sensor',
+    )
     options.update({name: getattr(args, name) for name in shared})
     try:
         result = work(*inputs, **options)

@@ -32,7 +32,7 @@ import struct
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import safetensors
 import safetensors.torch
@@ -42,10 +42,16 @@ from torch import Tensor
 from .._utils import plain
 from ..outputs import OutputError, atomic_output, check_output
 
+if TYPE_CHECKING:
+    from ..sensors import Sensor
+
 #: metadata ``format`` value of the files :func:`save_backbone` writes
 BACKBONE_FORMAT = 'torchgeo-gfm-backbone'
 #: version of that format
 BACKBONE_FORMAT_VERSION = '1'
+#: metadata key of the sensor a backbone file's inputs come from (JSON of
+#: :meth:`~torchgeo_gfm.sensors.Sensor.to_dict`); files without it are RGB
+SENSOR_KEY = 'sensor'
 
 #: file formats :func:`sniff_format` recognises
 WeightsFormat = Literal['safetensors', 'torch-zip', 'torch-pickle']
@@ -524,6 +530,51 @@ def load_backbone(path: str | os.PathLike[str]) -> dict[str, Tensor]:
             f'{path}: metadata format is {meta.get("format")!r}; expected {expected}.'
         )
     return check_tensors(tensors, path, expected)
+
+
+def backbone_sensor(path: str | os.PathLike[str]) -> 'Sensor | None':
+    """The sensor a weights file records, read from its header only (no tensor).
+
+    ``torchgeo-gfm export`` copies a pretraining checkpoint's sensor into the backbone
+    file's metadata (key :data:`SENSOR_KEY`), ``torchgeo-gfm convert`` records ``rgb``.
+
+    Args:
+        path: a backbone file, or the authors' ``gfm.pth``.
+
+    Returns:
+        The sensor, or None where none is recorded: the authors' ``gfm.pth`` and backbone
+        files written before 0.2, whose inputs are RGB.
+
+    Raises:
+        FileNotFoundError: if *path* does not exist.
+        GFMCheckpointError: if the file is neither format, or its recorded sensor is not
+            valid JSON of a sensor.
+
+    .. versionadded:: 0.2
+    """
+    from ..sensors import SensorError, get_sensor
+
+    path = _check_file(path, _BACKBONE_EXPECTED)
+    if _sniffed(path, _BACKBONE_EXPECTED) != 'safetensors':
+        return None
+    try:
+        with safetensors.safe_open(path, framework='pt') as f:
+            recorded = (f.metadata() or {}).get(SENSOR_KEY)
+    except Exception as e:  # noqa: BLE001  (SafetensorError)
+        raise GFMCheckpointError(
+            f'{path}: not a readable safetensors file ({e}); truncated or corrupt? '
+            f'Expected {_BACKBONE_EXPECTED}. {_AGAIN}'
+        ) from None
+    if recorded is None:
+        return None
+    try:
+        return get_sensor(json.loads(recorded))
+    except (ValueError, SensorError) as e:  # JSONDecodeError is a ValueError
+        raise GFMCheckpointError(
+            f'{path}: its metadata {SENSOR_KEY!r} is not a sensor ({e}); write the file '
+            'again with `torchgeo-gfm export`, or set the sensor in its metadata to the '
+            'JSON of Sensor.to_dict()'
+        ) from None
 
 
 def read_gfm_weights(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -6,6 +6,7 @@
 Keeps the student only, in timm ``gfm_swin_base`` key names; the result loads with
 ``gfm_swin_b(weights=OUT)``, ``timm.create_model('gfm_swin_base', pretrained=True,
 pretrained_cfg_overlay=dict(file=OUT))`` or :func:`~torchgeo_gfm.models.load_backbone`.
+The file records the ``rgb`` sensor (:func:`~torchgeo_gfm.models.checkpoint.backbone_sensor`).
 
 .. versionadded:: 0.1
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 from torch import Tensor
 
 from .checkpoint import (
+    SENSOR_KEY,
     load_upstream_checkpoint,
     prepare_output,
     save_backbone,
@@ -80,6 +82,8 @@ def convert(
 
     .. versionadded:: 0.1
     """
+    from ..sensors import get_sensor
+
     source = os.fspath(checkpoint)
     student = student_state_dict(load_upstream_checkpoint(source))
     check_complete_student(student, source)
@@ -87,6 +91,7 @@ def convert(
         'source': os.path.basename(source),
         'source_sha256': sha256sum(source),
         'arch': json.dumps(describe_swin(student)),
+        SENSOR_KEY: json.dumps(get_sensor('rgb').to_dict()),  # the authors' GFM is RGB
     }
     save_student(student, source, output, force=force, metadata=metadata)
     return metadata

@@ -8,6 +8,12 @@ authors' ``gfm.pth``, a ``torchgeo-gfm convert``/``export`` file) or a fine-tune
 Lightning checkpoint, whose timm encoder and normalisation are used; each file is read
 once. :func:`stage_features` gives the feature map of one Swin stage.
 
+The inputs are normalised with the statistics of the sensor the weights record (an
+``export`` of a multispectral pretraining run, a checkpoint of a multispectral task), or
+of the sensor given for weights that record none (``--sensor``: GFM's band rule fits RGB
+weights to its bands). Weights that record none and are given none are RGB: ImageNet
+statistics, for 3 bands only; RGB statistics are never applied to other bands.
+
 .. versionadded:: 0.2
    Moved here from :mod:`torchgeo_gfm.scene.embed`.
 """
@@ -21,9 +27,17 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .checkpoints import is_lightning_checkpoint, read_checkpoint_file
+from ..models.checkpoint import GFMCheckpointError, backbone_sensor
+from ..sensors import Sensor
+from .checkpoints import is_lightning_checkpoint, parse_checkpoint, read_checkpoint_file
 from .errors import SceneError
-from .normalisation import NAMED
+from .normalisation import (
+    NAMED,
+    SensorLike,
+    check_sensor_bands,
+    choose_sensor,
+    recorded_sensor,
+)
 from .predictor import load_predictor
 
 #: output stride of each Swin stage (patch 4, then x2 per stage)
@@ -41,8 +55,12 @@ class Backbone:
         mean: per-band mean (or one value), on the raster's scale.
         std: per-band std.
         name: for messages.
+        sensor: the sensor of its inputs, where recorded or given (its name is recorded
+            in the outputs).
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       Added *sensor*.
     """
 
     model: nn.Module
@@ -51,6 +69,7 @@ class Backbone:
     mean: Sequence[float]
     std: Sequence[float]
     name: str
+    sensor: Sensor | None = None
 
     def features(self, x: Tensor) -> Tensor:
         """The stage's ``[B, D, h, w]`` feature map of normalised pixels ``[B, C, H, W]``.
@@ -100,46 +119,94 @@ def load_backbone_for_embedding(
     in_channels: int,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    *,
+    sensor: SensorLike | None = None,
+    where: str = 'the raster',
 ) -> Backbone:
     """The backbone to embed with, and its normalisation.
 
     *weights* is a GFM_Weights member, a weights file (GFM Swin-B), or a fine-tuned
-    Lightning checkpoint, whose backbone and normalisation are used.
+    Lightning checkpoint, whose backbone and normalisation are used. The raster's band
+    count is checked against the sensor before the weights are loaded.
 
     Args:
         weights: see above; None for ``GFM_Weights.GEOPILE_RGB_GFM``.
         stage: Swin stage whose features are embedded.
         in_channels: bands of the input (GFM's band rule adapts the patch embedding).
-        mean: per-band mean, overriding the default (ImageNet on 0-255 data).
+        mean: per-band mean, overriding the sensor's (or the default: ImageNet on
+            0-255 data, for RGB weights that record no sensor).
         std: per-band std.
+        sensor: the sensor of the input for weights that record none (a shipped name
+            such as ``'s2'``, a YAML file, a dict or a Sensor).
+        where: the raster, for messages (e.g. ``'in.tif (--bands 1,2,3)'``).
 
     Returns:
         The backbone in eval mode.
 
     Raises:
-        SceneError: if the weights cannot be read or are not a backbone's.
+        SceneError: if the weights cannot be read or are not a backbone's, *sensor*
+            contradicts the recorded one, or the input's band count is not the sensor's
+            (RGB for weights that record none, unless *mean*/*std* are given).
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       Added *sensor* and *where*; a recorded sensor normalises and checks the bands.
     """
-    from ..models import GFM_Weights, gfm_swin_b
+    from ..models import GFM_Weights
 
     if weights is None:
         weights = GFM_Weights.GEOPILE_RGB_GFM
     checkpoint = None if isinstance(weights, GFM_Weights) else _lightning(weights)
     if checkpoint is not None:
-        return _from_task(os.fspath(weights), stage, mean, std, checkpoint)
+        path = os.fspath(weights)
+        recorded = recorded_sensor(parse_checkpoint(path, checkpoint))
+        chosen = choose_sensor(recorded, sensor, path)
+        if chosen is not None:
+            check_sensor_bands(chosen, in_channels, where)
+        return _from_task(path, stage, mean, std, checkpoint, chosen)
+    chosen = choose_sensor(_file_sensor(weights), sensor, str(weights))
+    if chosen is not None:
+        check_sensor_bands(chosen, in_channels, where)
+        m, s = chosen.mean, chosen.std
+    elif mean is None and in_channels != 3:
+        raise SceneError(
+            f'{where} has {in_channels} band(s); {weights} records no sensor, so its '
+            'inputs are RGB (3 bands, ImageNet statistics): pass --bands with the '
+            "raster's red, green and blue band numbers (e.g. --bands 4,3,2 for "
+            "Sentinel-2), or --sensor NAME|YAML with its sensor (GFM's band rule fits "
+            'the RGB weights to its bands), or --mean/--std'
+        )
+    else:
+        m, s = NAMED['imagenet']
+    model = _gfm_swin(weights, in_channels, chosen)
+    return Backbone(
+        model, stage, None, mean or m, std or s, f'gfm_swin_base ({weights})', chosen
+    )
+
+
+def _file_sensor(weights: Any) -> Sensor | None:
+    """The sensor a weights file records; None for the hub's and unreadable files."""
+    if not isinstance(weights, str | os.PathLike):
+        return None  # GFM_Weights: RGB
     try:
-        model = gfm_swin_b(weights, in_chans=in_channels, num_classes=0).eval()
+        return backbone_sensor(weights)
+    except (OSError, GFMCheckpointError):  # gfm_swin_b says what is wrong
+        return None
+
+
+def _gfm_swin(weights: Any, in_channels: int, sensor: Sensor | None) -> nn.Module:
+    """GFM Swin-B with *weights*, its RGB filters put on the sensor's red, green, blue."""
+    from ..models import gfm_swin_b
+
+    extra = {'rgb_indices': sensor.rgb} if sensor is not None else {}
+    try:
+        return gfm_swin_b(weights, in_chans=in_channels, num_classes=0, **extra).eval()
     except FileNotFoundError:
         raise SceneError(
             f'{weights}: no such file; expected GFM weights or a checkpoint'
         ) from None
     except Exception as error:  # noqa: BLE001  (any reading error: say which file)
         raise SceneError(f'{weights}: not usable as GFM weights ({error})') from None
-    m, s = NAMED['imagenet']
-    return Backbone(
-        model, stage, None, mean or m, std or s, f'gfm_swin_base ({weights})'
-    )
 
 
 def _lightning(path: Any) -> dict[str, Any] | None:
@@ -168,8 +235,9 @@ def _from_task(
     mean: Sequence[float] | None,
     std: Sequence[float] | None,
     checkpoint: dict[str, Any],
+    sensor: Sensor | None,
 ) -> Backbone:
-    predictor = load_predictor(path, mean, std, checkpoint=checkpoint)
+    predictor = load_predictor(path, mean, std, checkpoint=checkpoint, sensor=sensor)
     model: Any = predictor.task.model
     if predictor.kind == 'super_resolution':
         model = model.backbone
@@ -186,4 +254,5 @@ def _from_task(
         predictor.mean.tolist(),
         predictor.std.tolist(),
         f'backbone of {path}',
+        predictor.sensor,
     )

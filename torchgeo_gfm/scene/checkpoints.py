@@ -231,6 +231,11 @@ def _metadata(path: str, meta: object) -> dict[str, Any] | None:
     classes = meta.get('classes')
     if classes is not None and not all(isinstance(c, str) for c in classes):
         raise SceneError(f"{where}['classes'] holds non-strings; {REWRITE}")
+    sensor = meta.get('sensor')  # 0.2: Sensor.to_dict(), read by normalisation
+    if sensor is not None and not isinstance(sensor, Mapping):
+        raise SceneError(
+            f"{where}['sensor'] is {short(sensor)}: expected a dict; {REWRITE}"
+        )
     return dict(meta)
 
 

@@ -13,8 +13,11 @@ are nodata everywhere have no row. ``dense`` also writes the feature map itself 
 multi-band COG at the stage's stride (a TorchGeo ``RasterDataset`` reads it).
 
 How the embeddings were computed is recorded: the GeoParquet's file metadata holds key
-``torchgeo_gfm`` (JSON: precision, weights, stage, chip, stride, per-band mean/std), the
-dense COG the same as ``TORCHGEO_GFM_*`` tags. The model runs in fp32 unless
+``torchgeo_gfm`` (JSON: precision, weights, stage, chip, stride, bands, per-band
+mean/std, sensor), the dense COG the same as ``TORCHGEO_GFM_*`` tags. Multispectral
+weights (those that record a sensor, or any given ``sensor``) normalise with the
+sensor's statistics, and every raster's band count (after ``bands``) must be the
+sensor's (:mod:`.backbone`). The model runs in fp32 unless
 ``precision`` asks for bf16 (``'bf16'``, or ``'auto'`` where the hardware has it).
 Footprints are right whatever the raster's orientation (south-up, rotated: the geometry
 is the chip's outline, the bounds their min and max) and place on the globe (split at the
@@ -52,7 +55,7 @@ from .engine import (
 )
 from .errors import SceneError
 from .footprints import LonLat, footprint
-from .normalisation import per_band
+from .normalisation import SensorLike, check_sensor_bands, per_band, raster_bands
 from .raster import Scene, open_scene, parse_bands
 from .tiling import cap_tile, chip_grid
 from .writers import COGWriter, check_scene_outputs, write_geoparquet
@@ -110,6 +113,7 @@ def embed_scene(
     backbone: Backbone | None = None,
     progress: bool = True,
     precision: str = 'fp32',
+    sensor: SensorLike | None = None,
 ) -> EmbedResult:
     """Embed every chip of one or more rasters with GFM; write GeoParquet (and a COG).
 
@@ -134,15 +138,21 @@ def embed_scene(
         progress: show a progress bar.
         precision: 'fp32' (default: the same output on every machine), 'bf16' (forced
             bf16 autocast) or 'auto' (bf16 where the hardware computes it natively).
+        sensor: the sensor of the rasters (a shipped name such as ``'s2'``, a YAML file,
+            a dict or a Sensor) for weights that record none; its statistics normalise.
 
     Returns:
         What was written.
 
     Raises:
-        SceneError: for bad input, before anything is written.
+        SceneError: for bad input, before anything is written: among others rasters
+            whose band count is not the sensor's, or a *sensor* that contradicts the
+            one the weights record.
         OutputError: for an output that must not or cannot be written.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       Added *sensor*; a recorded sensor normalises and checks the bands.
     """
     stride = chip if stride is None else stride
     _check_args(inputs, chip, stride, stage, dense, batch_size, precision)
@@ -154,11 +164,19 @@ def embed_scene(
         overwrite=overwrite,
     )
     target = check_device(device)
-    scenes = _open_all(inputs, parse_bands(bands))
-    channels = len(scenes[0].bands)
-    backbone = backbone or load_backbone_for_embedding(
-        weights, stage, channels, mean, std
-    )
+    chosen = parse_bands(bands)
+    scenes = _open_all(inputs, chosen)
+    first = scenes[0]
+    channels = len(first.bands)
+    where = raster_bands(first.paths[0], first.bands, bool(chosen))
+    if backbone is None:
+        backbone = load_backbone_for_embedding(
+            weights, stage, channels, mean, std, sensor=sensor, where=where
+        )
+    elif sensor is not None:
+        raise SceneError('sensor: give it to load_backbone_for_embedding, not backbone')
+    elif backbone.sensor is not None:
+        check_sensor_bands(backbone.sensor, channels, where)
     for scene in scenes:
         open_scene(scene.paths, scene.bands, backbone.in_channels or channels)
     used = resolve_precision(precision, target)
@@ -363,6 +381,7 @@ def _metadata(run: _Run, scene: Scene) -> dict[str, Any]:
         'bands': list(scene.bands),
         'mean': mean,
         'std': std,
+        'sensor': run.backbone.sensor.name if run.backbone.sensor else None,
     }
 
 
@@ -373,6 +392,7 @@ def _tags(metadata: dict[str, Any]) -> dict[str, str]:
         if isinstance(value, str)
         else json.dumps(value)
         for key, value in metadata.items()
+        if value is not None
     }
 
 

@@ -4,7 +4,10 @@
 """The per-band normalisation a fine-tuned checkpoint was trained with, checked.
 
 First found of: what the caller gives (``--mean/--std``, or a named normalisation in
-:data:`NAMED`), the checkpoint's inference metadata, the datamodule's hyper-parameters
+:data:`NAMED`), the sensor the checkpoint records (its inference metadata's ``sensor``,
+or ``--sensor`` for a checkpoint that records none: :func:`choose_sensor`; the raster's
+band count is then checked against it, :func:`check_sensor_bands`), the checkpoint's
+inference metadata ``mean``/``std``, the datamodule's hyper-parameters
 (``datamodule_hyper_parameters``, for datamodules that call ``save_hyperparameters()``),
 or the ``config.yaml`` that LightningCLI wrote to the run's log folder (the parent of
 ``checkpoints/``), used only when its model is the checkpoint's; the datamodule is then
@@ -16,6 +19,7 @@ pass instead. Every set of statistics goes through :func:`per_band`.
    Moved here from :mod:`torchgeo_gfm.scene.predictor`.
 """
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,9 +29,13 @@ from lightning.pytorch import LightningDataModule
 from torch import Tensor
 
 from .._utils import plain
+from ..sensors import Sensor, SensorError, get_sensor
 from ..tasks.inference import INFERENCE_KEY
-from .checkpoints import Checkpoint, import_trusted
+from .checkpoints import REWRITE, Checkpoint, import_trusted
 from .errors import SceneError, first_line, short
+
+#: what ``--sensor`` takes
+SensorLike = str | os.PathLike[str] | Mapping[str, Any] | Sensor
 
 #: named normalisations (mean, std per band, on the data's own scale)
 NAMED = {
@@ -41,7 +49,8 @@ NAMED = {
 
 #: what to pass where the normalisation is not recorded
 _HINT = (
-    'pass the statistics the model was trained with: --mean M1,M2,.. --std S1,S2,.. '
+    'pass the sensor of its inputs (--sensor NAME|YAML, e.g. --sensor s2), or the '
+    'statistics the model was trained with: --mean M1,M2,.. --std S1,S2,.. '
     "(on the raster's own scale), or --normalize imagenet (torchgeo_gfm datamodules: "
     'ImageNet mean/std on 0-255 data) or --normalize unit (TorchGeo default: / 255); '
     'checkpoints of runs with torchgeo_gfm.tasks.InferenceMetadata in trainer.callbacks '
@@ -78,7 +87,8 @@ def per_band(
     remedy = (
         f'pass {name.split()[0]} with {channels} values (or one)'
         if name.startswith('--')
-        else 'pass --mean and --std with the statistics the model was trained with'
+        else 'pass --sensor NAME|YAML with the sensor of the bands, or --mean and --std '
+        'with the statistics the model was trained with'
     )
     wanted = f'{channels} finite values (or one){", each > 0" if is_std else ""}'
     try:
@@ -117,8 +127,9 @@ def normalisation(
     std: Sequence[float] | None,
     normalize: str | None,
     trusted: Sequence[str],
+    sensor: Sensor | None = None,
 ) -> tuple[Tensor, Tensor, str]:
-    """Mean and std per band: given, named, recorded, or the training datamodule's.
+    """Mean and std per band: given, named, the sensor's, recorded, or the datamodule's.
 
     Args:
         ckpt: the checkpoint.
@@ -127,6 +138,7 @@ def normalisation(
         std: per-band std given by the caller, or None.
         normalize: a name in :data:`NAMED` instead, or None.
         trusted: packages a recorded datamodule may come from.
+        sensor: the sensor of the model's inputs (:func:`choose_sensor`), or None.
 
     Returns:
         ``[channels]`` mean and std (float32), and where they came from (for the log).
@@ -149,6 +161,9 @@ def normalisation(
                 f'--normalize {normalize!r}: expected one of {sorted(NAMED)}'
             )
         pair, source = NAMED[normalize], f'--normalize {normalize}'
+    elif sensor is not None:
+        pair, source = (sensor.mean, sensor.std), f'sensor {sensor.name}'
+        names = (f'sensor {sensor.name}: mean', f'sensor {sensor.name}: std')
     elif ckpt.meta is not None and ckpt.meta.get('mean') is not None:
         pair = (ckpt.meta['mean'], ckpt.meta['std'])
         names = (f'{path}: {INFERENCE_KEY} mean', f'{path}: {INFERENCE_KEY} std')
@@ -162,6 +177,113 @@ def normalisation(
         per_band(pair[1], channels, names[1]),
         source,
     )
+
+
+def recorded_sensor(ckpt: Checkpoint) -> Sensor | None:
+    """The sensor a checkpoint records: its inference metadata's, else its task's.
+
+    Args:
+        ckpt: the checkpoint.
+
+    Returns:
+        The sensor, or None where none is recorded.
+
+    Raises:
+        SceneError: for a recorded sensor that is not valid.
+
+    .. versionadded:: 0.2
+    """
+    found = (ckpt.meta or {}).get('sensor', ckpt.hparams.get('sensor'))
+    if found is None:
+        return None
+    try:
+        return get_sensor(found)
+    except (SensorError, TypeError) as error:
+        raise SceneError(
+            f'{ckpt.path}: its recorded sensor is not valid ({first_line(error)}); '
+            + REWRITE
+        ) from None
+
+
+def choose_sensor(
+    recorded: Sensor | None, given: SensorLike | None, where: str
+) -> Sensor | None:
+    """The sensor to normalise with: the one recorded, or the one given for files without.
+
+    Args:
+        recorded: the sensor the weights record, or None.
+        given: ``--sensor`` (a shipped name, a YAML file, a dict, a Sensor), or None.
+        where: the weights, for messages.
+
+    Returns:
+        The sensor, or None if neither says one.
+
+    Raises:
+        SceneError: for a *given* sensor that cannot be read, or that contradicts the
+            recorded one.
+
+    .. versionadded:: 0.2
+    """
+    if given is None:
+        return recorded
+    try:
+        chosen = get_sensor(given)
+    except (SensorError, OSError, TypeError) as error:
+        raise SceneError(f'--sensor {short(given)}: {first_line(error)}') from None
+    if recorded is not None and chosen.to_dict() != recorded.to_dict():
+        raise SceneError(
+            f'--sensor {short(given)}: contradicts the sensor {where} records '
+            f'({_describe(recorded)}; given: {_describe(chosen)}); drop --sensor, which '
+            'is for weights that record none'
+        )
+    return chosen
+
+
+def check_sensor_bands(sensor: Sensor, count: int, where: str, hint: str = '') -> None:
+    """Refuse a raster whose band count (after ``--bands``) is not the sensor's.
+
+    Args:
+        sensor: the sensor of the model's inputs.
+        count: the bands read from the raster.
+        where: the raster, e.g. ``'in.tif (--bands 1,2,3)'`` (:func:`raster_bands`).
+        hint: more to do, ending the message.
+
+    Raises:
+        SceneError: naming both band counts and the ``--bands`` to pass.
+
+    .. versionadded:: 0.2
+    """
+    n = sensor.num_bands
+    if count == n:
+        return
+    example = ','.join(str(b) for b in range(1, n + 1))
+    raise SceneError(
+        f"{where} has {count} band(s), the model's sensor is {_describe(sensor)}; pass "
+        f"--bands with the raster's numbers of those {n} bands in that order (e.g. "
+        f'--bands {example}){hint}'
+    )
+
+
+def raster_bands(path: str, bands: Sequence[int], given: bool) -> str:
+    """A raster and the bands chosen of it, for :func:`check_sensor_bands`.
+
+    Args:
+        path: the raster.
+        bands: the 1-based bands read.
+        given: whether ``--bands`` chose them.
+
+    Returns:
+        ``'in.tif'`` or ``'in.tif (--bands 4,3,2)'``.
+
+    .. versionadded:: 0.2
+    """
+    return f'{path} (--bands {",".join(map(str, bands))})' if given else path
+
+
+def _describe(sensor: Sensor) -> str:
+    """``s2_l1c with 13 bands (B1, B2, ..., B12)``."""
+    names = ', '.join(sensor.bands)
+    return f'{sensor.name} with {sensor.num_bands} bands ({names})'
 
 
 def _from_datamodule(

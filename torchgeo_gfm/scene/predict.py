@@ -17,6 +17,11 @@ classification the one output pixel is the capped chip). The model runs in fp32 
 precision used is logged, printed and written into the COG's metadata
 (``TORCHGEO_GFM_PRECISION``).
 
+A checkpoint that records the sensor of its inputs (multispectral tasks, 0.2) is
+normalised with the sensor's statistics, and the raster's bands (after ``bands``) must be
+the sensor's, in number; ``sensor`` gives one for a checkpoint that records none (and
+must agree with a recorded one). The sensor's name is written as ``TORCHGEO_GFM_SENSOR``.
+
 .. versionadded:: 0.1
 """
 
@@ -41,6 +46,7 @@ from .engine import (
     run_tiles,
 )
 from .errors import SceneError
+from .normalisation import SensorLike, check_sensor_bands, raster_bands
 from .predictor import Predictor, load_predictor
 from .raster import Scene, open_scene, parse_bands
 from .tiling import Blender, TileGrid, cap_tile, chip_grid, grid_shape
@@ -90,6 +96,7 @@ def predict_scene(
     normalize: str | None = None,
     progress: bool = True,
     precision: str = 'fp32',
+    sensor: SensorLike | None = None,
 ) -> PredictResult:
     """Apply a fine-tuned checkpoint to whole scenes; write a Cloud-Optimized GeoTIFF.
 
@@ -114,15 +121,21 @@ def predict_scene(
         progress: show a progress bar.
         precision: 'fp32' (default: the same output on every machine), 'bf16' (forced
             bf16 autocast) or 'auto' (bf16 where the hardware computes it natively).
+        sensor: the sensor of the model's inputs (a shipped name such as ``'s2'``, a
+            YAML file, a dict or a Sensor) for a checkpoint that records none.
 
     Returns:
         What was written.
 
     Raises:
-        SceneError: for bad input, before anything is written.
+        SceneError: for bad input, before anything is written: among others a raster
+            whose band count is not the sensor's, a *sensor* that contradicts the
+            recorded one.
         OutputError: for an output that must not or cannot be written.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       Added *sensor*; a recorded sensor normalises and checks the bands.
     """
     _check_numbers(tile, overlap, batch_size)
     mode = check_precision(precision)
@@ -137,9 +150,13 @@ def predict_scene(
         raise SceneError('--vectorize writes classes: drop --probabilities to use it')
     target = check_device(device)
     if isinstance(checkpoint, Predictor):
+        if sensor is not None:
+            raise SceneError(
+                'sensor: give it to load_predictor, which normalises with it'
+            )
         predictor = checkpoint
     else:
-        predictor = load_predictor(checkpoint, mean, std, normalize)
+        predictor = load_predictor(checkpoint, mean, std, normalize, sensor=sensor)
     if vectors and predictor.kind == 'super_resolution':
         raise SceneError('--vectorize needs classes; a super-resolution model has none')
     if len(inputs) != predictor.images:
@@ -147,7 +164,12 @@ def predict_scene(
             f'{[os.fspath(p) for p in inputs]}: the {predictor.kind} model takes '
             f'{predictor.images} raster(s) (change detection: before and after)'
         )
-    scene = open_scene(inputs, parse_bands(bands), predictor.in_channels)
+    chosen = parse_bands(bands)
+    if predictor.sensor is not None:  # its message before the model's
+        read = open_scene(inputs, chosen, None)
+        where = raster_bands(read.paths[0], read.bands, bool(chosen))
+        check_sensor_bands(predictor.sensor, len(read.bands), where)
+    scene = open_scene(inputs, chosen, predictor.in_channels)
     tile, overlap = _tiling(predictor, scene, tile, overlap)
     used = resolve_precision(mode, target)
     predictor.to(target)
@@ -217,6 +239,8 @@ def _tags(
         'TORCHGEO_GFM_PRECISION': used,
         'TORCHGEO_GFM_NORMALISATION': predictor.source,
     }
+    if predictor.sensor is not None:
+        tags['TORCHGEO_GFM_SENSOR'] = predictor.sensor.name
     if not isinstance(checkpoint, Predictor):
         tags['TORCHGEO_GFM_CHECKPOINT'] = os.fspath(checkpoint)
     return tags

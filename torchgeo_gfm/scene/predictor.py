@@ -6,7 +6,8 @@
 The file is read once and checked by :mod:`.checkpoints`. What the checkpoint is comes
 from the metadata this package's tasks write (and TorchGeo's, trained with the shipped
 configs: :class:`~torchgeo_gfm.tasks.InferenceMetadata`): kind, mode, task class, bands,
-the datamodule's per-band mean and std, class names, outputs, scale and size multiple.
+the datamodule's per-band mean and std, class names, outputs, scale and size multiple,
+and the sensor of its inputs (0.2), whose statistics then normalise the raster.
 The task is rebuilt from the same dict: ``TaskClass(**hyper_parameters, weights=None)``
 (nothing is downloaded), then its ``state_dict`` is loaded strictly.
 
@@ -36,6 +37,7 @@ from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
 from .._deprecated import moved
+from ..sensors import Sensor
 from ..tasks.inference import Kind, inference_metadata, task_classes, task_kind
 from . import checkpoints
 from .checkpoints import (
@@ -47,7 +49,7 @@ from .checkpoints import (
     parse_checkpoint,
 )
 from .errors import SceneError, first_line
-from .normalisation import normalisation
+from .normalisation import SensorLike, choose_sensor, normalisation, recorded_sensor
 
 #: task classes the scene engine applies, most specific first
 TASKS: dict[Kind, type[nn.Module]] = task_classes()
@@ -70,8 +72,12 @@ class Predictor:
         source: where the normalisation came from (for the log).
         classes: class names, where the checkpoint records them.
         bands: band names (or 0-based indexes) of the training data, where recorded.
+        sensor: the sensor of its inputs, where recorded (or given); rasters must have
+            its bands.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       Added *sensor*.
     """
 
     task: nn.Module
@@ -86,6 +92,7 @@ class Predictor:
     source: str
     classes: list[str] | None = None
     bands: list[str | int] | None = None
+    sensor: Sensor | None = None
 
     @property
     def images(self) -> int:
@@ -133,6 +140,7 @@ def load_predictor(
     *,
     trusted: Sequence[str] = (),
     checkpoint: Mapping[str, Any] | None = None,
+    sensor: SensorLike | None = None,
 ) -> Predictor:
     """Rebuild a fine-tuned task from its Lightning checkpoint, offline.
 
@@ -148,6 +156,9 @@ def load_predictor(
             :data:`~.checkpoints.TRUSTED_ENV`).
         checkpoint: the file's contents, if already read (the file is then not read
             again), e.g. by :func:`~.checkpoints.read_checkpoint_file`.
+        sensor: the sensor of the model's inputs (a shipped name such as ``'s2'``, a YAML
+            file, a dict or a :class:`~torchgeo_gfm.sensors.Sensor`) for a checkpoint
+            that records none; its statistics normalise the raster.
 
     Returns:
         The predictor on the CPU, in eval mode.
@@ -155,9 +166,13 @@ def load_predictor(
     Raises:
         SceneError: if the file is not a checkpoint of a task the scene engine applies,
             its weights or statistics are not finite, it names a class outside the
-            trusted packages, or its normalisation cannot be known and none is given.
+            trusted packages, its normalisation cannot be known and none is given, or
+            *sensor* contradicts the recorded one or has another band count than the
+            model.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       Added *sensor*; the recorded sensor's statistics normalise.
     """
     path = os.fspath(path)
     content = (
@@ -167,8 +182,11 @@ def load_predictor(
     modules = checkpoints.trusted_modules(trusted)
     kind, cls = _kind_and_class(ckpt, kind, modules)
     channels = _in_channels(ckpt)
+    chosen = _sensor(ckpt, sensor, channels)
     task = _build(ckpt, cls)
-    mu, sigma, source = normalisation(ckpt, channels, mean, std, normalize, modules)
+    mu, sigma, source = normalisation(
+        ckpt, channels, mean, std, normalize, modules, chosen
+    )
     # what the checkpoint records, else what the rebuilt task says (as it would record)
     derived = inference_metadata(task) or {}
     meta = {**derived, **{k: v for k, v in (ckpt.meta or {}).items() if v is not None}}
@@ -185,7 +203,26 @@ def load_predictor(
         source=source,
         classes=meta.get('classes'),
         bands=meta.get('bands'),
+        sensor=chosen,
     )
+
+
+def _sensor(ckpt: Checkpoint, given: SensorLike | None, channels: int) -> Sensor | None:
+    """The recorded sensor (or the one given), which must have the model's bands."""
+    recorded = recorded_sensor(ckpt)
+    sensor = choose_sensor(recorded, given, ckpt.path)
+    if sensor is not None and sensor.num_bands != channels:
+        what = 'records' if recorded is not None else 'is given (--sensor)'
+        raise SceneError(
+            f'{ckpt.path}: sensor {sensor.name} {what} with {sensor.num_bands} bands, '
+            f'its model takes {channels}; '
+            + (
+                REWRITE
+                if recorded is not None
+                else f'pass a sensor of {channels} bands'
+            )
+        )
+    return sensor
 
 
 def _kind_and_class(

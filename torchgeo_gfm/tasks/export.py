@@ -5,11 +5,15 @@
 
 The output (safetensors, timm key names) loads with ``gfm_swin_b(weights=OUT)``,
 ``timm.create_model('gfm_swin_base', pretrained=True,
-pretrained_cfg_overlay=dict(file=OUT))`` and TorchGeo's tasks.
+pretrained_cfg_overlay=dict(file=OUT))`` and TorchGeo's tasks. It records the sensor the
+student was trained for (the task's ``sensor`` hyper-parameter; ``rgb`` for a 3-band
+student of a checkpoint without one, as before 0.2), which ``predict``/``embed`` read back
+(:func:`~torchgeo_gfm.models.checkpoint.backbone_sensor`).
 
 .. versionadded:: 0.1
 """
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,9 +21,14 @@ from typing import Any
 
 from torch import Tensor
 
-from ..models.checkpoint import GFMCheckpointError, check_tensors, read_checkpoint
+from ..models.checkpoint import (
+    SENSOR_KEY,
+    GFMCheckpointError,
+    check_tensors,
+    read_checkpoint,
+)
 from ..models.convert import save_student
-from ..models.swin_state import check_complete_student
+from ..models.swin_state import PATCH_EMBED, check_complete_student
 
 _EXPECTED = (
     "a Lightning checkpoint of torchgeo_gfm.tasks.ContinualPretraining (e.g. 'last.ckpt', with "
@@ -74,14 +83,35 @@ def student_from_checkpoint(
     state = _student(ckpt, path)
     check_complete_student(state, os.fspath(path))
     hparams = ckpt.get('hyper_parameters') or {}
+    channels = int(state[PATCH_EMBED].shape[1])
     meta = {
         'source': path.name,
         'architecture': str(hparams.get('model', 'gfm_swin_base')),
-        'in_chans': str(hparams.get('in_channels', 3)),
+        'in_chans': str(channels),
         'global_step': str(ckpt.get('global_step', '')),
         'epoch': str(ckpt.get('epoch', '')),
     }
+    sensor = _sensor(hparams.get('sensor'), channels, path)
+    if sensor is not None:
+        meta[SENSOR_KEY] = json.dumps(sensor)
     return state, meta
+
+
+def _sensor(recorded: Any, channels: int, path: Path) -> dict[str, Any] | None:
+    """The student's sensor as a dict, checked against its patch embedding."""
+    from ..sensors import SensorError, get_sensor
+
+    if recorded is None:  # checkpoints before 0.2: RGB students
+        return get_sensor('rgb').to_dict() if channels == 3 else None
+    try:
+        sensor = get_sensor(recorded)
+        sensor.check_bands(channels, f"{path}: the student's patch embedding")
+    except SensorError as error:
+        raise GFMCheckpointError(
+            f'{path}: its sensor hyper-parameter does not fit its student ({error}); '
+            f'expected {_EXPECTED}.'
+        ) from None
+    return sensor.to_dict()
 
 
 def export_checkpoint(

@@ -23,7 +23,14 @@ under :data:`INFERENCE_KEY` as plain Python values (readable with
         'scale': 1,                    # output pixels per input pixel (SR)
         'multiple': 32,                # tile sizes must be multiples of this
         'datamodule': 'torchgeo_gfm.datamodules.whu_building.WHUBuildingDataModule',
+        'sensor': {'name': 's2_l1c', 'bands': [...], ...},  # or None (below)
     }
+
+``sensor`` (added in 0.2, :meth:`~torchgeo_gfm.sensors.Sensor.to_dict`) is the task's
+``sensor`` hyper-parameter, else the datamodule's ``sensor`` (multispectral datamodules
+yield the sensor's stored values and the model sees them normalised by the sensor's
+statistics); ``predict`` then normalises with it. None for the RGB datamodules of 0.1,
+which record their ``mean``/``std`` instead.
 
 This package's tasks write it themselves (:class:`InferenceMetadataMixin`, also in
 weights-only checkpoints); TorchGeo's tasks do when the callback is in the trainer's
@@ -148,7 +155,18 @@ def inference_metadata(
         'scale': int(hp.get('scale', 1)) if kind == 'super_resolution' else 1,
         'multiple': _multiple(module),
         'datamodule': class_path(type(datamodule)) if datamodule else None,
+        'sensor': _sensor(hp.get('sensor'), datamodule),
     }
+
+
+def _sensor(
+    hparam: Any, datamodule: LightningDataModule | None
+) -> dict[str, Any] | None:
+    """The sensor of the task's inputs: its hyper-parameter, else the datamodule's."""
+    from ..sensors import get_sensor
+
+    found = hparam if hparam is not None else getattr(datamodule, 'sensor', None)
+    return None if found is None else get_sensor(found).to_dict()
 
 
 def _outputs(kind: Kind, hp: dict[str, Any]) -> int:
