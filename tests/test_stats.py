@@ -8,38 +8,28 @@ import numpy as np
 import pytest
 import rasterio
 import rasterio.io
+from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
+from tests.scene.helpers import write_raster
 from torchgeo_gfm.cli import main
 from torchgeo_gfm.cli.stats import SENSORS
 from torchgeo_gfm.sensors import ALIASES, SensorError, get_sensor, list_sensors
 from torchgeo_gfm.sensors.stats import band_statistics, find_rasters, sensor_statistics
 
-UTM = 'EPSG:32633'
-LONLAT = 'EPSG:4326'
+UTM = CRS.from_epsg(32633)
+LONLAT = CRS.from_epsg(4326)
 
 
 def _write(
-    path: Path, data: np.ndarray, crs: str = UTM, nodata: float | None = None
+    path: Path, data: np.ndarray, crs: CRS = UTM, nodata: float | None = None
 ) -> Path:
     """A GeoTIFF of *data* ``[C, H, W]`` in *crs* (10 m UTM or 1e-4 degree pixels)."""
-    pixel = 10.0 if crs == UTM else 1e-4
-    origin = (500000.0, 5000000.0) if crs == UTM else (13.0, 52.0)
+    origin, pixel = (
+        ((500_000.0, 5_000_000.0), 10.0) if crs == UTM else ((13.0, 52.0), 1e-4)
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
-    with rasterio.open(
-        path,
-        'w',
-        driver='GTiff',
-        count=data.shape[0],
-        height=data.shape[1],
-        width=data.shape[2],
-        dtype=data.dtype,
-        crs=crs,
-        transform=from_origin(*origin, pixel, pixel),
-        nodata=nodata,
-    ) as dst:
-        dst.write(data)
-    return path
+    return write_raster(path, data, crs, from_origin(*origin, pixel, pixel), nodata)
 
 
 def _s2(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -62,6 +52,8 @@ def test_whole_files_nodata_left_out(tmp_path: Path) -> None:
     _write(tmp_path / 'x' / 'a.tif', a, UTM, nodata=0)
     _write(tmp_path / 'b.TIFF', b, LONLAT, nodata=0)
     (tmp_path / 'notes.txt').write_text('not a raster')
+    with rasterio.open(tmp_path / 'b.TIFF') as src:
+        assert src.crs == LONLAT
     files = find_rasters(tmp_path)
     assert files == [tmp_path / 'b.TIFF', tmp_path / 'x' / 'a.tif']
     stats = band_statistics(files, 's2', size=64)
