@@ -234,7 +234,7 @@ class BigEarthNetS2DataModule(SensorClassificationDataModule):
     (:class:`BigEarthNetRGBDataModule`). ``train_fraction`` keeps a random share of
     the training split (GFM: 10 % and 1 %), the same for a given ``seed``. Normalisation
     and augmentation: see
-    :class:`~torchgeo_gfm.datamodules.multispectral.SensorClassificationDataModule`.
+    :class:`~torchgeo_gfm.datamodules.SensorClassificationDataModule`.
 
     .. versionadded:: 0.2
     """

@@ -20,7 +20,7 @@ class EuroSATSensorDataModule(SensorClassificationDataModule):
     ``s2_l1c``: B1 ... B8, B8A, B9 ... B12). The dataset is asked for the sensor's bands
     by name, so images arrive in the sensor's order, and the model's RGB filters land on
     ``sensor.rgb``. Normalisation and augmentation: see
-    :class:`~torchgeo_gfm.datamodules.multispectral.SensorClassificationDataModule`.
+    :class:`~torchgeo_gfm.datamodules.SensorClassificationDataModule`.
 
     .. versionadded:: 0.2
     """
