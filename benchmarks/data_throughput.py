@@ -35,6 +35,14 @@ reproduce that overlap. The folders were just written, so they are read from the
 cache; on a cluster's shared filesystem folder reading is typically much slower, which
 this machine cannot emulate fairly.
 
+Multispectral (``--chips 0`` skips it): Sentinel-2 L1C chips in TorchGeo's SSL4EO-S12 layout
+(13 single-band uint16 GeoTIFFs per season, 264/132/44 px for the 10/20/60 m bands as the
+release stores them, 2 seasons per location, random values, uncompressed) read, one season per
+sample, by TorchGeo's own ``SSL4EOS12(seasons=1)`` and by ours,
+:class:`~torchgeo_gfm.datamodules.ssl4eo.SSL4EOS12Season` (what
+``SSL4EOS12PretrainDataModule`` loads with: the same pixels, kept uint16, no folder listing
+by GDAL at each open), same chips, same rounds, collate included.
+
 Usage: ``python benchmarks/data_throughput.py [--root GEOPILE] [--images 500]``. Without
 ``--root``, realistic JPEGs (procedural aerial-like scenes, quality 90, ~21 kB at 256 px)
 are generated in a temporary folder at 256 px and at larger sizes.
@@ -52,14 +60,26 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import rasterio
 import torch
 import torchvision.transforms as T
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, IterableDataset
+from rasterio.transform import from_origin
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, IterableDataset, Subset
+from torchgeo.datasets import SSL4EOS12
 from torchvision.datasets import ImageFolder
 
 from torchgeo_gfm.datamodules import GeoPileDataModule
+from torchgeo_gfm.datamodules.ssl4eo import SSL4EOS12Season
 from torchgeo_gfm.datasets import GeoPile, write_synthetic_geopile
 from torchgeo_gfm.datasets.synthetic import SCENES, SYNTHETIC_SOURCES
+from torchgeo_gfm.sensors import get_sensor
+
+#: Sentinel-2 L1C bands and their native resolution (m), as SSL4EO-S12 stores them
+S2_RESOLUTION = {
+    'B1': 60, 'B2': 10, 'B3': 10, 'B4': 10, 'B5': 20, 'B6': 20, 'B7': 20,
+    'B8': 10, 'B8A': 20, 'B9': 60, 'B10': 60, 'B11': 20, 'B12': 20,
+}  # fmt: skip
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -149,6 +169,45 @@ def measure(root: Path, batch_size: int, repeats: int) -> tuple[int, float, floa
             rates[name].append(images_per_second(dataset, batch_size))
     n = len(datasets['ours'])  # type: ignore[arg-type]
     return n, statistics.median(rates['authors']), statistics.median(rates['ours'])
+
+
+def generate_ssl4eo_s12(root: Path, chips: int, seed: int) -> Path:
+    """Write ``chips`` SSL4EO-S12 L1C locations (2 seasons each) in TorchGeo's layout."""
+    rng = np.random.default_rng(seed)
+    seasons = (
+        '20200314T102021_20200314T102021_T33UVP',
+        '20200612T101559_20200612T101559_T33UVP',
+    )
+    for location in range(chips):
+        for season in seasons:
+            folder = root / 's2c' / f'{location:07}' / season
+            folder.mkdir(parents=True)
+            for band, res in S2_RESOLUTION.items():
+                side = 2640 // res
+                profile = {
+                    'driver': 'GTiff', 'width': side, 'height': side, 'count': 1,
+                    'dtype': 'uint16', 'crs': 'EPSG:32633',
+                    'transform': from_origin(500000, 5300000, res, res),
+                }  # fmt: skip
+                with rasterio.open(folder / f'{band}.tif', 'w', **profile) as f:
+                    f.write(rng.integers(0, 10000, (1, side, side), dtype=np.uint16))
+    return root
+
+
+def multispectral(
+    root: Path, chips: int, batch_size: int, repeats: int
+) -> tuple[float, float]:
+    """Median chips/s of TorchGeo's SSL4EOS12 and ours, interleaved rounds."""
+    datasets: dict[str, Dataset[object]] = {
+        # TorchGeo's length is the full release's; read the chips that exist
+        'torchgeo': Subset(SSL4EOS12(root, 's2c', seasons=1), range(chips)),
+        'ours': SSL4EOS12Season(get_sensor('s2_l1c'), root=root, split='s2c'),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in datasets}
+    for _ in range(repeats):
+        for name, dataset in datasets.items():
+            rates[name].append(images_per_second(dataset, batch_size))
+    return statistics.median(rates['torchgeo']), statistics.median(rates['ours'])
 
 
 @contextlib.contextmanager
@@ -251,6 +310,12 @@ def main() -> None:
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
+        '--chips',
+        type=int,
+        default=128,
+        help='SSL4EO-S12 locations generated for the multispectral row (0: skip it)',
+    )
+    parser.add_argument(
         '--no-streaming',
         dest='streaming',
         action='store_false',
@@ -284,6 +349,16 @@ def main() -> None:
             if args.streaming
             else ([], [])
         )
+        ms = (
+            multispectral(
+                generate_ssl4eo_s12(Path(tmp) / 'ssl4eo', args.chips, args.seed),
+                args.chips,
+                args.batch_size,
+                args.repeats,
+            )
+            if args.chips
+            else None
+        )
 
     print(
         f'\nimages/second per CPU worker (1 thread, batch {args.batch_size}, median of '
@@ -295,6 +370,20 @@ def main() -> None:
     print('|---|---|---|---|---|')
     for label, n, authors, ours in rows:
         print(f'| {label} | {n} | {authors:.0f} | {ours:.0f} | {ours / authors:.2f}x |')
+    if ms is not None:
+        theirs, ours = ms
+        print(
+            f'\nmultispectral: SSL4EO-S12 L1C, 13 uint16 bands, one season per chip '
+            f'({args.chips} chips; chips/s per worker, 1 thread, batch {args.batch_size}, '
+            f'median of {args.repeats})\n'
+        )
+        print(
+            '| chips | TorchGeo SSL4EOS12(seasons=1) | ours (SSL4EOS12Season) | ratio |'
+        )
+        print('|---|---|---|---|')
+        print(
+            f'| 264 px, 13 bands | {theirs:.0f} | {ours:.0f} | {ours / theirs:.2f}x |'
+        )
     if stream:
         print(
             f'\nstreaming from a local S3 server vs folders ({roots[0][0]}; medians of '

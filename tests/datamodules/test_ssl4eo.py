@@ -144,3 +144,30 @@ def test_landsat_other_split_needs_a_sensor() -> None:
     dm = SSL4EOLPretrainDataModule(L, 'tm_toa', sensor=_landsat_8bit(), batch_size=1)
     dm.setup('fit')
     assert len(dm.train_dataset) == 3  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(('side', 'compress'), [(10, None), (12, 'lzw')])
+def test_s12_rasterio_fallback_equals_torchgeo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, side: int, compress: str | None
+) -> None:
+    # 264 / 10 is no integer factor; LZW needs imagecodecs for tifffile: rasterio reads
+    season = '20200314T102021_20200314T102021_T33UVP'
+    location = tmp_path / 's2c' / '0000000' / season
+    location.mkdir(parents=True)
+    rng = torch.Generator().manual_seed(0)
+    for band in SSL4EOS12.metadata['s2c']['bands']:
+        data = torch.randint(0, 10000, (1, side, side), generator=rng).numpy()
+        profile = {'driver': 'GTiff', 'width': side, 'height': side, 'count': 1}
+        geo = {
+            'crs': 'EPSG:32633',
+            'transform': rasterio.transform.from_origin(0, 0, 1, 1),
+        }
+        if compress:
+            profile['compress'] = compress
+        path = location / f'{band}.tif'
+        with rasterio.open(path, 'w', dtype='uint16', **profile, **geo) as f:
+            f.write(data.astype('uint16'))
+    _pin_season(monkeypatch, season)
+    ours = SSL4EOS12Season(get_sensor('s2'), root=tmp_path, split='s2c')[0]['image']
+    theirs = SSL4EOS12(tmp_path, 's2c')[0]['image']
+    assert torch.equal(ours.float(), theirs)
