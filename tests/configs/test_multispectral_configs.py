@@ -193,6 +193,7 @@ def test_config_fits_and_records_the_sensor(
     (checkpoint,) = (tmp_path / 'logs').rglob('*.ckpt')
     meta = torch.load(checkpoint, weights_only=True)[INFERENCE_KEY]
     sensor = get_sensor(config(name)['data']['init_args']['sensor'])
+    assert meta['sensor'] == sensor.to_dict()
     assert meta['bands'] == list(sensor.bands)
     assert meta['mean'] == pytest.approx(sensor.mean)
     assert meta['std'] == pytest.approx(sensor.std)
