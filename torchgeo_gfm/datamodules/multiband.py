@@ -177,7 +177,7 @@ class MultibandFolderDataModule(MultibandPretrainDataModule):
     Batches are those of every multispectral pretraining datamodule:
     ``{'image': float32 [B, C, size, size]}`` in the sensor's stored values, cropped and
     flipped on the device, not normalised (see
-    :class:`~torchgeo_gfm.datamodules.multiband.MultibandPretrainDataModule`).
+    :class:`~torchgeo_gfm.datamodules.MultibandPretrainDataModule`).
 
     .. versionadded:: 0.2
     """

@@ -7,6 +7,7 @@ from .dsifn import DSIFN
 from .errors import ManualDownloadError
 from .geopile import GeoPile, GeoPileLayoutError
 from .mlrsnet import MLRSNet
+from .multiband import MultibandFolder
 from .naip_chips import NAIPChipSpec, cut_naip_chips
 from .rsd46whu import RSD46WHU
 from .shards import GeoPileStreamingDataset, write_geopile_shards
@@ -24,6 +25,7 @@ __all__ = (
     'GeoPileStreamingDataset',
     'MLRSNet',
     'ManualDownloadError',
+    'MultibandFolder',
     'NAIPChipSpec',
     'SpaceNet2SuperResolution',
     'WHUBuilding',
