@@ -37,7 +37,11 @@ from torchgeo_gfm.models import (
     sniff_format,
     student_state_dict,
 )
-from torchgeo_gfm.models.checkpoint import BACKBONE_FORMAT, BACKBONE_FORMAT_VERSION
+from torchgeo_gfm.models.checkpoint import (
+    BACKBONE_FORMAT,
+    BACKBONE_FORMAT_VERSION,
+    backbone_sensor,
+)
 from torchgeo_gfm.tasks.super_resolution import load_backbone_file
 
 StateDict = dict[str, Tensor]
@@ -409,3 +413,54 @@ def test_sniff_random_bytes(data: bytes) -> None:
             assert fmt == 'torch-pickle'
         else:
             assert fmt is None
+
+
+# ------------------------------------------------------------ recorded sensor
+def test_convert_and_export_record_the_sensor(
+    tiny_gfm: Path, student: StateDict, tmp_path: Path
+) -> None:
+    from torchgeo_gfm.models.bands import adapt_patch_embed
+    from torchgeo_gfm.models.convert import convert
+    from torchgeo_gfm.models.swin_state import PATCH_EMBED
+    from torchgeo_gfm.sensors import get_sensor
+    from torchgeo_gfm.tasks.export import export_checkpoint
+
+    s2 = get_sensor('s2')
+    convert(tiny_gfm, tmp_path / 'converted.safetensors', force=False)
+    assert backbone_sensor(tmp_path / 'converted.safetensors') == get_sensor('rgb')
+    assert backbone_sensor(tiny_gfm) is None  # the authors' file: RGB, unrecorded
+    bands13 = {**student, PATCH_EMBED: adapt_patch_embed(student[PATCH_EMBED], 13)}
+    cases = [  # (student, sensor hyper-parameter, what the file records)
+        (bands13, s2.to_dict(), s2),  # ContinualPretraining records its dict
+        (bands13, 's2', s2),
+        (student, None, get_sensor('rgb')),  # a pretraining run before 0.2
+        (bands13, None, None),
+    ]
+    for i, (state, hparam, recorded) in enumerate(cases):
+        ckpt, out = tmp_path / f'{i}.ckpt', tmp_path / f'{i}.safetensors'
+        _write_pretraining(ckpt, state, hparam)
+        export_checkpoint(ckpt, out)
+        assert backbone_sensor(out) == recorded
+        assert load_backbone(out)[PATCH_EMBED].shape[1] == state[PATCH_EMBED].shape[1]
+    _write_pretraining(tmp_path / 'bad.ckpt', student, 's2')  # 3 bands, sensor 13
+    with pytest.raises(GFMCheckpointError, match=r'sensor hyper-parameter.*13'):
+        export_checkpoint(tmp_path / 'bad.ckpt', tmp_path / 'bad.safetensors')
+    assert not (tmp_path / 'bad.safetensors').exists()
+
+
+def _write_pretraining(path: Path, state: StateDict, sensor: object) -> None:
+    """A ContinualPretraining checkpoint as Lightning saves it (hparams as recorded)."""
+    weights = {f'model.student.{k}': v for k, v in state.items()}
+    hparams = {'model': 'gfm_swin_base', 'sensor': sensor}
+    torch.save({'state_dict': weights, 'hyper_parameters': hparams}, path)
+
+
+def test_recorded_sensor_that_is_not_one(student: StateDict, tmp_path: Path) -> None:
+    path = tmp_path / 'b.safetensors'
+    save_backbone(student, path)  # files before 0.2 record none: RGB
+    assert backbone_sensor(path) is None
+    for value, message in [('{"name": "x"', 'not a sensor'), ('{}', 'missing')]:
+        save_backbone(student, path, metadata={'sensor': value})
+        with pytest.raises(GFMCheckpointError, match=message) as error:
+            backbone_sensor(path)
+        assert str(path) in str(error.value)

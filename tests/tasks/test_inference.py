@@ -14,7 +14,7 @@ import safetensors.torch
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from torchgeo.tasks import SemanticSegmentation
 
 from tests.models.fake_data import TINY_SWIN, FakeDataModule
@@ -295,3 +295,25 @@ def test_resume_from_another_task(tmp_path: Path) -> None:
 def test_resume_from_its_own_checkpoint(tmp_path: Path) -> None:
     path = fit_checkpoint(plain_segmentation(), tmp_path / 'first', InferenceMetadata())
     resume(tmp_path, path)  # no false refusal
+
+
+def test_sensor_of_the_datamodule_or_the_task(tmp_path: Path) -> None:
+    from torchgeo_gfm.sensors import get_sensor
+
+    class Multispectral(
+        LightningDataModule
+    ):  # yields stored values, exposes its sensor
+        sensor = get_sensor('s2')
+
+    task = SemanticSegmentation(
+        model='fcn', in_channels=13, num_classes=2, num_filters=2
+    )
+    meta = inference_metadata(task, Multispectral())
+    assert meta is not None
+    assert meta['sensor'] == get_sensor('s2_l1c').to_dict()
+    torch.save(meta, tmp_path / 'm.pt')  # plain values: weights-only readable
+    assert torch.load(tmp_path / 'm.pt', weights_only=True) == meta
+    task.hparams['sensor'] = 's2_l2a'  # a task's own sensor comes first
+    meta = inference_metadata(task, Multispectral())
+    assert meta is not None
+    assert meta['sensor']['name'] == 's2_l2a'
