@@ -204,9 +204,12 @@ def fill_nodata(array: np.ndarray, nodata: float, sensor: Sensor) -> np.ndarray:
     .. versionadded:: 0.2
     """
     floating = array.dtype.kind == 'f'
-    invalid = np.isnan(array) if floating else np.zeros(array.shape, bool)
-    if not np.isnan(nodata):
-        invalid |= array == nodata
+    if np.isnan(nodata):
+        if not floating:  # integers without nodata: nothing to look for
+            return array
+        invalid = np.isnan(array)
+    else:
+        invalid = (array == nodata) | (np.isnan(array) if floating else False)
     if not invalid.any():
         return array
     mean = np.asarray(sensor.mean, dtype=np.float64)[:, None, None]
