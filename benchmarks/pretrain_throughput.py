@@ -20,6 +20,9 @@ AdamW. Variants, all built from the same weights:
   parameters then require grad and its forward, not under ``no_grad``, is recorded by
   autograd (only its output is detached).
 * the requested ``--precision`` / ``--compile`` variants of this package.
+* ``--sensor s2``: the fp32 eager step of a multispectral student (13 bands for ``s2``) on
+  uint16-range batches, normalised by the task, with the RGB teacher on their true colour;
+  its ``vs fp32 eager`` column is the cost of the extra bands (the 3-band step / this one).
 
 ``--breakdown`` profiles one step of this package and prints the share of its time spent in
 matrix multiplications, which both implementations perform identically: the authors' step
@@ -36,6 +39,7 @@ Examples::
     python benchmarks/pretrain_throughput.py                      # small Swin, CPU
     python benchmarks/pretrain_throughput.py --arch base --batch 128 --device cuda \\
         --precision bf16 --compile
+    python benchmarks/pretrain_throughput.py --arch base --batch 2 --sensor s2  # 13 vs 3
 """
 
 import argparse
@@ -64,7 +68,12 @@ ARCHS: dict[str, dict[str, Any]] = {
 
 
 def build(
-    arch: str, device: str, fused: bool, seed: int = 0, compile: bool = False
+    arch: str,
+    device: str,
+    fused: bool,
+    seed: int = 0,
+    compile: bool = False,
+    sensor: str | None = None,
 ) -> ContinualPretraining:
     torch.manual_seed(seed)
     kwargs = ARCHS[arch]
@@ -74,6 +83,7 @@ def build(
         teacher_weights=None,  # random: speed does not depend on the values
         teacher_kwargs=kwargs,
         compile=compile,
+        sensor=sensor,
     ).to(device)
     for module in task.modules():  # timm's switch between SDPA and explicit softmax
         if hasattr(module, 'fused_attn'):
@@ -121,6 +131,8 @@ class Variant:
         autocast: Callable[[], AbstractContextManager[Any]],
     ) -> None:
         self.name, self.task, self.loss, self.autocast = name, task, loss, autocast
+        #: this variant's own batch (the sensor's stored values); None = the RGB one
+        self.images: Tensor | None = None
         self.params = [p for p in task.parameters() if p.requires_grad]
         # the task's own optimizer (fused AdamW); the authors' is the plain one
         self.optimizer = task.build_optimizer(
@@ -203,6 +215,18 @@ def variants(args: argparse.Namespace) -> list[Variant]:
                     f'{precision} compiled', task, ours, autocast(dtypes[precision])
                 )
             )
+    if args.sensor:
+        task = build(args.arch, args.device, True, sensor=args.sensor)
+        sensor = task.sensor
+        assert sensor is not None
+        run = Variant(
+            f'fp32, {sensor.name} ({sensor.num_bands} b)', task, ours, autocast(None)
+        )
+        # uint16-range stored values around the sensor's mean
+        mean = torch.tensor(sensor.mean, device=device).view(1, -1, 1, 1)
+        shape = (args.batch, sensor.num_bands, args.size, args.size)
+        run.images = (mean * 2 * torch.rand(shape, device=device)).round()
+        out.append(run)
     return out
 
 
@@ -219,6 +243,11 @@ def main() -> None:
         help='default: fp32, plus bf16 where the device computes it natively',
     )
     parser.add_argument('--compile', action='store_true')
+    parser.add_argument(
+        '--sensor',
+        default=None,
+        help='add a multispectral step of this sensor (s2: 13 bands) to the table',
+    )
     parser.add_argument(
         '--device', default='cuda' if torch.cuda.is_available() else 'cpu'
     )
@@ -247,7 +276,8 @@ def main() -> None:
     images = torch.randn(args.batch, 3, args.size, args.size, device=args.device)
     for i in range(args.warmup + args.steps):
         for run in runs:
-            run.step(images, measure=i >= args.warmup)
+            batch = images if run.images is None else run.images
+            run.step(batch, measure=i >= args.warmup)
 
     base = statistics.median(runs[0].times)
     memory = 'peak alloc MB' if args.device.startswith('cuda') else 'saved activ. MB'
