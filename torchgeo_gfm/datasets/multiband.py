@@ -58,6 +58,32 @@ def check_dtype(sensor: Sensor, dtype: str, where: str) -> None:
         )
 
 
+def fill_invalid(
+    array: npt.NDArray[Any], invalid: npt.NDArray[np.bool_], sensor: Sensor
+) -> npt.NDArray[Any]:
+    """Set the *invalid* pixels (nodata, NaN) to the sensor's band mean.
+
+    The mean is what normalisation maps to 0: the neutral value, no texture to learn.
+    Integer data get the mean rounded. The folder dataset and the multiband shards fill
+    with this one rule, so their batches agree.
+
+    Args:
+        array: stored values ``[C, H, W]``.
+        invalid: ``True`` where a pixel has no valid value (same shape).
+        sensor: whose band means fill.
+
+    Returns:
+        The array, filled (the same object if nothing needed filling).
+
+    .. versionadded:: 0.2
+    """
+    if not invalid.any():
+        return array
+    mean = np.asarray(sensor.mean, dtype=np.float64)[:, None, None]
+    fill = (mean if array.dtype.kind == 'f' else np.round(mean)).astype(array.dtype)
+    return np.where(invalid, fill, array)
+
+
 class MultibandFolder(NonGeoDataset):
     """Multiband GeoTIFFs under a folder tree, as random crops for pretraining.
 
@@ -168,16 +194,11 @@ class MultibandFolder(NonGeoDataset):
         return np.ascontiguousarray(image)
 
     def _fill(self, image: np.ma.MaskedArray[Any, Any]) -> npt.NDArray[Any]:
-        """Set nodata and NaN pixels to the sensor's band mean."""
-        mean = np.asarray(self.sensor.mean, dtype=np.float64)[:, None, None]
-        if np.issubdtype(image.dtype, np.integer):
-            mean = np.round(mean)
-        fill = np.broadcast_to(mean, image.shape).astype(image.dtype)
-        data = np.where(np.ma.getmaskarray(image), fill, image.data)
-        invalid = np.isnan(data) if data.dtype.kind == 'f' else None
-        if invalid is not None and invalid.any():
-            data = np.where(invalid, fill, data)
-        return data
+        """Set nodata (masked) and NaN pixels to the sensor's band mean."""
+        invalid = np.ma.getmaskarray(image)
+        if image.dtype.kind == 'f':
+            invalid = invalid | np.isnan(image.data)
+        return fill_invalid(image.data, invalid, self.sensor)
 
     def plot(
         self, sample: Sample, show_titles: bool = True, suptitle: str | None = None

@@ -27,6 +27,7 @@ from torchgeo.datasets.utils import Sample
 
 from ..._compat import litdata_allow_http
 from ...sensors import Sensor, SensorError, get_sensor
+from ..multiband import fill_invalid
 from ..utils import (
     _needs_rasterio,
     _pil_to_rgb,
@@ -203,18 +204,12 @@ def fill_nodata(array: np.ndarray, nodata: float, sensor: Sensor) -> np.ndarray:
 
     .. versionadded:: 0.2
     """
-    floating = array.dtype.kind == 'f'
-    if np.isnan(nodata):
-        if not floating:  # integers without nodata: nothing to look for
-            return array
-        invalid = np.isnan(array)
-    else:
-        invalid = (array == nodata) | (np.isnan(array) if floating else False)
-    if not invalid.any():
-        return array
-    mean = np.asarray(sensor.mean, dtype=np.float64)[:, None, None]
-    fill = (mean if floating else np.round(mean)).astype(array.dtype)
-    return np.where(invalid, fill, array)
+    invalid = (
+        np.isnan(array) if array.dtype.kind == 'f' else np.zeros(array.shape, bool)
+    )
+    if not np.isnan(nodata):
+        invalid |= array == nodata
+    return fill_invalid(array, invalid, sensor)
 
 
 def _fit(image: Tensor, size: int) -> Tensor:
