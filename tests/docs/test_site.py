@@ -111,6 +111,7 @@ def test_site_has_every_section() -> None:
         'scene',
         'precision',
         'arp',
+        'sensors',
     ],
 )
 def test_every_public_object_is_documented(package: str) -> None:
