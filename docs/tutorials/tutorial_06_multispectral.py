@@ -16,11 +16,12 @@ sees the true-colour rendering of the same image. A :class:`~torchgeo_gfm.sensor
 how they render in true colour; the checkpoint and the exported weights record it, so
 embeddings of a scene are normalised with the right statistics without being told.
 
-This tutorial runs on a CPU in a minute or two, offline: it writes Sentinel-2-like GeoTIFFs,
+This tutorial runs on a CPU in seconds, offline: it writes Sentinel-2-like GeoTIFFs,
 pretrains a **tiny** 13-band student against a tiny, **randomly initialised** RGB teacher for
 a few steps, exports the student and embeds a 13-band scene with nodata. The real run is the
 same with ``configs/gfm_s2.yaml`` (Swin-B student from GFM's RGB weights, ImageNet-22k
-teacher, SSL4EO-S12): :doc:`/sensors`.
+teacher, SSL4EO-S12): :doc:`/user_guide/pretraining` (section "Multispectral"); sensors and
+your own: :doc:`/sensors`.
 """
 
 # %%
@@ -44,7 +45,7 @@ import timm
 import torch
 from rasterio.transform import from_origin
 
-from torchgeo_gfm.datamodules.multiband import MultibandFolderDataModule
+from torchgeo_gfm.datamodules import MultibandFolderDataModule
 from torchgeo_gfm.models.checkpoint import backbone_sensor
 from torchgeo_gfm.scene import Backbone, embed_scene
 from torchgeo_gfm.sensors import get_sensor
@@ -113,7 +114,7 @@ print(len(list((workdir / 'pretrain').rglob('*.tif'))), 'GeoTIFFs of 13 x 160 x 
 # %%
 # The data and the task
 # ---------------------
-# ``MultibandFolderDataModule`` (:mod:`torchgeo_gfm.datamodules`) reads random windows of
+# :class:`~torchgeo_gfm.datamodules.MultibandFolderDataModule` reads random windows of
 # every GeoTIFF under ``root`` (band count and dtype checked against the sensor, file by
 # file) and crops and flips them on the device. It does **not** normalise: the batch holds
 # the stored values, and the task does the rest with its sensor. The student sees
