@@ -8,6 +8,7 @@ from .baseline import swin_base_in22k  # noqa: F401  (registers the IN-22k basel
 from .checkpoint import (
     GFMCheckpointError,
     WeightsFormat,
+    backbone_sensor,
     check_tensors,
     load_backbone,
     load_upstream_checkpoint,
@@ -53,6 +54,7 @@ __all__ = (
     'UpsamplingHead',
     'WeightsFormat',
     'adapt_patch_embed',
+    'backbone_sensor',
     'check_complete_student',
     'check_tensors',
     'checkpoint_filter_fn',
