@@ -5,20 +5,17 @@
 
 import logging
 import os
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import kornia.augmentation as K
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
-from torchdata.stateful_dataloader import StatefulDataLoader
-from torchgeo.datamodules import BaseDataModule, NonGeoDataModule
+from torchgeo.datamodules import BaseDataModule
 from torchgeo.datasets.utils import Sample
 
 from ..datasets.geopile import GeoPile
-from .utils import IMAGENET_MEAN, IMAGENET_STD, ResumableTrainLoader, check_sizes
+from .utils import IMAGENET_MEAN, IMAGENET_STD, _FolderPretrainDataModule, check_sizes
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +25,8 @@ def gfm_augmentations(
     scale: tuple[float, float] = (0.67, 1.0),
     ratio: tuple[float, float] = (3 / 4, 4 / 3),
     flip: float = 0.5,
-    mean: Sequence[float] = tuple(IMAGENET_MEAN.tolist()),
-    std: Sequence[float] = tuple(IMAGENET_STD.tolist()),
+    mean: Sequence[float] | None = tuple(IMAGENET_MEAN.tolist()),
+    std: Sequence[float] | None = tuple(IMAGENET_STD.tolist()),
 ) -> tuple[K.AugmentationSequential, K.AugmentationSequential]:
     """GFM's pretraining augmentation and its deterministic validation counterpart.
 
@@ -41,25 +38,33 @@ def gfm_augmentations(
         scale: RandomResizedCrop area range, relative to the loaded image.
         ratio: RandomResizedCrop aspect-ratio range.
         flip: probability of a horizontal flip.
-        mean: per-channel mean, 0-255 scale.
+        mean: per-channel mean, 0-255 scale; None (with ``std``): no normalisation,
+            for stored values of any number of bands, which the task normalises with
+            its sensor.
         std: per-channel standard deviation, 0-255 scale.
 
     Returns:
         ``(train_aug, aug)``: RandomResizedCrop + flip + normalize, and resize +
-        normalize; both take and return ``{'image': float [B, 3, H, W]}``.
+        normalize; both take and return ``{'image': float [B, C, H, W]}``.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       ``mean`` and ``std`` may be None.
     """
-    normalize = K.Normalize(mean=torch.tensor(mean), std=torch.tensor(std))
+    normalize = (
+        []
+        if mean is None or std is None
+        else [K.Normalize(mean=torch.tensor(mean), std=torch.tensor(std))]
+    )
     train_aug = K.AugmentationSequential(
         K.RandomResizedCrop((size, size), scale=scale, ratio=ratio),
         K.RandomHorizontalFlip(p=flip),
-        normalize,
+        *normalize,
         data_keys=None,
         keepdim=True,
     )
     aug = K.AugmentationSequential(
-        K.Resize((size, size)), normalize, data_keys=None, keepdim=True
+        K.Resize((size, size)), *normalize, data_keys=None, keepdim=True
     )
     return train_aug, aug
 
@@ -84,7 +89,7 @@ def augment_batch(datamodule: BaseDataModule, batch: Sample) -> bool:
     return training
 
 
-class GeoPileDataModule(ResumableTrainLoader, NonGeoDataModule):
+class GeoPileDataModule(_FolderPretrainDataModule):
     """LightningDataModule for GeoPile, with GFM's pretraining augmentation.
 
     CPU workers only read and decode: each image becomes a ``load_size`` x ``load_size``
@@ -160,23 +165,19 @@ class GeoPileDataModule(ResumableTrainLoader, NonGeoDataModule):
                 ``load_size`` < ``size``.
         """
         self.size = check_sizes(size, load_size, batch_size, num_workers)
-        if not 0 <= val_fraction < 1:
-            raise ValueError(f'val_fraction must be in [0, 1), got {val_fraction}')
         super().__init__(
             GeoPile,
             batch_size,
             num_workers,
+            gfm_augmentations(size, scale, ratio, flip, mean, std),
+            val_fraction,
+            pin_memory,
             root=root,
             sources=sources,
             size=load_size,
             seed=seed,
             **kwargs,
         )
-        self.val_fraction = val_fraction
-        self.pin_memory = pin_memory
-        train_aug, aug = gfm_augmentations(size, scale, ratio, flip, mean, std)
-        self.train_aug: K.AugmentationSequential = train_aug
-        self.aug: K.AugmentationSequential = aug
         self._reported_skips = 0
 
     def setup(self, stage: str) -> None:
@@ -207,45 +208,6 @@ class GeoPileDataModule(ResumableTrainLoader, NonGeoDataModule):
                 f'{batch}: an epoch would have no batch (the last partial batch is '
                 'dropped). Reduce batch_size or add images.'
             )
-
-    def _dataloader_factory(self, split: str) -> DataLoader[Sample]:
-        """Build a DataLoader; unlike the base class, it can pin memory.
-
-        The training loader is stateful (see the class docstring), so that a resumed run
-        continues mid-epoch exactly where the checkpoint was taken.
-
-        Args:
-            split: either 'train', 'val', 'test' or 'predict'.
-
-        Returns:
-            The data loader.
-        """
-        train = split == 'train'
-        kwargs: dict[str, Any] = {
-            'dataset': self._valid_attribute(f'{split}_dataset', 'dataset'),
-            'batch_size': self._valid_attribute(f'{split}_batch_size', 'batch_size'),
-            'shuffle': train,
-            'num_workers': self.num_workers,
-            'collate_fn': self.collate_fn,
-            'drop_last': train,
-            'pin_memory': self.pin_memory and torch.cuda.is_available(),
-            'persistent_workers': self.num_workers > 0,
-        }
-        if not train:
-            return DataLoader(**kwargs)
-        with warnings.catch_warnings():  # torchdata 0.11 calls torch.set_vital
-            warnings.filterwarnings('ignore', "'set_vital' is deprecated", UserWarning)
-            return self._resumable(StatefulDataLoader(**kwargs))
-
-    def val_dataloader(self) -> DataLoader[Sample]:
-        """Validation loader, or none (an empty list) when ``val_fraction`` is 0.
-
-        Returns:
-            The data loader(s).
-        """
-        if self.val_fraction <= 0 and self.val_dataset is None:
-            return []  # type: ignore[return-value]  # Lightning: no validation
-        return self._dataloader_factory('val')
 
     def on_after_batch_transfer(self, batch: Sample, dataloader_idx: int) -> Sample:
         """Augment and normalize the uint8 images on the device.

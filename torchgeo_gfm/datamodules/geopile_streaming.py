@@ -13,7 +13,6 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-import kornia.augmentation as K
 import torch
 import torch.distributed as dist
 from litdata import StreamingDataLoader
@@ -141,10 +140,10 @@ class GeoPileStreamingDataModule(ResumableTrainLoader, NonGeoDataModule):
         self.pin_memory = pin_memory
         self.sensor = None if sensor is None else get_sensor(sensor)
         # for stored values (multiband shards): the same crops, not normalised
-        self.stored_values_aug = crop_and_flip(size, scale, ratio, flip)
-        train_aug, aug = gfm_augmentations(size, scale, ratio, flip, mean, std)
-        self.train_aug: K.AugmentationSequential = train_aug
-        self.aug: K.AugmentationSequential = aug
+        self.stored_values_aug = gfm_augmentations(size, scale, ratio, flip, None, None)
+        self.train_aug, self.aug = gfm_augmentations(
+            size, scale, ratio, flip, mean, std
+        )
 
     def prepare_data(self) -> None:
         """Nothing to download ahead: shards stream on demand."""
@@ -223,35 +222,3 @@ class GeoPileStreamingDataModule(ResumableTrainLoader, NonGeoDataModule):
         """
         augment_batch(self, batch)
         return batch
-
-
-def crop_and_flip(
-    size: int,
-    scale: tuple[float, float] = (0.67, 1.0),
-    ratio: tuple[float, float] = (3 / 4, 4 / 3),
-    flip: float = 0.5,
-) -> tuple[K.AugmentationSequential, K.AugmentationSequential]:
-    """:func:`~torchgeo_gfm.datamodules.geopile.gfm_augmentations` without normalising.
-
-    For stored values of any number of bands, which the task normalises with its sensor.
-
-    Args:
-        size: side of the crops fed to the model.
-        scale: RandomResizedCrop area range, relative to the loaded image.
-        ratio: RandomResizedCrop aspect-ratio range.
-        flip: probability of a horizontal flip.
-
-    Returns:
-        ``(train_aug, aug)``: RandomResizedCrop + flip, and resize; both take and
-        return ``{'image': float [B, C, H, W]}``.
-
-    .. versionadded:: 0.2
-    """
-    train_aug = K.AugmentationSequential(
-        K.RandomResizedCrop((size, size), scale=scale, ratio=ratio),
-        K.RandomHorizontalFlip(p=flip),
-        data_keys=None,
-        keepdim=True,
-    )
-    aug = K.AugmentationSequential(K.Resize((size, size)), data_keys=None, keepdim=True)
-    return train_aug, aug

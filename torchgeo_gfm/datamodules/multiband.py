@@ -11,32 +11,28 @@ renders true colour for an RGB teacher with ``sensor.true_colour``.
 """
 
 import os
-import warnings
 from typing import Any
 
-import kornia.augmentation as K
 import torch
-from torch.utils.data import DataLoader, Dataset, random_split
-from torchdata.stateful_dataloader import StatefulDataLoader
-from torchgeo.datamodules import NonGeoDataModule
+from torch.utils.data import random_split
 from torchgeo.datasets import NonGeoDataset
 from torchgeo.datasets.utils import Sample
 
 from ..datasets.multiband import MultibandFolder
 from ..sensors import Sensor, get_sensor
 from .geopile import augment_batch, gfm_augmentations
-from .utils import ResumableTrainLoader, check_int, check_sizes
+from .utils import _FolderPretrainDataModule, check_int, check_sizes
 
 
-class MultibandPretrainDataModule(ResumableTrainLoader, NonGeoDataModule):
+class MultibandPretrainDataModule(_FolderPretrainDataModule):
     """Base of the multispectral pretraining datamodules: loaders, split, augmentation.
 
     CPU workers read the stored values in the sensor's dtype (uint16 stays 2 bytes a
     value on its way to the device); :meth:`on_after_batch_transfer` turns them into
     float32 (exact for uint8 and uint16) and applies GFM's augmentation per sample with
     Kornia: RandomResizedCrop(``size``, ``scale``, ``ratio``) and a horizontal flip, the
-    pieces of :func:`~torchgeo_gfm.datamodules.geopile.gfm_augmentations` with an
-    identity normalisation. Validation (a held-out ``val_fraction``, optional) is resized
+    pieces of :func:`~torchgeo_gfm.datamodules.geopile.gfm_augmentations` without
+    normalisation. Validation (a held-out ``val_fraction``, optional) is resized
     to ``size`` without randomness.
 
     Resuming: as :class:`~torchgeo_gfm.datamodules.GeoPileDataModule`, the training loader
@@ -44,7 +40,7 @@ class MultibandPretrainDataModule(ResumableTrainLoader, NonGeoDataModule):
     sees the samples, in the order, of the uninterrupted one (crops, flips and other
     per-sample draws are random afresh).
 
-    Subclasses set ``self.sensor`` and implement :meth:`_dataset`.
+    Subclasses set ``self.sensor``; the data are ``dataset_class(**kwargs)``, split.
 
     .. versionadded:: 0.2
     """
@@ -68,7 +64,7 @@ class MultibandPretrainDataModule(ResumableTrainLoader, NonGeoDataModule):
         """Initialize a new MultibandPretrainDataModule instance.
 
         Args:
-            dataset_class: the dataset (for TorchGeo's bookkeeping).
+            dataset_class: the dataset, built with ``kwargs``.
             batch_size: size of each mini-batch (per device).
             num_workers: number of workers for parallel data loading.
             size: side of the augmented crops fed to the model.
@@ -87,20 +83,17 @@ class MultibandPretrainDataModule(ResumableTrainLoader, NonGeoDataModule):
         check_int('batch_size', batch_size, 1)
         check_int('num_workers', num_workers, 0)
         self.size = check_int('size', size, 1)
-        if not 0 <= val_fraction < 1:
-            raise ValueError(f'val_fraction must be in [0, 1), got {val_fraction}')
-        super().__init__(dataset_class, batch_size, num_workers, **kwargs)
-        self.val_fraction = val_fraction
+        super().__init__(
+            dataset_class,
+            batch_size,
+            num_workers,
+            # stored values: the task normalises with its sensor
+            gfm_augmentations(size, scale, ratio, flip, mean=None, std=None),
+            val_fraction,
+            pin_memory,
+            **kwargs,
+        )
         self.seed = seed
-        self.pin_memory = pin_memory
-        identity = (0.0,), (1.0,)  # stored values: the task normalises with its sensor
-        train_aug, aug = gfm_augmentations(size, scale, ratio, flip, *identity)
-        self.train_aug: K.AugmentationSequential = train_aug
-        self.aug: K.AugmentationSequential = aug
-
-    def _dataset(self) -> Dataset[Sample]:
-        """The whole dataset, before the train/val split."""
-        raise NotImplementedError
 
     def setup(self, stage: str) -> None:
         """Set up the train (and, with ``val_fraction``, validation) datasets.
@@ -108,7 +101,7 @@ class MultibandPretrainDataModule(ResumableTrainLoader, NonGeoDataModule):
         Args:
             stage: either 'fit', 'validate', 'test' or 'predict'.
         """
-        dataset = self._dataset()
+        dataset = self.dataset_class(**self.kwargs)
         if self.val_fraction <= 0:
             self.train_dataset = self.dataset = dataset
             return
@@ -116,42 +109,6 @@ class MultibandPretrainDataModule(ResumableTrainLoader, NonGeoDataModule):
         fractions = [1 - self.val_fraction, self.val_fraction]
         train, val = random_split(dataset, fractions, generator=split)
         self.train_dataset, self.val_dataset, self.dataset = train, val, val
-
-    def _dataloader_factory(self, split: str) -> DataLoader[Sample]:
-        """Build a DataLoader that can pin memory; the training one is stateful.
-
-        Args:
-            split: either 'train', 'val', 'test' or 'predict'.
-
-        Returns:
-            The data loader.
-        """
-        train = split == 'train'
-        kwargs: dict[str, Any] = {
-            'dataset': self._valid_attribute(f'{split}_dataset', 'dataset'),
-            'batch_size': self._valid_attribute(f'{split}_batch_size', 'batch_size'),
-            'shuffle': train,
-            'num_workers': self.num_workers,
-            'collate_fn': self.collate_fn,
-            'drop_last': train,
-            'pin_memory': self.pin_memory and torch.cuda.is_available(),
-            'persistent_workers': self.num_workers > 0,
-        }
-        if not train:
-            return DataLoader(**kwargs)
-        with warnings.catch_warnings():  # torchdata 0.11 calls torch.set_vital
-            warnings.filterwarnings('ignore', "'set_vital' is deprecated", UserWarning)
-            return self._resumable(StatefulDataLoader(**kwargs))
-
-    def val_dataloader(self) -> DataLoader[Sample]:
-        """Validation loader, or none (an empty list) when ``val_fraction`` is 0.
-
-        Returns:
-            The data loader(s).
-        """
-        if self.val_fraction <= 0:
-            return []  # type: ignore[return-value]  # Lightning: no validation
-        return self._dataloader_factory('val')
 
     def on_after_batch_transfer(self, batch: Sample, dataloader_idx: int) -> Sample:
         """Crop and flip (training) or resize (otherwise) the stored values on the device.
@@ -235,7 +192,3 @@ class MultibandFolderDataModule(MultibandPretrainDataModule):
             sensor=self.sensor,
         )
         self.kwargs['size'] = load_size  # the dataset's crop size, not ``size``
-
-    def _dataset(self) -> Dataset[Sample]:
-        """Every GeoTIFF under ``root``."""
-        return MultibandFolder(**self.kwargs)

@@ -281,10 +281,6 @@ class SSL4EOS12PretrainDataModule(MultibandPretrainDataModule):
             **kwargs,
         )
 
-    def _dataset(self) -> SSL4EOS12Season:
-        """Every location of the split."""
-        return SSL4EOS12Season(**self.kwargs)
-
 
 class SSL4EOLPretrainDataModule(MultibandPretrainDataModule):
     """Multispectral pretraining on SSL4EO-L (Landsat), a season a sample.
@@ -356,7 +352,3 @@ class SSL4EOLPretrainDataModule(MultibandPretrainDataModule):
             sensor=self.sensor,
             **kwargs,
         )
-
-    def _dataset(self) -> SSL4EOLSeason:
-        """Every location of the split."""
-        return SSL4EOLSeason(**self.kwargs)

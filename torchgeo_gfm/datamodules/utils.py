@@ -4,12 +4,18 @@
 """What the datamodules share."""
 
 import numbers
+import warnings
 from typing import Any, Protocol, TypeVar
 
 import kornia.augmentation as K
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import Tensor
+from torch.utils.data import DataLoader
+from torchdata.stateful_dataloader import StatefulDataLoader
+from torchgeo.datamodules import NonGeoDataModule
+from torchgeo.datasets import NonGeoDataset
+from torchgeo.datasets.utils import Sample
 
 #: ImageNet statistics on the 0-255 scale of uint8 batches: the normalisation the GFM
 #: student and the ImageNet-22k Swin were trained with (TorchGeo's default is 0 / 255).
@@ -105,6 +111,83 @@ class ResumableTrainLoader:
             self._train_loader.load_state_dict(state)
         else:
             self._train_state = state
+
+
+class _FolderPretrainDataModule(ResumableTrainLoader, NonGeoDataModule):
+    """What the pretraining datamodules on files share: loaders and optional validation.
+
+    The training loader is torchdata's ``StatefulDataLoader``, resumable mid-epoch
+    (:class:`ResumableTrainLoader`); every loader can pin memory; validation exists
+    only when ``val_fraction`` of the data is held out. Subclasses set up the datasets
+    and augment on the device with ``train_aug`` and ``aug``.
+    """
+
+    def __init__(
+        self,
+        dataset_class: type[NonGeoDataset],
+        batch_size: int,
+        num_workers: int,
+        augmentations: tuple[K.AugmentationSequential, K.AugmentationSequential],
+        val_fraction: float,
+        pin_memory: bool,
+        **kwargs: Any,
+    ) -> None:
+        """Initialize a new _FolderPretrainDataModule instance.
+
+        Args:
+            dataset_class: the dataset.
+            batch_size: size of each mini-batch (per device).
+            num_workers: number of workers for parallel data loading.
+            augmentations: ``(train_aug, aug)``, e.g. from ``gfm_augmentations``.
+            val_fraction: fraction of the data held out for validation; 0: none.
+            pin_memory: pin batches in page-locked memory (when CUDA is available).
+            **kwargs: passed to the dataset.
+
+        Raises:
+            ValueError: if ``val_fraction`` is not in [0, 1).
+        """
+        if not 0 <= val_fraction < 1:
+            raise ValueError(f'val_fraction must be in [0, 1), got {val_fraction}')
+        super().__init__(dataset_class, batch_size, num_workers, **kwargs)
+        self.val_fraction = val_fraction
+        self.pin_memory = pin_memory
+        self.train_aug, self.aug = augmentations
+
+    def _dataloader_factory(self, split: str) -> DataLoader[Sample]:
+        """Build a DataLoader that can pin memory; the training one is stateful.
+
+        Args:
+            split: either 'train', 'val', 'test' or 'predict'.
+
+        Returns:
+            The data loader.
+        """
+        train = split == 'train'
+        kwargs: dict[str, Any] = {
+            'dataset': self._valid_attribute(f'{split}_dataset', 'dataset'),
+            'batch_size': self._valid_attribute(f'{split}_batch_size', 'batch_size'),
+            'shuffle': train,
+            'num_workers': self.num_workers,
+            'collate_fn': self.collate_fn,
+            'drop_last': train,
+            'pin_memory': self.pin_memory and torch.cuda.is_available(),
+            'persistent_workers': self.num_workers > 0,
+        }
+        if not train:
+            return DataLoader(**kwargs)
+        with warnings.catch_warnings():  # torchdata 0.11 calls torch.set_vital
+            warnings.filterwarnings('ignore', "'set_vital' is deprecated", UserWarning)
+            return self._resumable(StatefulDataLoader(**kwargs))
+
+    def val_dataloader(self) -> DataLoader[Sample]:
+        """Validation loader, or none (an empty list) when ``val_fraction`` is 0.
+
+        Returns:
+            The data loader(s).
+        """
+        if self.val_fraction <= 0 and self.val_dataset is None:
+            return []  # type: ignore[return-value]  # Lightning: no validation
+        return self._dataloader_factory('val')
 
 
 def check_int(name: str, value: object, minimum: int) -> int:
