@@ -40,7 +40,7 @@ class MultibandPretrainDataModule(_FolderPretrainDataModule):
     sees the samples, in the order, of the uninterrupted one (crops, flips and other
     per-sample draws are random afresh).
 
-    Subclasses set ``self.sensor``; the data are ``dataset_class(**kwargs)``, split.
+    Subclasses set ``self.sensor``; :meth:`setup` splits ``dataset_class(**kwargs)``.
 
     .. versionadded:: 0.2
     """
