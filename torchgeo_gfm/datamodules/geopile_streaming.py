@@ -70,7 +70,7 @@ class GeoPileStreamingDataModule(ResumableTrainLoader, NonGeoDataModule):
        Multiband shards, and ``sensor``.
     """
 
-    #: the sensor of the batches (multiband shards, or one given); None: RGB images
+    #: the sensor of the batches (multiband shards, or one given), or None for RGB images
     #: normalised with ``mean`` and ``std`` as before
     sensor: Sensor | None
 

@@ -214,7 +214,7 @@ class SSL4EOS12PretrainDataModule(MultibandPretrainDataModule):
     with ``seasons=1``, faster); 264 px chips in stored values become, on the device,
     GFM's RandomResizedCrop(``size``) and flip. Batches:
     ``{'image': float32 [B, C, size, size]}``, stored values (reflectance x 10000), not
-    normalised; :attr:`sensor` says how to normalise and render them.
+    normalised; its ``sensor`` says how to normalise and render them.
 
     Sensors by split: ``'s2c'`` (L1C, 13 bands) ``s2_l1c``, ``'s2a'`` (L2A, 12 bands)
     ``s2_l2a``; ``'s1'`` (SAR) needs ``sensor=`` a YAML describing it.

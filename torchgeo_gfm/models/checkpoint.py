@@ -536,7 +536,7 @@ def backbone_sensor(path: str | os.PathLike[str]) -> 'Sensor | None':
     """The sensor a weights file records, read from its header only (no tensor).
 
     ``torchgeo-gfm export`` copies a pretraining checkpoint's sensor into the backbone
-    file's metadata (key :data:`SENSOR_KEY`), ``torchgeo-gfm convert`` records ``rgb``.
+    file's metadata (key ``sensor``), ``torchgeo-gfm convert`` records ``rgb``.
 
     Args:
         path: a backbone file, or the authors' ``gfm.pth``.

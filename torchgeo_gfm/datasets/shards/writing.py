@@ -161,7 +161,7 @@ class ShardReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     #: NAIP chips cut from rasters (included in ``written``).
     naip_chips: int = 0
-    #: the sensor of multiband arrays (:func:`write_multiband_shards`); None: images.
+    #: the sensor of multiband arrays (``write_multiband_shards``); None: images.
     sensor: str | None = None
 
 
