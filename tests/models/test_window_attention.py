@@ -49,7 +49,7 @@ NARROW = {
 def set_fused(model: nn.Module, fused: bool) -> None:
     for module in model.modules():
         if isinstance(module, WindowAttention):
-            module.fused_attn = fused  # type: ignore[misc]  (timm: Final for jit)
+            module.fused_attn = fused  # type: ignore[misc]  # Final in timm
 
 
 def relative_error(value: Tensor, reference: Tensor) -> float:
