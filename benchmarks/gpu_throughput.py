@@ -8,10 +8,14 @@ Runs where only PyTorch and timm are installed (GPU images rarely carry TorchGeo
 stack): the method's modules are loaded from ``torchgeo_gfm/models/pretraining.py`` by path,
 which imports nothing but torch and timm. Variants, same weights and batch:
 
-* ``bf16`` / ``bf16 + ckpt`` / ``bf16 compiled``: this package's step (GFMPretrainingModel,
-  fused attention, fused AdamW, clipping 5.0) under bf16 autocast, eager, with activation
-  checkpointing of the student, and with each Swin stage ``torch.compile``d (as
-  ``GFM(compile=True)``).
+* ``bf16``: this package's step as it ships (GFMPretrainingModel, timm's explicit softmax
+  window attention, fused AdamW, clipping 5.0) under bf16 autocast, eager;
+  ``+ fused attn``: with timm's experimental ``fused_attn`` (one
+  ``scaled_dot_product_attention`` call, relative-position bias and shift mask folded into
+  its additive mask; equal in fp32, tests/models/test_window_attention.py);
+  ``+ ckpt``: with activation checkpointing of the student; ``compiled``: the whole forward
+  ``torch.compile``d as ``ContinualPretraining(compile=True)`` does, with either attention
+  (compile time printed apart).
 * ``authors (fp16 O1 analog)``: the authors' step as their code runs it on a GPU: fp16
   autocast with a GradScaler (apex O1's analog), explicit softmax attention, for-loop AdamW.
 
@@ -55,9 +59,17 @@ assert SPEC.loader is not None
 pretraining: Any = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(pretraining)
 
-SWIN_B = {'embed_dim': 128, 'depths': (2, 2, 18, 2), 'num_heads': (4, 8, 16, 32)}
+SWIN_B: dict[str, Any] = {
+    'embed_dim': 128,
+    'depths': (2, 2, 18, 2),
+    'num_heads': (4, 8, 16, 32),
+}
 #: ``--tiny``: every code path in seconds on a CPU (not a measurement)
-SWIN_TINY = {'embed_dim': 16, 'depths': (1, 1, 1, 1), 'num_heads': (1, 1, 1, 1)}
+SWIN_TINY: dict[str, Any] = {
+    'embed_dim': 16,
+    'depths': (1, 1, 1, 1),
+    'num_heads': (1, 1, 1, 1),
+}
 #: set by main(): the device, the Swin widths, torch.compile's mode
 DEVICE, ARCH, COMPILE_MODE = 'cuda', SWIN_B, None
 
@@ -65,7 +77,7 @@ DEVICE, ARCH, COMPILE_MODE = 'cuda', SWIN_B, None
 def build(fused: bool, compile: bool = False, ckpt: bool = False) -> Any:
     torch.manual_seed(0)
     name = 'swin_base_patch4_window7_224'
-    student = timm.create_model(
+    student: Any = timm.create_model(
         name, num_classes=0, img_size=192, window_size=6, drop_path_rate=0.0, **ARCH
     )
     teacher = timm.create_model(name, num_classes=0, **ARCH)
@@ -131,9 +143,15 @@ class Run:
 
 
 def timed(fn: Callable[[], None], warmup: int, steps: int) -> list[float]:
-    for _ in range(warmup):
+    """Seconds of each of *steps* steps after *warmup*; the first warm-up's is printed."""
+    for i in range(warmup):
+        start = time.perf_counter()
         fn()
-    synchronize()
+        synchronize()
+        if i == 0:
+            print(
+                f'  first step (compiles, if compiled): {time.perf_counter() - start:.1f} s'
+            )
     times = []
     for _ in range(steps):
         start = time.perf_counter()
@@ -163,12 +181,17 @@ def table(rows: list[tuple[str, float, float, float, float]], peak: float) -> No
         )
 
 
+BF16 = torch.bfloat16
+#: eager rows, then compiled rows (the last COMPILED); the first is the ratios' baseline
 CONFIGS: list[tuple[str, dict[str, bool], torch.dtype, bool]] = [
     ('authors (fp16 O1 analog)', {'fused': False}, torch.float16, True),
-    ('bf16', {'fused': True}, torch.bfloat16, False),
-    ('bf16 + ckpt', {'fused': True, 'ckpt': True}, torch.bfloat16, False),
-    ('bf16 compiled', {'fused': True, 'compile': True}, torch.bfloat16, False),
+    ('bf16', {'fused': False}, BF16, False),
+    ('bf16 + fused attn', {'fused': True}, BF16, False),
+    ('bf16 + fused attn + ckpt', {'fused': True, 'ckpt': True}, BF16, False),
+    ('bf16 compiled', {'fused': False, 'compile': True}, BF16, False),
+    ('bf16 compiled + fused attn', {'fused': True, 'compile': True}, BF16, False),
 ]
+COMPILED = 2
 
 
 def batch(size: int) -> tuple[Tensor, Tensor]:
@@ -272,14 +295,15 @@ def main() -> None:
     torch.backends.cudnn.allow_tf32 = True
     name = torch.cuda.get_device_name() if DEVICE == 'cuda' else DEVICE
     print(f'{name}, torch {torch.__version__}, timm {timm.__version__}')
+    eager, compiled = CONFIGS[:-COMPILED], CONFIGS[-COMPILED:]
     if args.compile_only:
-        eager = pretraining_row(args, CONFIGS[1])
-        rows = [eager, pretraining_row(args, CONFIGS[3], flops=eager[3])]
+        rows = [pretraining_row(args, CONFIGS[1])]
+        rows += [pretraining_row(args, c, flops=rows[0][3]) for c in compiled]
         table(rows, args.peak_tflops)  # 'vs authors': vs bf16 eager here
         if args.profile:
-            profile(args, CONFIGS[3])
+            profile(args, fastest(rows))
         return
-    rows = [pretraining_row(args, config) for config in CONFIGS[:3]]
+    rows = [pretraining_row(args, config) for config in eager]
     title = (
         f'\nGFM pretraining step, paper architecture (Swin-B 192 px + Swin-B teacher '
         f'224 px), batch {args.batch}, median of {args.steps}; MFU over '
@@ -289,11 +313,17 @@ def main() -> None:
     table(rows, args.peak_tflops)
     finetune_and_inference(args)
     if not args.no_compile:  # last: compiling takes a while
-        rows.append(pretraining_row(args, CONFIGS[3], flops=rows[1][3]))
+        rows += [pretraining_row(args, c, flops=rows[1][3]) for c in compiled]
         print(title)
         table(rows, args.peak_tflops)
     if args.profile:
-        profile(args, CONFIGS[1 if args.no_compile else 3])
+        profile(args, fastest(rows[1:]))
+
+
+def fastest(rows: list[tuple[str, float, float, float, float]]) -> Any:
+    """The config of the row with the most images per second."""
+    name = max(rows, key=lambda row: row[1])[0]
+    return next(config for config in CONFIGS if config[0] == name)
 
 
 if __name__ == '__main__':

@@ -6,33 +6,37 @@
 
 A step is what training does per batch: SimMIM masks, student forward on the masked image,
 teacher forward on the resized unmasked image, losses, backward, gradient clipping (5.0) and
-AdamW. Variants, all built from the same weights:
+AdamW. Variants, all built from the same weights; ratios are against the first:
 
-* ``fp32 eager``: this package in fp32 without compilation; the baseline of the ratios.
-* ``authors, documented``: the same step as the authors' ``main_teacher.py`` computes it when
-  run as their README says (``--pretrained output/simmim_finetune/swin_base_..._22k.pth``):
-  Microsoft Swin's explicit softmax attention (timm's unfused path, numerically the same),
-  PyTorch's default (non-fused) AdamW, and a frozen teacher, because their
-  ``load_pretrained`` freezes it when the checkpoint path contains 'finetune', as that one does.
-  This is an emulation built from timm modules, not the authors' code; check with their code
-  on the same machine.
+* ``authors, documented``: the baseline, the same step as the authors' ``main_teacher.py``
+  computes it when run as their README says
+  (``--pretrained output/simmim_finetune/swin_base_..._22k.pth``): Microsoft Swin's explicit
+  softmax attention (timm's unfused path, numerically the same), PyTorch's default
+  (non-fused) AdamW, and a frozen teacher, because their ``load_pretrained`` freezes it when
+  the checkpoint path contains 'finetune', as that one does. This is an emulation built from
+  timm modules, not the authors' code; check with their code on the same machine.
 * ``authors, other path``: their step when the teacher checkpoint lies elsewhere: its
   parameters then require grad and its forward, not under ``no_grad``, is recorded by
   autograd (only its output is detached).
-* the requested ``--precision`` / ``--compile`` variants of this package.
+* this package's step (fused AdamW, teacher under ``no_grad``) in each ``--precision``
+  (fp32 always) and each ``--attention``: ``timm`` is timm's explicit softmax, the
+  package's default; ``fused`` is timm's experimental ``fused_attn`` (one
+  ``scaled_dot_product_attention`` call, relative-position bias and shift mask folded into
+  its additive mask; equal within fp32 rounding, tests/models/test_window_attention.py).
+* ``--compile``: the same rows with ``ContinualPretraining(compile=True)``; their first
+  step, which compiles, is timed apart and printed as the compile time.
 * ``--sensor s2``: the fp32 eager step of a multispectral student (13 bands for ``s2``) on
-  uint16-range batches, normalised by the task, with the RGB teacher on their true colour;
-  its ``vs fp32 eager`` column is the cost of the extra bands (the 3-band step / this one).
+  uint16-range batches, normalised by the task, with the RGB teacher on their true colour.
 
-``--breakdown`` profiles one step of this package and prints the share of its time spent in
-matrix multiplications, which both implementations perform identically: the authors' step
-time divided by that time bounds what any implementation with the same matmuls can gain.
+``--breakdown`` profiles one fp32 step of this package and prints the share of its time spent
+in matrix multiplications, which both implementations perform identically: the authors' step
+time divided by that time bounds what any fp32 implementation with the same matmuls can gain.
 
 On a shared or small CPU, use ``--threads 1``: OpenMP threads competing with other
-processes make multi-threaded timings swing by 2-3x. Steps of the variants are interleaved (A, B, C, A, B, C, ...) and the median is reported, so
-that load from other processes affects all variants alike. Memory: peak allocated on CUDA;
-on CPU, the bytes autograd saves for backward during the step (activations), which is
-where the variants differ.
+processes make multi-threaded timings swing by 2-3x. Steps of the variants are interleaved
+(A, B, C, A, B, C, ...) and the median is reported, so that load from other processes
+affects all variants alike. Memory: peak allocated on CUDA; on CPU, the bytes autograd saves
+for backward during the step (activations), which is where the variants differ.
 
 Examples::
 
@@ -40,6 +44,8 @@ Examples::
     python benchmarks/pretrain_throughput.py --arch base --batch 128 --device cuda \\
         --precision bf16 --compile
     python benchmarks/pretrain_throughput.py --arch base --batch 2 --sensor s2  # 13 vs 3
+    python benchmarks/pretrain_throughput.py --arch base --batch 4 --precision bf16 \\
+        --attention timm fused --compile --warmup 1 --steps 3  # CPU with native bf16
 """
 
 import argparse
@@ -139,6 +145,8 @@ class Variant:
             fused=False if 'authors' in name else None
         )
         self.times: list[float] = []
+        #: seconds of the first step (with --compile: compiling)
+        self.first = 0.0
         self.memory = 0
 
     def step(self, images: Tensor, measure: bool) -> None:
@@ -158,6 +166,8 @@ class Variant:
         self.optimizer.step()
         if device.type == 'cuda':
             torch.cuda.synchronize()
+        if not self.first:
+            self.first = time.perf_counter() - start
         if measure:
             self.times.append(time.perf_counter() - start)
             self.memory = (
@@ -185,9 +195,6 @@ def variants(args: argparse.Namespace) -> list[Variant]:
 
     out = [
         Variant(
-            'fp32 eager', build(args.arch, args.device, True), ours, autocast(None)
-        ),
-        Variant(
             'authors, documented',
             build(args.arch, args.device, False),
             authors_like_loss,
@@ -200,23 +207,20 @@ def variants(args: argparse.Namespace) -> list[Variant]:
             authors_cast,
         ),
     ]
-    out[2].task.model.teacher.requires_grad_(True)
+    out[1].task.model.teacher.requires_grad_(True)
     dtypes = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
-    for precision in args.precision:
-        if precision != 'fp32':
-            task = build(args.arch, args.device, True)
-            out.append(
-                Variant(f'{precision} eager', task, ours, autocast(dtypes[precision]))
-            )
-        if args.compile:
-            task = build(args.arch, args.device, True, compile=True)
-            out.append(
-                Variant(
-                    f'{precision} compiled', task, ours, autocast(dtypes[precision])
-                )
-            )
+    precisions = ['fp32', *(p for p in args.precision if p != 'fp32')]
+    modes = [('eager', False)] + ([('compiled', True)] if args.compile else [])
+    for mode, compile in modes:
+        for precision in precisions if not compile else args.precision:
+            for attention in args.attention:
+                fused = attention == 'fused'
+                task = build(args.arch, args.device, fused, compile=compile)
+                name = f'{precision} {mode}' + (', fused attn' if fused else '')
+                cast = autocast(dtypes[precision])
+                out.append(Variant(name, task, ours, cast))
     if args.sensor:
-        task = build(args.arch, args.device, True, sensor=args.sensor)
+        task = build(args.arch, args.device, False, sensor=args.sensor)
         sensor = task.sensor
         assert sensor is not None
         run = Variant(
@@ -240,9 +244,19 @@ def main() -> None:
         nargs='+',
         default=None,
         choices=['fp32', 'bf16', 'fp16'],
-        help='default: fp32, plus bf16 where the device computes it natively',
+        help='default: fp32, plus bf16 where the device computes it natively '
+        '(fp32 eager is always timed; --compile compiles these)',
     )
-    parser.add_argument('--compile', action='store_true')
+    parser.add_argument(
+        '--attention',
+        nargs='+',
+        default=['timm', 'fused'],
+        choices=['timm', 'fused'],
+        help="timm: explicit softmax (the package's default); fused: timm's fused_attn",
+    )
+    parser.add_argument(
+        '--compile', action='store_true', help='add ContinualPretraining(compile=True)'
+    )
     parser.add_argument(
         '--sensor',
         default=None,
@@ -264,6 +278,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.compile and args.warmup < 1:
+        parser.error('--compile needs --warmup >= 1 (the first step compiles)')
     if args.precision is None:
         native = native_bf16(args.device)
         args.precision = ['fp32', 'bf16'] if native else ['fp32']
@@ -278,7 +294,20 @@ def main() -> None:
         for run in runs:
             batch = images if run.images is None else run.images
             run.step(batch, measure=i >= args.warmup)
+    report(args, runs)
+    if args.breakdown:
+        ours = next(run for run in runs if run.name.startswith('fp32 eager'))
+        matmul = matmul_seconds(ours, images)
+        authors = statistics.median(runs[0].times)
+        print(
+            f'\nmatrix multiplications: {1000 * matmul:.0f} ms of the fp32 step '
+            f'({matmul / statistics.median(ours.times):.0%}); the same matmuls bound any '
+            f"fp32 speed-up over the documented authors' step at {authors / matmul:.2f}x"
+        )
 
+
+def report(args: argparse.Namespace, runs: list[Variant]) -> None:
+    """Print the table (ratios vs the authors' documented step) and compile times."""
     base = statistics.median(runs[0].times)
     memory = 'peak alloc MB' if args.device.startswith('cuda') else 'saved activ. MB'
     where = torch.cuda.get_device_name() if args.device.startswith('cuda') else 'CPU'
@@ -288,26 +317,19 @@ def main() -> None:
         f'median of {args.steps} interleaved steps\n'
     )
     print(
-        f'| {"variant":<24} | {"img/s":>8} | {"ms/step":>9} | {"vs fp32 eager":>13} | {memory:>15} |'
+        f'| {"variant":<28} | {"img/s":>8} | {"ms/step":>9} | {"vs authors":>10} | {memory:>15} |'
     )
-    print(f'|{"-" * 26}|{"-" * 10}|{"-" * 11}|{"-" * 15}|{"-" * 17}|')
+    print(f'|{"-" * 30}|{"-" * 10}|{"-" * 11}|{"-" * 12}|{"-" * 17}|')
     for run in runs:
         t = statistics.median(run.times)
         print(
-            f'| {run.name:<24} | {args.batch / t:>8.2f} | {1000 * t:>9.1f} | '
-            f'{base / t:>12.2f}x | {run.memory / 2**20:>15.1f} |'
+            f'| {run.name:<28} | {args.batch / t:>8.2f} | {1000 * t:>9.1f} | '
+            f'{base / t:>9.2f}x | {run.memory / 2**20:>15.1f} |'
         )
-    for run, what in ((runs[1], 'as documented'), (runs[2], 'teacher elsewhere')):
-        ratio = statistics.median(run.times) / base
-        print(f"this package vs the authors' step ({what}): {ratio:.2f}x faster")
-    if args.breakdown:
-        matmul = matmul_seconds(runs[0], images)
-        authors = statistics.median(runs[1].times)
-        print(
-            f'\nmatrix multiplications: {1000 * matmul:.0f} ms of this step '
-            f'({matmul / base:.0%}); the same matmuls bound any speed-up over the '
-            f"documented authors' step at {authors / matmul:.2f}x"
-        )
+    for run in runs:
+        if run.task.hparams['compile']:
+            seconds = run.first - statistics.median(run.times)
+            print(f'compile time, {run.name}: {seconds:.0f} s (first step - median)')
 
 
 #: profiler names of the matrix multiplications (the same work in every implementation)

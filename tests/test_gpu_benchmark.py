@@ -40,10 +40,10 @@ def test_gpu_script_runs_on_cpu(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for row in ('| authors (fp16 O1 analog) |', '| bf16 |', '| bf16 + ckpt |'):
-        assert row in proc.stdout
+    rows = ['authors (fp16 O1 analog)', 'bf16', 'bf16 + fused attn']
+    for row in [*rows, 'bf16 + fused attn + ckpt']:
+        assert f'| {row} |' in proc.stdout
     assert '| fine-tuning step |' in proc.stdout
     assert '| inference |' in proc.stdout
-    assert 'profile of 3 steps, bf16' in proc.stdout
-    assert 'aten::scaled_dot_product_attention' in proc.stdout  # fused attention
+    assert 'profile of 3 steps, bf16' in proc.stdout  # the fastest of this package
     assert (tmp_path / 'gfm_step_trace.json').stat().st_size > 0
