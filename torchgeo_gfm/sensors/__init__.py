@@ -63,7 +63,9 @@ def _number(where: str, field: str, value: object) -> float:
     return float(value)
 
 
-def _per_band(where: str, field: str, value: object, bands: int) -> tuple[float, ...]:
+def _numbers_per_band(
+    where: str, field: str, value: object, bands: int
+) -> tuple[float, ...]:
     """One finite number per band."""
     if isinstance(value, str | bytes) or not isinstance(value, Sequence):
         raise SensorError(
@@ -132,7 +134,7 @@ def _clean(fields: Mapping[str, Any], where: str) -> dict[str, Any]:
     n = len(bands)
     out: dict[str, Any] = {'name': name, 'bands': bands}
     for field in ('wavelengths', 'mean', 'std'):
-        out[field] = _per_band(where, field, fields[field], n)
+        out[field] = _numbers_per_band(where, field, fields[field], n)
     for field in ('scale', 'offset', 'white'):
         out[field] = _number(where, field, fields[field])
     for field in ('wavelengths', 'std'):
@@ -207,7 +209,7 @@ class Sensor:
                 f'{", ".join(list_sensors())}, or a YAML file)'
             )
 
-    def _per_band(self, values: tuple[float, ...], x: 'Tensor') -> 'Tensor':
+    def _as_column(self, values: tuple[float, ...], x: 'Tensor') -> 'Tensor':
         """*values* as a ``[C, 1, 1]`` tensor of *x*'s float type and device."""
         dtype = x.dtype if x.is_floating_point() else None
         return x.new_tensor(values, dtype=dtype).view(-1, 1, 1)
@@ -226,7 +228,7 @@ class Sensor:
         """
         self.check_bands(x.shape[-3], f'a tensor of shape {tuple(x.shape)}')
         x = x if x.is_floating_point() else x.float()
-        return (x - self._per_band(self.mean, x)) / self._per_band(self.std, x)
+        return (x - self._as_column(self.mean, x)) / self._as_column(self.std, x)
 
     def true_colour(self, x: 'Tensor') -> 'Tensor':
         """True colour in ``[0, 1]``: ``clip((x[rgb] * scale + offset) / white, 0, 1)``.
