@@ -3,7 +3,7 @@
 
 """What an exported file says about itself: the one schema its writer and its readers share.
 
-Standard library only, so that a deployment reads it without PyTorch or Lightning. The
+Standard library only (and :class:`~torchgeo_gfm.scene.SceneError`), so that a deployment reads it without PyTorch or Lightning. The
 metadata is one JSON object, stored as the ONNX ``metadata_props`` entry
 :data:`METADATA_KEY` or the ``.pt2`` extra file :data:`EXTRA_FILE`::
 
@@ -38,6 +38,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from ..scene.errors import SceneError
+
 #: the ONNX ``metadata_props`` key holding the JSON
 METADATA_KEY = 'torchgeo_gfm'
 #: the ``.pt2`` extra file holding the JSON
@@ -48,7 +50,7 @@ KINDS = ('segmentation', 'change', 'classification', 'super_resolution', 'backbo
 MODES = ('binary', 'multiclass', 'multilabel', 'regression', 'embedding')
 
 
-class ExportError(ValueError):
+class ExportError(SceneError):
     """Bad input to an export, or an exported file this package cannot run.
 
     The message names the file or option and says what to do; nothing is written.

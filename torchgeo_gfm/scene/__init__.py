@@ -17,15 +17,30 @@ checkpoint), :mod:`.normalisation`, :mod:`.predictor` (the rebuilt task),
 .. versionadded:: 0.1
 """
 
-from .backbone import Backbone, load_backbone_for_embedding
-from .embed import EmbedResult, embed_scene
-from .engine import RunStats, run_tiles
-from .errors import SceneError
-from .predict import PredictResult, predict_scene
-from .predictor import Predictor, load_predictor
-from .raster import Scene, open_scene
-from .tiling import Blender, TileGrid, taper
-from .writers import write_polygons
+import importlib
+from typing import Any
+
+# imported on first use: running an exported model (torchgeo_gfm.export.runtime) needs the
+# engine, rasters and writers, not the checkpoint loaders (Lightning, TorchGeo, timm)
+_NAMES = {
+    'Backbone': 'backbone',
+    'load_backbone_for_embedding': 'backbone',
+    'EmbedResult': 'embed',
+    'embed_scene': 'embed',
+    'RunStats': 'engine',
+    'run_tiles': 'engine',
+    'SceneError': 'errors',
+    'PredictResult': 'predict',
+    'predict_scene': 'predict',
+    'Predictor': 'predictor',
+    'load_predictor': 'predictor',
+    'Scene': 'raster',
+    'open_scene': 'raster',
+    'Blender': 'tiling',
+    'TileGrid': 'tiling',
+    'taper': 'tiling',
+    'write_polygons': 'writers',
+}
 
 __all__ = (
     'Backbone',
@@ -46,3 +61,9 @@ __all__ = (
     'taper',
     'write_polygons',
 )
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _NAMES:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    return getattr(importlib.import_module(f'.{_NAMES[name]}', __name__), name)
