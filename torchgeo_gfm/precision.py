@@ -10,19 +10,30 @@ without them emulates bf16 and is slower than fp32. :func:`native_bf16` tells wh
 Inference (``predict``, ``embed``) takes a :data:`Mode` instead, fp32 by default, so that
 the outputs users keep do not depend on the CPU unless they ask (:func:`autocast`).
 
+Only the plugin needs Lightning: it is imported on first use, so inference (the scene
+engine, an exported model) imports this module without Lightning installed.
+
 .. versionadded:: 0.1
 """
 
 import contextlib
 import functools
-from collections.abc import Generator
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
-from lightning.pytorch.plugins.precision import MixedPrecision, Precision
-from lightning.pytorch.utilities import rank_zero_info
-from lightning.pytorch.utilities.enums import GradClipAlgorithmType
-from torch.optim import Optimizer
+
+if TYPE_CHECKING:
+    from ._precision_plugin import NativeMixedPrecision
+
+__all__ = (
+    'MODES',
+    'NativeMixedPrecision',
+    'autocast',
+    'cpu_flags',
+    'describe',
+    'native_bf16',
+    'resolve',
+)
 
 #: CPU flags (``/proc/cpuinfo``) of native bf16 matrix instructions
 BF16_CPU_FLAGS = ('avx512_bf16', 'amx_bf16')
@@ -143,70 +154,11 @@ def _reason(device: str) -> str:
     return 'this CPU has no AVX512-BF16/AMX: bf16 would be emulated and slower'
 
 
-class NativeMixedPrecision(MixedPrecision):
-    """Lightning's bf16 mixed precision where it is native, fp32 where it is not.
+def __getattr__(name: str) -> Any:
+    # the Lightning plugin is imported on first use: inference (the scene engine, an
+    # exported model) uses the functions above and runs without Lightning
+    if name == 'NativeMixedPrecision':
+        from ._precision_plugin import NativeMixedPrecision
 
-    Weights, gradients, optimizer and losses stay fp32 (as Lightning's ``bf16-mixed``);
-    only the forward runs under bf16 autocast, and only on hardware with native bf16. The
-    choice is logged once. Use it in a config instead of ``precision``::
-
-        trainer:
-          plugins:
-            - class_path: torchgeo_gfm.precision.NativeMixedPrecision
-
-    Force either with ``--trainer.plugins.init_args.mode bf16`` or ``fp32``.
-
-    .. versionadded:: 0.1
-    """
-
-    def __init__(
-        self,
-        mode: Literal['auto', 'bf16', 'fp32'] = 'auto',
-        device: Literal['auto', 'cpu', 'cuda'] = 'auto',
-    ) -> None:
-        """Initialize a new NativeMixedPrecision plugin.
-
-        Args:
-            mode: ``'auto'`` (bf16 where native), ``'bf16'`` or ``'fp32'`` (forced).
-            device: where training runs; ``'auto'``: CUDA if available, else CPU.
-        """
-        if device == 'auto':
-            device = 'cuda' if torch.cuda.is_available() else 'cpu'
-        super().__init__('bf16-mixed', device)
-        self.mode = mode
-        self.enabled = mode == 'bf16' or (mode == 'auto' and native_bf16(device))
-        if not self.enabled:  # what the run is: Lightning's summary, fused AdamW's rule
-            self.precision = '32-true'
-        reason = 'forced' if mode != 'auto' else _reason(device)
-        picked = 'bf16 autocast' if self.enabled else 'fp32'
-        rank_zero_info(f'Precision: {picked} on {device} ({reason})')
-
-    def clip_gradients(
-        self,
-        optimizer: Optimizer,
-        clip_val: float = 0.0,
-        gradient_clip_algorithm: GradClipAlgorithmType = GradClipAlgorithmType.NORM,
-    ) -> None:
-        """Clip as Lightning does; in fp32 a fused optimizer may be clipped too.
-
-        Lightning's mixed precision refuses to clip for an optimizer that unscales
-        gradients itself (fused AdamW); in fp32 there is nothing to unscale.
-
-        Args:
-            optimizer: the optimizer whose gradients are clipped.
-            clip_val: the clipping value (0: none).
-            gradient_clip_algorithm: 'norm' or 'value'.
-        """
-        if self.enabled:
-            super().clip_gradients(optimizer, clip_val, gradient_clip_algorithm)
-        else:
-            Precision.clip_gradients(self, optimizer, clip_val, gradient_clip_algorithm)
-
-    @contextlib.contextmanager
-    def forward_context(self) -> Generator[None, None, None]:
-        """bf16 autocast if enabled, else nothing."""
-        if self.enabled:
-            with self.autocast_context_manager():
-                yield
-        else:
-            yield
+        return NativeMixedPrecision
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -14,6 +14,9 @@ of the sensor given for weights that record none (``--sensor``: GFM's band rule 
 weights to its bands). Weights that record none and are given none are RGB: ImageNet
 statistics, for 3 bands only; RGB statistics are never applied to other bands.
 
+The weights' readers (timm, Lightning, TorchGeo) are imported when weights are loaded:
+``embed`` from an exported backbone uses only :data:`STAGE_STRIDE` and :class:`Backbone`.
+
 .. versionadded:: 0.2
    Moved here from :mod:`torchgeo_gfm.scene.embed`.
 """
@@ -27,9 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..models.checkpoint import GFMCheckpointError, backbone_sensor
 from ..sensors import Sensor
-from .checkpoints import is_lightning_checkpoint, parse_checkpoint, read_checkpoint_file
 from .errors import SceneError
 from .normalisation import (
     NAMED,
@@ -38,7 +39,6 @@ from .normalisation import (
     choose_sensor,
     recorded_sensor,
 )
-from .predictor import load_predictor
 
 #: output stride of each Swin stage (patch 4, then x2 per stage)
 STAGE_STRIDE = {1: 4, 2: 8, 3: 16, 4: 32}
@@ -153,6 +153,7 @@ def load_backbone_for_embedding(
        Added *sensor* and *where*; a recorded sensor normalises and checks the bands.
     """
     from ..models import GFM_Weights
+    from .checkpoints import parse_checkpoint
 
     if weights is None:
         weights = GFM_Weights.GEOPILE_RGB_GFM
@@ -188,6 +189,8 @@ def _file_sensor(weights: Any) -> Sensor | None:
     """The sensor a weights file records; None for the hub's and unreadable files."""
     if not isinstance(weights, str | os.PathLike):
         return None  # GFM_Weights: RGB
+    from ..models.checkpoint import GFMCheckpointError, backbone_sensor
+
     try:
         return backbone_sensor(weights)
     except (OSError, GFMCheckpointError):  # gfm_swin_b says what is wrong
@@ -219,6 +222,8 @@ def _lightning(path: Any) -> dict[str, Any] | None:
     old (non-zip) torch file is read in full; anything else (missing, unreadable, not a
     checkpoint) is left to ``gfm_swin_b``, which says what is wrong.
     """
+    from .checkpoints import is_lightning_checkpoint, read_checkpoint_file
+
     try:
         if zipfile.is_zipfile(path):
             content = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
@@ -237,6 +242,8 @@ def _from_task(
     checkpoint: dict[str, Any],
     sensor: Sensor | None,
 ) -> Backbone:
+    from .predictor import load_predictor
+
     predictor = load_predictor(path, mean, std, checkpoint=checkpoint, sensor=sensor)
     model: Any = predictor.task.model
     if predictor.kind == 'super_resolution':

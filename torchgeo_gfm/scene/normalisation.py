@@ -22,17 +22,17 @@ pass instead. Every set of statistics goes through :func:`per_band`.
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from lightning.pytorch import LightningDataModule
 from torch import Tensor
 
 from .._utils import plain
 from ..sensors import Sensor, SensorError, get_sensor
-from ..tasks.inference import INFERENCE_KEY
-from .checkpoints import REWRITE, Checkpoint, import_trusted
 from .errors import SceneError, first_line, short
+
+if TYPE_CHECKING:
+    from .checkpoints import Checkpoint
 
 #: what ``--sensor`` takes
 SensorLike = str | os.PathLike[str] | Mapping[str, Any] | Sensor
@@ -121,7 +121,7 @@ def per_band(
 
 
 def normalisation(
-    ckpt: Checkpoint,
+    ckpt: 'Checkpoint',
     channels: int,
     mean: Sequence[float] | None,
     std: Sequence[float] | None,
@@ -148,6 +148,8 @@ def normalisation(
 
     .. versionadded:: 0.2
     """
+    from ..tasks.inference import INFERENCE_KEY
+
     path = ckpt.path
     if (mean is None) != (std is None):
         raise SceneError('--mean and --std go together: pass both, or neither')
@@ -179,7 +181,7 @@ def normalisation(
     )
 
 
-def recorded_sensor(ckpt: Checkpoint) -> Sensor | None:
+def recorded_sensor(ckpt: 'Checkpoint') -> Sensor | None:
     """The sensor a checkpoint records: its inference metadata's, else its task's.
 
     Args:
@@ -193,6 +195,8 @@ def recorded_sensor(ckpt: Checkpoint) -> Sensor | None:
 
     .. versionadded:: 0.2
     """
+    from .checkpoints import REWRITE
+
     found = (ckpt.meta or {}).get('sensor', ckpt.hparams.get('sensor'))
     if found is None:
         return None
@@ -287,8 +291,12 @@ def _describe(sensor: Sensor) -> str:
 
 
 def _from_datamodule(
-    ckpt: Checkpoint, trusted: Sequence[str]
+    ckpt: 'Checkpoint', trusted: Sequence[str]
 ) -> tuple[tuple[object, object], str]:
+    from lightning.pytorch import LightningDataModule
+
+    from .checkpoints import import_trusted
+
     path = ckpt.path
     hparams = ckpt.content.get('datamodule_hyper_parameters') or {}
     if not isinstance(hparams, Mapping):

@@ -30,7 +30,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 from rasterio.transform import Affine
@@ -47,10 +47,12 @@ from .engine import (
 )
 from .errors import SceneError
 from .normalisation import SensorLike, check_sensor_bands, raster_bands
-from .predictor import Predictor, load_predictor
 from .raster import Scene, open_scene, parse_bands
 from .tiling import Blender, TileGrid, cap_tile, chip_grid, grid_shape
 from .writers import COGWriter, check_scene_outputs, write_polygons
+
+if TYPE_CHECKING:
+    from .predictor import Predictor
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ class PredictResult:
 
 
 def predict_scene(
-    checkpoint: str | os.PathLike[str] | Predictor,
+    checkpoint: 'str | os.PathLike[str] | Predictor',
     inputs: Sequence[str | os.PathLike[str]],
     output: str | os.PathLike[str],
     bands: Sequence[int] | str | None = None,
@@ -139,7 +141,7 @@ def predict_scene(
     """
     _check_numbers(tile, overlap, batch_size)
     mode = check_precision(precision)
-    model = [] if isinstance(checkpoint, Predictor) else [checkpoint]
+    model = [checkpoint] if isinstance(checkpoint, str | os.PathLike) else []
     out, vectors = check_scene_outputs(
         (output, '-o', 'cog'),
         (vectorize, '--vectorize', 'geopackage'),
@@ -149,7 +151,7 @@ def predict_scene(
     if vectors and probabilities:
         raise SceneError('--vectorize writes classes: drop --probabilities to use it')
     target = check_device(device)
-    if isinstance(checkpoint, Predictor):
+    if not isinstance(checkpoint, str | os.PathLike):
         if sensor is not None:
             raise SceneError(
                 'sensor: give it to load_predictor, which normalises with it'
@@ -192,6 +194,21 @@ def predict_scene(
     return PredictResult(out, vectors, stats, predictor.source, used)
 
 
+def load_predictor(
+    path: str | os.PathLike[str], *args: Any, **kwargs: Any
+) -> 'Predictor':
+    """:func:`torchgeo_gfm.scene.load_predictor`, imported on first use.
+
+    Rebuilding a checkpoint's task needs Lightning, TorchGeo and timm; this module does
+    not (an exported model runs without them).
+
+    .. versionadded:: 0.2
+    """
+    from . import predictor
+
+    return predictor.load_predictor(path, *args, **kwargs)
+
+
 def _check_numbers(tile: int, overlap: int | None, batch_size: int) -> None:
     """Refuse sizes that are not integers in range, before anything is loaded."""
     check_integer('--tile', tile, 1)
@@ -201,7 +218,7 @@ def _check_numbers(tile: int, overlap: int | None, batch_size: int) -> None:
 
 
 def _tiling(
-    predictor: Predictor, scene: Scene, tile: int, overlap: int | None
+    predictor: 'Predictor', scene: Scene, tile: int, overlap: int | None
 ) -> tuple[int, int]:
     """The tile (capped to the scene) and overlap to use; refuse what the model cannot."""
     m = predictor.multiple
@@ -232,7 +249,7 @@ def _tiling(
 
 
 def _tags(
-    checkpoint: str | os.PathLike[str] | Predictor, predictor: Predictor, used: str
+    checkpoint: 'str | os.PathLike[str] | Predictor', predictor: 'Predictor', used: str
 ) -> dict[str, str]:
     """How the output was computed, for its metadata."""
     tags = {
@@ -241,7 +258,7 @@ def _tags(
     }
     if predictor.sensor is not None:
         tags['TORCHGEO_GFM_SENSOR'] = predictor.sensor.name
-    if not isinstance(checkpoint, Predictor):
+    if isinstance(checkpoint, str | os.PathLike):
         tags['TORCHGEO_GFM_CHECKPOINT'] = os.fspath(checkpoint)
     return tags
 
@@ -253,7 +270,7 @@ class _Output:
         self,
         out: Path,
         scene: Scene,
-        predictor: Predictor,
+        predictor: 'Predictor',
         tile: int,
         probabilities: bool,
         tags: dict[str, str],
@@ -332,7 +349,7 @@ class _Output:
         return encoded
 
 
-def _encoding(predictor: Predictor, probabilities: bool) -> tuple[str, Any, int]:
+def _encoding(predictor: 'Predictor', probabilities: bool) -> tuple[str, Any, int]:
     """(dtype, nodata, bands) of the output."""
     if probabilities:
         return 'float32', float('nan'), predictor.outputs
