@@ -208,7 +208,7 @@ def describe(meta: ExportMetadata) -> str:
 
     Returns:
         E.g. ``segmentation (multiclass): image [N, 3, 512, 512] raw values ->
-        probabilities [N, 2, 512, 512], per pixel: ...``.
+        probabilities [N, 2, 512, 512]; per pixel ...``.
 
     .. versionadded:: 0.2
     """
@@ -217,8 +217,19 @@ def describe(meta: ExportMetadata) -> str:
         f'{name} [{n}, {meta.in_channels}, {meta.tile}, {meta.tile}]'
         for name in meta.inputs
     )
-    what = f'{meta.kind} ({meta.mode}{f", stage {meta.stage}" if meta.stage else ""})'
-    return f'{what}: {inputs} raw values -> {meta.meaning}'
+    side = meta.tile * meta.scale // meta.stride
+    shapes = {
+        'features': f'[{n}, {meta.channels}, {side}, {side}]',
+        'embedding': f'[{n}, {meta.channels}]',
+    }
+    pixels = meta.kind != 'classification'
+    default = f'[{n}, {meta.channels}' + (f', {side}, {side}]' if pixels else ']')
+    outputs = ', '.join(f'{name} {shapes.get(name, default)}' for name in meta.outputs)
+    stage = f', stage {meta.stage}' if meta.stage else ''
+    return (
+        f'{meta.kind} ({meta.mode}{stage}): {inputs} raw values -> {outputs}; '
+        f'{meta.meaning}'
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -275,8 +286,8 @@ def _source_path(source: Any) -> Path:
     """The file of *source*; a GFM_Weights member (or its name) is downloaded."""
     from ..models import GFM_Weights
 
-    if isinstance(source, str) and not os.path.exists(source):
-        source = GFM_Weights.__members__.get(source, source)
+    if isinstance(source, str | os.PathLike) and not os.path.exists(source):
+        source = GFM_Weights.__members__.get(os.fspath(source), source)
     if isinstance(source, GFM_Weights):
         return source.download()
     return Path(os.fspath(source))
