@@ -152,10 +152,11 @@ def export(
     if suffix == '.onnx':
         _require('onnx', 'onnxruntime', 'onnxscript')
     path = _source_path(source)
-    out = Path(prepare_output(output, path, force=force))
+    _precheck(output, path, force)
     module = _load(path, what, stage, sensor)
     kind = 'backbone' if isinstance(module, BackboneModule) else 'task'
     size = check_tile(DEFAULT_TILE[kind] if tile is None else tile, _multiple(module))
+    out = Path(prepare_output(output, path, force=force))  # creates missing folders
     meta = metadata_for(
         module, tile=size, batch=batch, source=path, source_sha256=sha256sum(path)
     )
@@ -244,6 +245,18 @@ def _format(output: str | os.PathLike[str]) -> str:
             '(.pt2); name the output model.onnx or model.pt2'
         )
     return suffix
+
+
+def _precheck(output: str | os.PathLike[str], path: Path, force: bool) -> None:
+    """Refuse an output that exists (without *force*), is the source or a device early.
+
+    Before the model is loaded; its missing folders are created once it is (and its
+    tile size checked), so that a refused export leaves no folder behind.
+    """
+    from ..outputs import check_output
+
+    if Path(os.fspath(output)).absolute().parent.is_dir():
+        check_output(output, overwrite=force, protect=[path], option='--force')
 
 
 def _check_options(
