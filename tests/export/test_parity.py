@@ -15,11 +15,7 @@ import torch
 from torch import Tensor
 
 from tests.export.conftest import OPTIONS, TILE, tiny_student
-from torchgeo_gfm.export.metadata import (
-    EXTRA_FILE,
-    METADATA_KEY,
-    ExportMetadata,
-)
+from torchgeo_gfm.export.metadata import EXTRA_FILE, METADATA_KEY, ExportMetadata
 from torchgeo_gfm.export.modules import TaskModule
 from torchgeo_gfm.scene.backbone import Backbone, load_backbone_for_embedding
 from torchgeo_gfm.scene.normalisation import NAMED
@@ -133,9 +129,10 @@ def test_exported_equals_eager(
             assert g.shape == w.shape
             assert g.shape[0] == batch
             assert (g - w).abs().max().item() <= TOLERANCE
-        expected_map = class_map(meta, want[0])
-        if expected_map is not None:
-            assert torch.equal(class_map(meta, got[0]), expected_map)
+        expected, found = class_map(meta, want[0]), class_map(meta, got[0])
+        if expected is not None:
+            assert found is not None
+            assert torch.equal(found, expected)
 
 
 def test_shapes_follow_the_metadata(exported: Callable[[str, str], Path]) -> None:
@@ -157,9 +154,7 @@ def test_shapes_follow_the_metadata(exported: Callable[[str, str], Path]) -> Non
 
 
 @pytest.mark.parametrize('name', ['fcn', 'classification', 'change'])
-def test_task_module_is_the_predictor(
-    name: str, source: Callable[[str], Path]
-) -> None:
+def test_task_module_is_the_predictor(name: str, source: Callable[[str], Path]) -> None:
     """Eager: the exported module computes exactly what Predictor.__call__ does."""
     predictor = load_predictor(source(name))
     module = TaskModule(predictor)
@@ -178,5 +173,5 @@ def test_input_of_another_tile_size_is_refused(
     meta = read_metadata(path)
     model = run_file(path, meta)
     other = np.zeros((1, 3, TILE + 32, TILE + 32), np.float32)
-    with pytest.raises(Exception, match='(?i)dimension|shape'):
+    with pytest.raises(Exception, match=r'(?i)dimension|shape'):
         model(torch.from_numpy(other))
