@@ -11,9 +11,11 @@ change a written file the way a damaged, edited or hostile one would be.
 
 import io
 import json
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import onnx
 import torch
@@ -26,6 +28,9 @@ KINDS = ('segmentation', 'change', 'classification', 'super_resolution', 'backbo
 
 class Tiny(nn.Module):
     """Normalisation, a convolution and the head of one kind; float32 in and out."""
+
+    mean: Tensor
+    std: Tensor
 
     def __init__(self, kind: str, in_channels: int, channels: int) -> None:
         super().__init__()
@@ -111,16 +116,18 @@ def _dynamic(meta: ExportMetadata) -> tuple[tuple[dict[int, object], ...]] | Non
 def write_onnx(module: nn.Module, meta: ExportMetadata, path: Path) -> Path:
     """Export *module* to ONNX with *meta* in its ``metadata_props``."""
     inputs = example(meta, meta.batch or 2)
-    program = torch.onnx.export(
-        module,
-        inputs,
-        dynamo=True,
-        input_names=meta.inputs,
-        output_names=meta.outputs,
-        dynamic_shapes=_dynamic(meta),
-        external_data=False,
-        verbose=False,
-    )
+    with warnings.catch_warnings():  # two inputs share the batch: one name is kept
+        warnings.filterwarnings('ignore', 'The axis name: batch will not be used')
+        program = torch.onnx.export(
+            module,
+            inputs,
+            dynamo=True,
+            input_names=meta.inputs,
+            output_names=meta.outputs,
+            dynamic_shapes=_dynamic(meta),
+            external_data=False,
+            verbose=False,
+        )
     assert program is not None
     program.model.metadata_props[METADATA_KEY] = meta.to_json()
     program.save(path, external_data=False)
@@ -146,7 +153,7 @@ def set_onnx_metadata(source: Path, path: Path, text: str | None) -> Path:
 
 
 def edit_pt2(
-    source: Path, path: Path, change: Callable[[dict[str, bytes]], None]
+    source: Path, path: Path, change: Callable[[dict[str, bytes]], object]
 ) -> Path:
     """A copy of a .pt2 archive whose entries (names below its folder) *change* edits."""
     with zipfile.ZipFile(source) as archive:
@@ -163,7 +170,9 @@ def edit_pt2(
     return path
 
 
-def edit_program(source: Path, path: Path, change: Callable[[dict], None]) -> Path:
+def edit_program(
+    source: Path, path: Path, change: Callable[[dict[str, Any]], object]
+) -> Path:
     """A copy of a .pt2 archive whose program JSON *change* edits."""
 
     def edit(entries: dict[str, bytes]) -> None:

@@ -21,15 +21,15 @@ by :func:`torch.export.load` alone is not, in torch 2.14:
   and, should that fail, again with ``weights_only=False``;
 * symbolic shapes are parsed by :func:`sympy.sympify`, which evaluates Python;
 * the program's ``guards_code`` strings are compiled and run by ``.module()``;
-* operators are resolved as attribute chains from ``torch``, ``math`` and ``operator``,
-  and the nodes' stack traces are written into the generated Python source.
+* operators are resolved as attribute chains from ``torch``, ``math`` and ``operator``.
 
 So this module reads the archive itself first and refuses all of that: entries other
 than those ``torch.export.save`` writes for one program, any pickled payload, example
-inputs that do not load with ``weights_only=True``, guards code, shape expressions
-outside a small grammar of SymPy names, operators other than ``torch.ops.aten`` and a
-few arithmetic functions. It then hands PyTorch an archive rebuilt from the checked
-entries, without the nodes' metadata (stack traces). What is left to trust is PyTorch's
+inputs that do not load with ``weights_only=True``, guards and shape expressions outside
+small grammars (input sizes and integer arithmetic; SymPy's constructors of those),
+operators other than ``torch.ops.aten`` and a few arithmetic functions. It then hands
+PyTorch an archive rebuilt from the checked entries, without the nodes' metadata (free
+text, such as stack traces, that running needs not). What is left to trust is PyTorch's
 JSON decoder and its aten operators; still, prefer ``.onnx`` for files from others.
 
 .. versionadded:: 0.2
@@ -332,6 +332,17 @@ class ExportedModel:
             )
         self.check_tile(height, 'tile')
 
+    def _check_outputs(self, outs: list[Tensor], batch: int) -> None:
+        """Refuse what a damaged graph gives: other outputs than its metadata says."""
+        expected = (batch, *_first_output(self.meta)[1:])
+        if len(outs) != len(self.meta.outputs) or tuple(outs[0].shape) != expected:
+            raise ExportError(
+                f'{self.path}: its graph gave {len(outs)} output(s), the first '
+                f'{list(outs[0].shape) if outs else None}; its metadata says '
+                f'{len(self.meta.outputs)}, the first {list(expected)}: the file is '
+                'damaged: export it again'
+            )
+
     def _forward(self, inputs: list[Tensor]) -> list[Tensor]:
         """Run the graph on a batch of any size: split to its most, padded to its least."""
         least, most = self._backend.batches
@@ -348,7 +359,9 @@ class ExportedModel:
                     torch.cat([x, x.new_zeros(least - size, *x.shape[1:])])
                     for x in chunk
                 ]
-            parts.append([out[:size] for out in self._backend.run(chunk)])
+            outs = self._backend.run(chunk)
+            self._check_outputs(outs, chunk[0].shape[0])
+            parts.append([out[:size] for out in outs])
         if len(parts) == 1:
             return parts[0]
         return [torch.cat(outs) for outs in zip(*parts, strict=True)]
@@ -823,8 +836,9 @@ def _pt2_entries(where: str) -> tuple[str, dict[str, bytes]]:
 def _refuse(where: str, what: str) -> ExportError:
     """The error for a .pt2 file this module will not hand to PyTorch."""
     return ExportError(
-        f'{where}: {what}, which torchgeo-gfm export does not write and PyTorch would '
-        'unpickle or run as code; refused: export the model again (or use an .onnx file)'
+        f'{where}: {what}; refused: a .pt2 file may hold only what torch.export.save '
+        'writes for one program, with no pickled data or code (torch.export.load would '
+        'unpickle or run it): export the model again (or use an .onnx file)'
     )
 
 
