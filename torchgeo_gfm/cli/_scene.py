@@ -36,7 +36,10 @@ def add_scene_arguments(parser: argparse.ArgumentParser) -> None:
         '--overwrite', action='store_true', help='replace existing outputs'
     )
     parser.add_argument(
-        '--mean', type=_floats, help="per-band mean, e.g. '123.7,116.3,103.5'"
+        '--mean',
+        type=_floats,
+        help="per-band mean, e.g. '123.7,116.3,103.5' (not for an exported model: "
+        'its graph normalises, as it does with --std and --sensor)',
     )
     parser.add_argument('--std', type=_floats, help='per-band std (with --mean)')
     parser.add_argument(
@@ -51,7 +54,8 @@ def add_scene_arguments(parser: argparse.ArgumentParser) -> None:
         choices=('fp32', 'bf16', 'auto'),
         default='fp32',
         help='fp32 (default: the same output on every machine), bf16, or auto (bf16 '
-        'where the hardware computes it natively); recorded in the output',
+        'where the hardware computes it natively); recorded in the output. An '
+        'exported model runs fp32',
     )
 
 

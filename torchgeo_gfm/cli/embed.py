@@ -28,14 +28,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('-o', '--output', required=True, help='output GeoParquet')
     parser.add_argument(
         '--weights',
-        help='GFM weights file or fine-tuned checkpoint (default: GEOPILE_RGB_GFM)',
+        help='GFM weights file, fine-tuned checkpoint or exported backbone (.onnx, '
+        '.pt2) (default: GEOPILE_RGB_GFM)',
     )
-    parser.add_argument('--chip', type=int, default=192, help='chip size (px)')
+    parser.add_argument(
+        '--chip',
+        type=int,
+        help="chip size (px; default 192, or the exported backbone's, the only one "
+        'it takes)',
+    )
     parser.add_argument(
         '--stride', type=int, help='step between chips (default: --chip)'
     )
     parser.add_argument(
-        '--stage', type=int, default=4, help='Swin stage 1-4 (default 4)'
+        '--stage',
+        type=int,
+        help="Swin stage 1-4 (default 4; an exported backbone's is fixed in the file)",
     )
     parser.add_argument(
         '--dense', metavar='OUT.tif', help='also write the feature map (COG)'

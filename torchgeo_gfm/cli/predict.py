@@ -1,7 +1,7 @@
 # Copyright (c) torchgeo-gfm contributors.
 # Licensed under the MIT License.
 
-"""``torchgeo-gfm predict``: a fine-tuned checkpoint over whole scenes, to a COG.
+"""``torchgeo-gfm predict``: a fine-tuned checkpoint or exported model over whole scenes, to a COG.
 
 The engine is :func:`torchgeo_gfm.scene.predict_scene`.
 
@@ -27,10 +27,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     Args:
         parser: the sub-command's parser.
     """
-    parser.add_argument('checkpoint', help='Lightning checkpoint of a fine-tuned task')
+    parser.add_argument(
+        'checkpoint',
+        help='fine-tuned checkpoint (.ckpt) or exported model (.onnx, .pt2)',
+    )
     parser.add_argument('inputs', nargs='+', help='raster(s); two for change detection')
     parser.add_argument('-o', '--output', required=True, help='output COG')
-    parser.add_argument('--tile', type=int, default=512, help='tile size (px)')
+    parser.add_argument(
+        '--tile',
+        type=int,
+        help="tile size (px; default 512, or the exported model's, the only one it "
+        'takes)',
+    )
     parser.add_argument('--overlap', type=int, help=OVERLAP_HELP)
     parser.add_argument(
         '--probabilities', action='store_true', help='write float32 probabilities'

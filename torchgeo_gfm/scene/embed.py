@@ -27,12 +27,18 @@ are refused, as are rasters of another data type than the first (one set of
 statistics); a chip larger than the scene is capped to the smallest multiple of 32 that
 covers it.
 
+An exported backbone (``.onnx``, ``.pt2``: :func:`torchgeo_gfm.export.export_model`) as
+*weights* runs the same way: its ``features`` output is the stage's map, pooled and
+written as above; its chip size, stage and normalisation are fixed in the file
+(:mod:`.exported`), and the outputs record it under ``exported`` (path, backend, sha256,
+the checkpoint it came from).
+
 .. versionadded:: 0.1
 """
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +49,8 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 from torch import Tensor
 
+from ..export.metadata import ExportError
+from ..sensors import Sensor
 from .backbone import STAGE_STRIDE, Backbone, load_backbone_for_embedding
 from .engine import (
     RunStats,
@@ -54,6 +62,14 @@ from .engine import (
     run_tiles,
 )
 from .errors import SceneError
+from .exported import (
+    ExportedModel,
+    check_options,
+    exported_precision,
+    is_exported_model,
+    load_model,
+    provenance,
+)
 from .footprints import LonLat, footprint
 from .normalisation import SensorLike, check_sensor_bands, per_band, raster_bands
 from .raster import Scene, open_scene, parse_bands
@@ -82,18 +98,35 @@ class EmbedResult:
     precision: str = 'fp32'
 
 
+#: the chip and stage of weights when none is given (an exported file has its own)
+DEFAULT_CHIP, DEFAULT_STAGE = 192, 4
+
+#: what embeds: raw pixels ``[B, 1, C, H, W]`` -> the stage's map ``[B, D, h, w]``
+Features = Callable[[Tensor], Tensor]
+
+
 @dataclass(frozen=True)
 class _Run:
-    """The settings shared by every raster of one :func:`embed_scene` call."""
+    """The model and settings shared by every raster of one :func:`embed_scene` call."""
 
-    backbone: Backbone
+    model: Features
+    name: str
+    sensor: Sensor | None
+    in_channels: int | None
+    mean: list[float]
+    std: list[float]
     chip: int
     stride: int
     stage: int
-    batch_size: int
+    step: int
     device: torch.device
     precision: str
-    progress: bool
+    exported: dict[str, Any] | None = None
+
+    @property
+    def fixed(self) -> bool:
+        """Whether the chip is the model's only size (exported): never capped."""
+        return self.exported is not None
 
 
 def embed_scene(
@@ -101,9 +134,9 @@ def embed_scene(
     output: str | os.PathLike[str],
     weights: Any = None,
     bands: Sequence[int] | str | None = None,
-    chip: int = 192,
+    chip: int | None = None,
     stride: int | None = None,
-    stage: int = 4,
+    stage: int | None = None,
     dense: str | os.PathLike[str] | None = None,
     batch_size: int = 8,
     device: str = 'cpu',
@@ -121,23 +154,29 @@ def embed_scene(
         inputs: rasters, each in its own CRS.
         output: the GeoParquet file.
         weights: GFM weights (a ``GFM_Weights`` member, default GEOPILE_RGB_GFM; a weights
-            file; or a fine-tuned checkpoint, whose backbone is used).
+            file; or a fine-tuned checkpoint, whose backbone is used), or an exported
+            backbone (``.onnx``, ``.pt2``, or an
+            :class:`~torchgeo_gfm.export.ExportedModel`).
         bands: 1-based bands ('3,2,1'), all by default.
-        chip: chip size in pixels (a multiple of 32); capped to the scene.
+        chip: chip size in pixels (a multiple of 32); default 192, capped to the scene;
+            an exported backbone's own (the only one it takes) by default.
         stride: step between chips (default: *chip*, no overlap).
-        stage: Swin stage, 1-4 (4: the final 1024-d feature of Swin-B).
+        stage: Swin stage, 1-4 (default 4: the final 1024-d feature of Swin-B); an
+            exported backbone's is fixed in the file.
         dense: also write the feature map of the (single) input as a COG here.
         batch_size: chips per model call.
         device: 'cpu', 'cuda', 'cuda:N' or 'auto' (a GPU if there is one).
         overwrite: replace existing outputs (never an input, the weights, or the other
             output).
         mean: per-band mean (default: the weights' normalisation; required for a
-            raster whose band count differs from the weights' statistics).
+            raster whose band count differs from the weights' statistics); not for an
+            exported backbone, whose graph normalises (nor is *sensor*).
         std: per-band std.
         backbone: a ready :class:`Backbone` instead of *weights*.
         progress: show a progress bar.
         precision: 'fp32' (default: the same output on every machine), 'bf16' (forced
-            bf16 autocast) or 'auto' (bf16 where the hardware computes it natively).
+            bf16 autocast) or 'auto' (bf16 where the hardware computes it natively);
+            an exported backbone runs fp32 ('bf16' is refused).
         sensor: the sensor of the rasters (a shipped name such as ``'s2'``, a YAML file,
             a dict or a Sensor) for weights that record none; its statistics normalise.
 
@@ -146,21 +185,25 @@ def embed_scene(
 
     Raises:
         SceneError: for bad input, before anything is written: among others rasters
-            whose band count is not the sensor's, or a *sensor* that contradicts the
-            one the weights record.
+            whose band count is not the sensor's (or the exported backbone's), a
+            *sensor* that contradicts the one the weights record; for an exported file
+            (:class:`~torchgeo_gfm.export.ExportError`) a task, another chip or stage,
+            or normalisation options.
         OutputError: for an output that must not or cannot be written.
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
-       Added *sensor*; a recorded sensor normalises and checks the bands.
+       Added *sensor*; a recorded sensor normalises and checks the bands. Exported
+       backbones; *chip* and *stage* default to None (192 and 4, or the file's).
     """
-    stride = chip if stride is None else stride
+    exported = backbone is None and is_exported_model(weights)
     _check_args(inputs, chip, stride, stage, dense, batch_size, precision)
-    model = [weights] if isinstance(weights, str | os.PathLike) else []
+    # weights take any chip and stage: checked now; an exported file's when loaded
+    sizes = None if exported else _weights_sizes(chip, stride, stage)
     out, dense_out = check_scene_outputs(
         (output, '-o', 'geoparquet'),
         (dense, '--dense', 'cog'),
-        protect=[*inputs, *model],
+        protect=[*inputs, *_files(weights)],
         overwrite=overwrite,
     )
     target = check_device(device)
@@ -169,25 +212,136 @@ def embed_scene(
     first = scenes[0]
     channels = len(first.bands)
     where = raster_bands(first.paths[0], first.bands, bool(chosen))
-    if backbone is None:
-        backbone = load_backbone_for_embedding(
-            weights, stage, channels, mean, std, sensor=sensor, where=where
+    options = {'mean': mean, 'std': std, 'sensor': sensor, 'precision': precision}
+    if sizes is None:
+        run = _exported_run(
+            weights, (chip, stride, stage), options, device, target, channels, where
         )
-    elif sensor is not None:
-        raise SceneError('sensor: give it to load_backbone_for_embedding, not backbone')
-    elif backbone.sensor is not None:
-        check_sensor_bands(backbone.sensor, channels, where)
+    else:
+        found = _backbone(weights, backbone, sizes[2], channels, where, options)
+        run = _backbone_run(found, sizes, options, target, channels)
     for scene in scenes:
-        open_scene(scene.paths, scene.bands, backbone.in_channels or channels)
-    used = resolve_precision(precision, target)
-    run = _Run(backbone, chip, stride, stage, batch_size, target, used, progress)
+        open_scene(scene.paths, scene.bands, run.in_channels or channels)
     frames, stats = [], []
     for scene in scenes:
-        rows, done = _embed_one(scene, run, dense_out, mean is not None)
+        rows, done = _embed_one(scene, run, dense_out, batch_size, progress)
         frames.append(rows)
         stats.append(done)
     n = write_geoparquet(out, frames, _metadata(run, scenes[0]))
-    return EmbedResult(out, dense_out, n, stats, used)
+    return EmbedResult(out, dense_out, n, stats, run.precision)
+
+
+def _files(weights: object) -> list[str | os.PathLike[str]]:
+    """The weights' file, protected from being overwritten by an output."""
+    if isinstance(weights, str | os.PathLike):
+        return [weights]
+    return [weights.path] if isinstance(weights, ExportedModel) else []
+
+
+def _backbone(
+    weights: Any,
+    backbone: Backbone | None,
+    stage: int,
+    channels: int,
+    where: str,
+    options: dict[str, Any],
+) -> Backbone:
+    """The backbone of *weights* (or the one given), its sensor's bands checked."""
+    sensor = options['sensor']
+    if backbone is None:
+        return load_backbone_for_embedding(
+            weights,
+            stage,
+            channels,
+            options['mean'],
+            options['std'],
+            sensor=sensor,
+            where=where,
+        )
+    if sensor is not None:
+        raise SceneError('sensor: give it to load_backbone_for_embedding, not backbone')
+    if backbone.sensor is not None:
+        check_sensor_bands(backbone.sensor, channels, where)
+    return backbone
+
+
+def _backbone_run(
+    backbone: Backbone,
+    sizes: tuple[int, int, int],
+    options: dict[str, Any],
+    target: torch.device,
+    channels: int,
+) -> _Run:
+    """Normalise, then the backbone's stage map."""
+    chip, stride, stage = sizes
+    mean, std = _statistics(backbone, channels, options['mean'] is not None)
+    m = torch.tensor(mean, device=target)[:, None, None]
+    s = torch.tensor(std, device=target)[:, None, None]
+    backbone.model.to(target)
+
+    @torch.inference_mode()
+    def model(x: Tensor) -> Tensor:
+        return backbone.features((x[:, 0] - m) / s)
+
+    return _Run(
+        model,
+        backbone.name,
+        backbone.sensor,
+        backbone.in_channels,
+        mean,
+        std,
+        chip,
+        stride,
+        stage,
+        STAGE_STRIDE[stage],
+        target,
+        resolve_precision(options['precision'], target),
+    )
+
+
+def _exported_run(
+    weights: str | os.PathLike[str] | ExportedModel,
+    sizes: tuple[int | None, int | None, int | None],
+    options: dict[str, Any],
+    device: str,
+    target: torch.device,
+    channels: int,
+    where_bands: str,
+) -> _Run:
+    """The exported backbone: its chip, stage and normalisation are the file's."""
+    chip, stride, stage = sizes
+    where = os.fspath(_files(weights)[0])
+    check_options(
+        where, mean=options['mean'], std=options['std'], sensor=options['sensor']
+    )
+    used = exported_precision(options['precision'], where)
+    model = load_model(weights, 'backbone', device, target)
+    model.check_bands(channels, where_bands)
+    meta = model.meta
+    if stage is not None and stage != meta.stage:
+        raise ExportError(
+            f'--stage {stage}: {where} gives the features of stage {meta.stage} (fixed '
+            f'at export); drop --stage, or export the backbone again with --stage {stage}'
+        )
+    chip = model.tile if chip is None else chip
+    model.check_tile(chip, '--chip')
+    stride = chip if stride is None else stride
+    _check_stride(stride, chip, meta.stride)
+    return _Run(
+        model,
+        where,
+        model.sensor,
+        model.in_channels,
+        model.mean.tolist(),
+        model.std.tolist(),
+        chip,
+        stride,
+        meta.stage or DEFAULT_STAGE,
+        meta.stride,
+        model.device,
+        used,
+        provenance(model),
+    )
 
 
 def _open_all(
@@ -226,44 +380,62 @@ def _dtypes(scene: Scene) -> list[str]:
 
 def _check_args(
     inputs: Sequence[Any],
-    chip: int,
-    stride: int,
-    stage: int,
+    chip: int | None,
+    stride: int | None,
+    stage: int | None,
     dense: object,
     batch_size: int,
     precision: str,
 ) -> None:
+    """Refuse what no model takes, before anything is loaded or written."""
     if not inputs:
         raise SceneError('no input raster given')
-    check_integer('--chip', chip, 1)
-    check_integer('--stride', stride, 1)
+    if chip is not None:
+        check_integer('--chip', chip, 1)
+    if stride is not None:
+        check_integer('--stride', stride, 1)
     check_integer('--batch-size', batch_size, 1)
     check_precision(precision)
-    if stage not in STAGE_STRIDE:
+    if stage is not None and stage not in STAGE_STRIDE:
         raise SceneError(f'--stage {stage}: expected 1, 2, 3 or 4 (Swin stages)')
+    if dense and len(inputs) != 1:
+        raise SceneError('--dense writes one raster: pass one input with it')
+
+
+def _weights_sizes(
+    chip: int | None, stride: int | None, stage: int | None
+) -> tuple[int, int, int]:
+    """Chip, stride and stage for weights (defaults filled in), or a SceneError."""
+    chip = DEFAULT_CHIP if chip is None else chip
+    stride = chip if stride is None else stride
+    stage = DEFAULT_STAGE if stage is None else stage
     step = STAGE_STRIDE[4]
     if chip < step or chip % step:
         raise SceneError(
             f"--chip {chip}: expected a multiple of {step} pixels (the backbone's stride), "
             f'e.g. --chip {max(step, round(chip / step) * step)}'
         )
-    if stride < 1 or stride > chip or stride % STAGE_STRIDE[stage]:
+    _check_stride(stride, chip, STAGE_STRIDE[stage])
+    return chip, stride, stage
+
+
+def _check_stride(stride: int, chip: int, step: int) -> None:
+    """A stride is a multiple of the features' stride, at most the chip."""
+    if stride < 1 or stride > chip or stride % step:
         raise SceneError(
-            f'--stride {stride}: expected a multiple of {STAGE_STRIDE[stage]} between '
-            f'{STAGE_STRIDE[stage]} and --chip ({chip})'
+            f'--stride {stride}: expected a multiple of {step} between {step} and '
+            f'--chip ({chip})'
         )
-    if dense and len(inputs) != 1:
-        raise SceneError('--dense writes one raster: pass one input with it')
 
 
 class _Chips:
     """The writer side of one raster: pooled rows, and the dense COG if asked for."""
 
     def __init__(
-        self, scene: Scene, stage: int, dense: COGWriter | None, lonlat: LonLat
+        self, scene: Scene, step: int, dense: COGWriter | None, lonlat: LonLat
     ) -> None:
         self.scene, self.dense, self.lonlat = scene, dense, lonlat
-        self.step = STAGE_STRIDE[stage]
+        self.step = step
         self.rows: list[dict[str, Any]] = []
 
     def consume(self, tile: Tile, features: np.ndarray | None) -> None:
@@ -310,38 +482,28 @@ def _downsample(valid: np.ndarray, step: int, shape: tuple[int, ...]) -> np.ndar
 
 
 def _embed_one(
-    scene: Scene, run: _Run, dense: Path | None, given: bool
+    scene: Scene, run: _Run, dense: Path | None, batch_size: int, progress: bool
 ) -> tuple[Any, RunStats]:
     import geopandas as gpd
 
-    backbone, device = run.backbone, run.device
-    mean, std = _statistics(backbone, len(scene.bands), given)
-    m, s = torch.tensor(mean, device=device), torch.tensor(std, device=device)
-    backbone.model.to(device)
-
-    @torch.inference_mode()
-    def model(x: Tensor) -> Tensor:
-        return backbone.features((x[:, 0] - m[:, None, None]) / s[:, None, None])
-
-    chip = cap_tile(run.chip, scene.height, scene.width, STAGE_STRIDE[4], 32)
+    chip = run.chip
+    if not run.fixed:
+        chip = cap_tile(chip, scene.height, scene.width, STAGE_STRIDE[4], 32)
     stride = min(run.stride, chip)
     writer = None
     if dense:
-        tags = _tags(_metadata(run, scene))
-        writer = _dense_writer(
-            scene, dense, run.stage, backbone, chip, device, mean, tags
-        )
-    chips = _Chips(scene, run.stage, writer, LonLat(scene))
+        writer = _dense_writer(scene, dense, run, chip, _tags(_metadata(run, scene)))
+    chips = _Chips(scene, run.step, writer, LonLat(scene))
     try:
         stats = run_tiles(
             scene,
             chip_grid(scene.height, scene.width, chip, stride),
-            model,
+            run.model,
             chips.consume,
-            np.asarray(mean, np.float32),
-            run.batch_size,
-            device,
-            run.progress,
+            np.asarray(run.mean, np.float32),
+            batch_size,
+            run.device,
+            progress,
             desc=f'embed {Path(scene.paths[0]).name}',
             precision=run.precision,
         )
@@ -371,18 +533,20 @@ def _statistics(
 
 def _metadata(run: _Run, scene: Scene) -> dict[str, Any]:
     """How the embeddings are computed, for the outputs' metadata."""
-    mean, std = _statistics(run.backbone, len(scene.bands), True)
-    return {
+    metadata = {
         'precision': run.precision,
-        'weights': run.backbone.name,
+        'weights': run.name,
         'stage': run.stage,
         'chip': run.chip,
         'stride': run.stride,
         'bands': list(scene.bands),
-        'mean': mean,
-        'std': std,
-        'sensor': run.backbone.sensor.name if run.backbone.sensor else None,
+        'mean': run.mean,
+        'std': run.std,
+        'sensor': run.sensor.name if run.sensor else None,
     }
+    if run.exported is not None:
+        metadata['exported'] = run.exported
+    return metadata
 
 
 def _tags(metadata: dict[str, Any]) -> dict[str, str]:
@@ -397,21 +561,13 @@ def _tags(metadata: dict[str, Any]) -> dict[str, str]:
 
 
 def _dense_writer(
-    scene: Scene,
-    dense: Path,
-    stage: int,
-    backbone: Backbone,
-    chip: int,
-    device: torch.device,
-    mean: list[float],
-    tags: dict[str, str],
+    scene: Scene, dense: Path, run: _Run, chip: int, tags: dict[str, str]
 ) -> COGWriter:
-    step = STAGE_STRIDE[stage]
-    probe = torch.tensor(mean, device=device)[None, :, None, None].expand(
-        1, -1, chip, chip
-    )
+    # the depth of the features: of a chip at the mean (zeros once normalised)
+    probe = torch.tensor(run.mean, device=run.device)[None, None, :, None, None]
     with torch.inference_mode():
-        depth = backbone.features(probe.contiguous()).shape[1]
+        depth = run.model(probe.expand(1, 1, -1, chip, chip).contiguous()).shape[1]
+    step = run.step
     profile = {
         'count': depth,
         'dtype': 'float32',

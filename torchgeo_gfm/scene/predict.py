@@ -22,9 +22,16 @@ normalised with the sensor's statistics, and the raster's bands (after ``bands``
 the sensor's, in number; ``sensor`` gives one for a checkpoint that records none (and
 must agree with a recorded one). The sensor's name is written as ``TORCHGEO_GFM_SENSOR``.
 
+An exported model (``.onnx``, ``.pt2``: :func:`torchgeo_gfm.export.export_model`) runs
+the same way, with the tile size, normalisation and fp32 fixed in the file
+(:mod:`.exported`): its tile is the default and the only one taken (never capped: a
+smaller scene is padded), and ``TORCHGEO_GFM_EXPORTED`` records the file (JSON: path,
+backend, sha256, the checkpoint it came from).
+
 .. versionadded:: 0.1
 """
 
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -46,6 +53,14 @@ from .engine import (
     run_tiles,
 )
 from .errors import SceneError
+from .exported import (
+    ExportedModel,
+    check_options,
+    exported_precision,
+    is_exported_model,
+    load_model,
+    provenance,
+)
 from .normalisation import SensorLike, check_sensor_bands, raster_bands
 from .raster import Scene, open_scene, parse_bands
 from .tiling import Blender, TileGrid, cap_tile, chip_grid, grid_shape
@@ -54,10 +69,15 @@ from .writers import COGWriter, check_scene_outputs, write_polygons
 if TYPE_CHECKING:
     from .predictor import Predictor
 
+    #: what predicts: a rebuilt checkpoint or an exported file
+    Model = Predictor | ExportedModel
+
 logger = logging.getLogger(__name__)
 
 #: the overlap of tiles when none is given (at most half the tile)
 DEFAULT_OVERLAP = 64
+#: the tile of a checkpoint when none is given (an exported file's is its own)
+DEFAULT_TILE = 512
 
 
 @dataclass
@@ -82,11 +102,11 @@ class PredictResult:
 
 
 def predict_scene(
-    checkpoint: 'str | os.PathLike[str] | Predictor',
+    checkpoint: 'str | os.PathLike[str] | Model',
     inputs: Sequence[str | os.PathLike[str]],
     output: str | os.PathLike[str],
     bands: Sequence[int] | str | None = None,
-    tile: int = 512,
+    tile: int | None = None,
     overlap: int | None = None,
     batch_size: int = 8,
     device: str = 'cpu',
@@ -100,15 +120,18 @@ def predict_scene(
     precision: str = 'fp32',
     sensor: SensorLike | None = None,
 ) -> PredictResult:
-    """Apply a fine-tuned checkpoint to whole scenes; write a Cloud-Optimized GeoTIFF.
+    """Apply a fine-tuned model to whole scenes; write a Cloud-Optimized GeoTIFF.
 
     Args:
-        checkpoint: a Lightning checkpoint (or a :class:`Predictor` already loaded).
+        checkpoint: a Lightning checkpoint, or an exported model (``.onnx``, ``.pt2``);
+            or a :class:`Predictor` or :class:`~torchgeo_gfm.export.ExportedModel`
+            already loaded.
         inputs: one raster (two co-registered ones for change detection).
         output: the COG to write.
         bands: 1-based bands to read ('3,2,1'), all by default.
-        tile: tile size in input pixels (chip size for classification); capped to the
-            scene (see above).
+        tile: tile size in input pixels (chip size for classification); default 512,
+            capped to the scene (see above); an exported model's own (the only one it
+            takes) by default.
         overlap: pixels shared by neighbouring tiles (ignored by classification);
             default 64, or half the tile if that is less.
         batch_size: tiles per model call.
@@ -117,12 +140,15 @@ def predict_scene(
         vectorize: also write the classes as polygons to this GeoPackage.
         overwrite: replace existing outputs (never an input, the checkpoint, or the
             other output).
-        mean: per-band mean, overriding the checkpoint's normalisation.
+        mean: per-band mean, overriding the checkpoint's normalisation (not for an
+            exported model, whose graph normalises; nor are *std*, *normalize* and
+            *sensor*).
         std: per-band std, with *mean*.
         normalize: a named normalisation instead ('imagenet', 'unit', 'none').
         progress: show a progress bar.
         precision: 'fp32' (default: the same output on every machine), 'bf16' (forced
-            bf16 autocast) or 'auto' (bf16 where the hardware computes it natively).
+            bf16 autocast) or 'auto' (bf16 where the hardware computes it natively);
+            an exported model runs fp32 ('bf16' is refused).
         sensor: the sensor of the model's inputs (a shipped name such as ``'s2'``, a
             YAML file, a dict or a Sensor) for a checkpoint that records none.
 
@@ -131,34 +157,39 @@ def predict_scene(
 
     Raises:
         SceneError: for bad input, before anything is written: among others a raster
-            whose band count is not the sensor's, a *sensor* that contradicts the
-            recorded one.
+            whose band count is not the sensor's (or the exported model's), a *sensor*
+            that contradicts the recorded one; for an exported model
+            (:class:`~torchgeo_gfm.export.ExportError`) a backbone, another tile, or
+            normalisation options.
         OutputError: for an output that must not or cannot be written.
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
-       Added *sensor*; a recorded sensor normalises and checks the bands.
+       Added *sensor*; a recorded sensor normalises and checks the bands. Exported
+       models; *tile* defaults to None (512, or the exported model's).
     """
     _check_numbers(tile, overlap, batch_size)
     mode = check_precision(precision)
-    model = [checkpoint] if isinstance(checkpoint, str | os.PathLike) else []
     out, vectors = check_scene_outputs(
         (output, '-o', 'cog'),
         (vectorize, '--vectorize', 'geopackage'),
-        protect=[*inputs, *model],
+        protect=[*inputs, *_files(checkpoint)],
         overwrite=overwrite,
     )
     if vectors and probabilities:
         raise SceneError('--vectorize writes classes: drop --probabilities to use it')
     target = check_device(device)
-    if not isinstance(checkpoint, str | os.PathLike):
-        if sensor is not None:
-            raise SceneError(
-                'sensor: give it to load_predictor, which normalises with it'
-            )
-        predictor = checkpoint
+    if is_exported_model(checkpoint):
+        where = os.fspath(_files(checkpoint)[0])
+        check_options(where, mean=mean, std=std, normalize=normalize, sensor=sensor)
+        used: str = exported_precision(mode, where)
+        exported = load_model(checkpoint, 'task', device, target)
+        predictor: Model = exported
+        target = exported.device
     else:
-        predictor = load_predictor(checkpoint, mean, std, normalize, sensor=sensor)
+        predictor = _checkpoint(checkpoint, mean, std, normalize, sensor)
+        used = resolve_precision(mode, target)
+        predictor.to(target)
     if vectors and predictor.kind == 'super_resolution':
         raise SceneError('--vectorize needs classes; a super-resolution model has none')
     if len(inputs) != predictor.images:
@@ -167,14 +198,9 @@ def predict_scene(
             f'{predictor.images} raster(s) (change detection: before and after)'
         )
     chosen = parse_bands(bands)
-    if predictor.sensor is not None:  # its message before the model's
-        read = open_scene(inputs, chosen, None)
-        where = raster_bands(read.paths[0], read.bands, bool(chosen))
-        check_sensor_bands(predictor.sensor, len(read.bands), where)
+    _check_bands(predictor, inputs, chosen)
     scene = open_scene(inputs, chosen, predictor.in_channels)
     tile, overlap = _tiling(predictor, scene, tile, overlap)
-    used = resolve_precision(mode, target)
-    predictor.to(target)
     tags = _tags(checkpoint, predictor, used)
     with _Output(out, scene, predictor, tile, probabilities, tags) as sink:
         stats = run_tiles(
@@ -194,6 +220,44 @@ def predict_scene(
     return PredictResult(out, vectors, stats, predictor.source, used)
 
 
+def _files(checkpoint: object) -> list[str | os.PathLike[str]]:
+    """The model's file, protected from being overwritten by an output."""
+    if isinstance(checkpoint, str | os.PathLike):
+        return [checkpoint]
+    return [checkpoint.path] if isinstance(checkpoint, ExportedModel) else []
+
+
+def _checkpoint(
+    checkpoint: 'str | os.PathLike[str] | Model',
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+    normalize: str | None,
+    sensor: SensorLike | None,
+) -> 'Predictor':
+    """The checkpoint's task, rebuilt (or the one given)."""
+    if isinstance(checkpoint, str | os.PathLike):
+        return load_predictor(checkpoint, mean, std, normalize, sensor=sensor)
+    assert not isinstance(checkpoint, ExportedModel)  # dispatched before
+    if sensor is not None:
+        raise SceneError('sensor: give it to load_predictor, which normalises with it')
+    return checkpoint
+
+
+def _check_bands(
+    predictor: 'Model', inputs: Sequence[str | os.PathLike[str]], chosen: Any
+) -> None:
+    """The sensor's or exported model's band check, before the generic one's message."""
+    exported = isinstance(predictor, ExportedModel)
+    if not exported and predictor.sensor is None:
+        return  # open_scene checks the count
+    read = open_scene(inputs, chosen, None)
+    where = raster_bands(read.paths[0], read.bands, bool(chosen))
+    if isinstance(predictor, ExportedModel):
+        predictor.check_bands(len(read.bands), where)
+    elif predictor.sensor is not None:
+        check_sensor_bands(predictor.sensor, len(read.bands), where)
+
+
 def load_predictor(
     path: str | os.PathLike[str], *args: Any, **kwargs: Any
 ) -> 'Predictor':
@@ -209,18 +273,25 @@ def load_predictor(
     return predictor.load_predictor(path, *args, **kwargs)
 
 
-def _check_numbers(tile: int, overlap: int | None, batch_size: int) -> None:
+def _check_numbers(tile: int | None, overlap: int | None, batch_size: int) -> None:
     """Refuse sizes that are not integers in range, before anything is loaded."""
-    check_integer('--tile', tile, 1)
+    if tile is not None:
+        check_integer('--tile', tile, 1)
     if overlap is not None:
         check_integer('--overlap', overlap, 0)
     check_integer('--batch-size', batch_size, 1)
 
 
 def _tiling(
-    predictor: 'Predictor', scene: Scene, tile: int, overlap: int | None
+    predictor: 'Model', scene: Scene, tile: int | None, overlap: int | None
 ) -> tuple[int, int]:
     """The tile (capped to the scene) and overlap to use; refuse what the model cannot."""
+    if isinstance(predictor, ExportedModel):
+        # the one size the graph takes: a smaller scene is padded by the engine
+        tile = predictor.tile if tile is None else tile
+        predictor.check_tile(tile)
+        return tile, _overlap(predictor, tile, overlap)
+    tile = DEFAULT_TILE if tile is None else tile
     m = predictor.multiple
     least = max(m, 16)
     if tile < least or tile % m:
@@ -228,11 +299,7 @@ def _tiling(
             f'--tile {tile}: the model takes tiles that are multiples of {m} pixels, at least '
             f'{least}; pass e.g. --tile {least * max(1, round(tile / least))}'
         )
-    tiled = predictor.kind != 'classification'
-    if tiled and overlap is not None and overlap > tile // 2:
-        raise SceneError(
-            f'--overlap {overlap}: expected 0 to half the tile ({tile // 2})'
-        )
+    chosen = _overlap(predictor, tile, overlap)  # checked against the tile asked for
     capped = cap_tile(tile, scene.height, scene.width, m, least)
     if capped < tile:
         what = 'chip' if predictor.kind == 'classification' else 'tile'
@@ -244,12 +311,22 @@ def _tiling(
             capped,
             what,
         )
-    chosen = DEFAULT_OVERLAP if overlap is None else overlap
     return capped, min(chosen, capped // 2)
 
 
+def _overlap(predictor: 'Model', tile: int, overlap: int | None) -> int:
+    """The overlap of *tile*: given (at most half the tile), else the default."""
+    tiled = predictor.kind != 'classification'
+    if tiled and overlap is not None and overlap > tile // 2:
+        raise SceneError(
+            f'--overlap {overlap}: expected 0 to half the tile ({tile // 2})'
+        )
+    chosen = DEFAULT_OVERLAP if overlap is None else overlap
+    return min(chosen, tile // 2)
+
+
 def _tags(
-    checkpoint: 'str | os.PathLike[str] | Predictor', predictor: 'Predictor', used: str
+    checkpoint: 'str | os.PathLike[str] | Model', predictor: 'Model', used: str
 ) -> dict[str, str]:
     """How the output was computed, for its metadata."""
     tags = {
@@ -258,7 +335,9 @@ def _tags(
     }
     if predictor.sensor is not None:
         tags['TORCHGEO_GFM_SENSOR'] = predictor.sensor.name
-    if isinstance(checkpoint, str | os.PathLike):
+    if isinstance(predictor, ExportedModel):
+        tags['TORCHGEO_GFM_EXPORTED'] = json.dumps(provenance(predictor))
+    elif isinstance(checkpoint, str | os.PathLike):
         tags['TORCHGEO_GFM_CHECKPOINT'] = os.fspath(checkpoint)
     return tags
 
@@ -270,7 +349,7 @@ class _Output:
         self,
         out: Path,
         scene: Scene,
-        predictor: 'Predictor',
+        predictor: 'Model',
         tile: int,
         probabilities: bool,
         tags: dict[str, str],
@@ -349,7 +428,7 @@ class _Output:
         return encoded
 
 
-def _encoding(predictor: 'Predictor', probabilities: bool) -> tuple[str, Any, int]:
+def _encoding(predictor: 'Model', probabilities: bool) -> tuple[str, Any, int]:
     """(dtype, nodata, bands) of the output."""
     if probabilities:
         return 'float32', float('nan'), predictor.outputs
