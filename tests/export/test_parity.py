@@ -11,12 +11,15 @@ import numpy as np
 import onnx
 import onnxruntime
 import pytest
+import timm
 import torch
 from torch import Tensor
 
 from tests.export.conftest import OPTIONS, TILE, tiny_student
 from torchgeo_gfm.export.metadata import EXTRA_FILE, METADATA_KEY, ExportMetadata
 from torchgeo_gfm.export.modules import TaskModule
+from torchgeo_gfm.export.writing import export_model
+from torchgeo_gfm.models.checkpoint import save_backbone
 from torchgeo_gfm.scene.backbone import Backbone, load_backbone_for_embedding
 from torchgeo_gfm.scene.normalisation import NAMED
 from torchgeo_gfm.scene.predictor import load_predictor
@@ -62,28 +65,49 @@ def run_file(path: Path, meta: ExportMetadata) -> Model:
     return run_pt2
 
 
+def embedder(backbone: Backbone) -> Model:
+    """What embed_scene computes of raw tiles: the features and their mean."""
+    m = torch.tensor(backbone.mean, dtype=torch.float32)[:, None, None]
+    s = torch.tensor(backbone.std, dtype=torch.float32)[:, None, None]
+
+    @torch.no_grad()
+    def embed(image: Tensor) -> tuple[Tensor, ...]:
+        features = backbone.features((image - m) / s)
+        return features, features.mean((2, 3))
+
+    return embed
+
+
 def eager(name: str, source: Path) -> Model:
     """What the scene engine computes on raw tiles, without the export modules."""
-    if name in ('backbone', 'student'):
-        if name == 'backbone':
-            backbone = load_backbone_for_embedding(
-                source, OPTIONS[name]['stage'], in_channels=3
-            )
-        else:
-            mean, std = NAMED['imagenet']
-            backbone = Backbone(tiny_student(), 4, 3, mean, std, 'student')
-        m = torch.tensor(backbone.mean, dtype=torch.float32)[:, None, None]
-        s = torch.tensor(backbone.std, dtype=torch.float32)[:, None, None]
-
-        @torch.no_grad()
-        def embed(image: Tensor) -> tuple[Tensor, ...]:  # as embed_scene
-            features = backbone.features((image - m) / s)
-            return features, features.mean((2, 3))
-
-        return embed
+    if name == 'backbone':
+        stage = OPTIONS[name]['stage']
+        return embedder(load_backbone_for_embedding(source, stage, in_channels=3))
+    if name == 'student':
+        mean, std = NAMED['imagenet']
+        return embedder(Backbone(tiny_student(), 4, 3, mean, std, 'student'))
     sensor = OPTIONS.get(name, {}).get('sensor')
     predictor = load_predictor(source, sensor=sensor)
     return lambda *images: (predictor(torch.stack(images, 1)),)
+
+
+def assert_close(
+    model: Model, reference: Model, meta: ExportMetadata, batches: tuple[int, ...]
+) -> None:
+    """Outputs within TOLERANCE at each batch size, class maps equal."""
+    for batch in batches:
+        images = raw_tiles(meta, batch, seed=batch)
+        got, want = model(*images), reference(*images)
+        assert len(got) == len(want) == len(meta.outputs)
+        for g, w in zip(got, want, strict=True):
+            assert g.dtype == torch.float32
+            assert g.shape == w.shape
+            assert g.shape[0] == batch
+            assert (g - w).abs().max().item() <= TOLERANCE
+        expected, found = class_map(meta, want[0]), class_map(meta, got[0])
+        if expected is not None:
+            assert found is not None
+            assert torch.equal(found, expected)
 
 
 def raw_tiles(meta: ExportMetadata, batch: int, seed: int) -> tuple[Tensor, ...]:
@@ -119,20 +143,7 @@ def test_exported_equals_eager(
     meta = read_metadata(path)
     assert meta.batch is None
     assert meta.tile == TILE
-    model, reference = run_file(path, meta), eager(name, source(name))
-    for batch in (1, 3):
-        images = raw_tiles(meta, batch, seed=batch)
-        got, want = model(*images), reference(*images)
-        assert len(got) == len(want) == len(meta.outputs)
-        for g, w in zip(got, want, strict=True):
-            assert g.dtype == torch.float32
-            assert g.shape == w.shape
-            assert g.shape[0] == batch
-            assert (g - w).abs().max().item() <= TOLERANCE
-        expected, found = class_map(meta, want[0]), class_map(meta, got[0])
-        if expected is not None:
-            assert found is not None
-            assert torch.equal(found, expected)
+    assert_close(run_file(path, meta), eager(name, source(name)), meta, (1, 3))
 
 
 def test_shapes_follow_the_metadata(exported: Callable[[str, str], Path]) -> None:
@@ -175,3 +186,31 @@ def test_input_of_another_tile_size_is_refused(
     other = np.zeros((1, 3, TILE + 32, TILE + 32), np.float32)
     with pytest.raises(Exception, match=r'(?i)dimension|shape'):
         model(torch.from_numpy(other))
+
+
+@pytest.fixture(scope='module')
+def paper_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """GFM Swin-B (random init) as a backbone weights file, as ``convert`` writes."""
+    torch.manual_seed(0)
+    model = timm.create_model('gfm_swin_base', num_classes=0)
+    path = tmp_path_factory.mktemp('paper') / 'gfm_swin_base.safetensors'
+    save_backbone(model.state_dict(), path)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('tile', [192, 512])
+def test_paper_architecture(tile: int, paper_weights: Path, tmp_path: Path) -> None:
+    """Swin-B at GFM's pretraining size and at a 512 px tile, both formats."""
+    reference = embedder(load_backbone_for_embedding(paper_weights, 4, 3))
+    for suffix in ('.onnx', '.pt2'):
+        path = export_model(paper_weights, tmp_path / f'gfm{suffix}', tile=tile)
+        meta = read_metadata(path)
+        assert (meta.kind, meta.tile, meta.channels, meta.stride) == (
+            'backbone',
+            tile,
+            1024,
+            32,
+        )
+        assert_close(run_file(path, meta), reference, meta, (1, 2))
+        path.unlink()
