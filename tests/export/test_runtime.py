@@ -634,3 +634,72 @@ def test_imports_nothing_heavy(make: Callable[..., Made], block: bool) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == '[]'
+
+
+# --- files written by the exporter
+
+#: exported in the default tests (others are slow to export: marked slow)
+REAL = [
+    'fcn',
+    *(
+        pytest.param(name, marks=pytest.mark.slow)
+        for name in ('unet', 'binary13', 'change', 'classification', 'multilabel', 'sr')
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    'suffix', ['.pt2', pytest.param('.onnx', marks=pytest.mark.slow)]
+)
+@pytest.mark.parametrize('name', REAL)
+def test_exported_task_equals_predictor(
+    exported: Callable[[str, str], Path],
+    checkpoints: Callable[[str], Path],
+    name: str,
+    suffix: str,
+) -> None:
+    """What the scene engine computes from the checkpoint, from the exported file."""
+    from torchgeo_gfm.scene.predictor import load_predictor
+
+    model = load_exported(exported(name, suffix), expect='task')
+    sensor = 's2' if name == 'binary13' else None  # exported with --sensor s2
+    predictor = load_predictor(checkpoints(name), sensor=sensor)
+    assert (model.kind, model.mode) == (predictor.kind, predictor.mode)
+    assert (model.outputs, model.scale, model.images) == (
+        predictor.outputs,
+        predictor.scale,
+        predictor.images,
+    )
+    assert model.in_channels == predictor.in_channels
+    torch.testing.assert_close(model.mean, predictor.mean.float())
+    generator = torch.Generator().manual_seed(0)
+    for batch in (1, 3):
+        shape = (batch, model.images, model.in_channels, model.tile, model.tile)
+        images = torch.rand(shape, generator=generator) * predictor.mean.max() * 2
+        assert (model(images) - predictor(images)).abs().max().item() <= 1e-4
+
+
+@pytest.mark.parametrize(
+    'suffix', ['.pt2', pytest.param('.onnx', marks=pytest.mark.slow)]
+)
+def test_exported_backbone_equals_backbone(
+    exported: Callable[[str, str], Path],
+    checkpoints: Callable[[str], Path],
+    suffix: str,
+) -> None:
+    from torchgeo_gfm.scene.backbone import load_backbone_for_embedding
+
+    model = load_exported(exported('backbone', suffix), expect='backbone')
+    backbone = load_backbone_for_embedding(
+        checkpoints('classification'), 3, in_channels=3
+    )
+    mean = torch.tensor(backbone.mean, dtype=torch.float32)[:, None, None]
+    std = torch.tensor(backbone.std, dtype=torch.float32)[:, None, None]
+    images = torch.rand(3, 1, 3, model.tile, model.tile) * 255
+    with torch.no_grad():
+        expected = backbone.features((images[:, 0] - mean) / std)
+    assert (model(images) - expected).abs().max().item() <= 1e-4
+    out = model.run(images[:, 0].numpy())
+    np.testing.assert_allclose(
+        out['embedding'], out['features'].mean((2, 3)), atol=1e-5
+    )
