@@ -679,9 +679,8 @@ def test_exported_task_equals_predictor(
         assert (model(images) - predictor(images)).abs().max().item() <= 1e-4
 
 
-@pytest.mark.parametrize(
-    'suffix', ['.pt2', pytest.param('.onnx', marks=pytest.mark.slow)]
-)
+@pytest.mark.slow
+@pytest.mark.parametrize('suffix', ['.pt2', '.onnx'])
 def test_exported_backbone_equals_backbone(
     exported: Callable[[str, str], Path],
     checkpoints: Callable[[str], Path],
