@@ -117,7 +117,7 @@ def write_onnx(module: nn.Module, meta: ExportMetadata, path: Path) -> Path:
     """Export *module* to ONNX with *meta* in its ``metadata_props``."""
     inputs = example(meta, meta.batch or 2)
     with warnings.catch_warnings():  # two inputs share the batch: one name is kept
-        warnings.filterwarnings('ignore', 'The axis name: batch will not be used')
+        warnings.filterwarnings('ignore', '.*The axis name: batch will not be used')
         program = torch.onnx.export(
             module,
             inputs,
