@@ -10,6 +10,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import onnx
 import onnxruntime
 import pytest
 import torch
@@ -299,3 +300,16 @@ def test_cli_help_names_the_formats(capsys: pytest.CaptureFixture[str]) -> None:
     for option in ('-o OUTPUT', '--what', '--tile', '--batch N|dynamic', '--opset'):
         assert option in text
     assert '.onnx, .pt2' in text
+
+
+def test_opset(source: Callable[[str], Path], tmp_path: Path) -> None:
+    out = export_model(source('fcn'), tmp_path / 'm17.onnx', tile=32, opset=17)
+    versions = {o.domain: o.version for o in onnx.load(str(out)).opset_import}
+    assert versions[''] == 17
+    meta = read_metadata(out)
+    images = torch.rand(1, 3, 32, 32) * 255
+    want = load_predictor(source('fcn'))(images[:, None])
+    assert (run_file(out, meta)(images)[0] - want).abs().max() <= 1e-4
+    with pytest.raises(ExportError, match='--opset 7: the exporter cannot convert'):
+        export_model(source('fcn'), tmp_path / 'm7.onnx', tile=32, opset=7)
+    assert os.listdir(tmp_path) == ['m17.onnx']

@@ -153,7 +153,7 @@ def export(
         _require('onnx', 'onnxruntime', 'onnxscript')
     path = _source_path(source)
     _precheck(output, path, force)
-    module = _load(path, what, stage, sensor)
+    module = _load(path, what, stage, sensor).float().eval().cpu()
     kind = 'backbone' if isinstance(module, BackboneModule) else 'task'
     size = check_tile(DEFAULT_TILE[kind] if tile is None else tile, _multiple(module))
     out = Path(prepare_output(output, path, force=force))  # creates missing folders
@@ -393,6 +393,11 @@ def _student_backbone(where: str, stage: int, sensor: SensorLike | None) -> Modu
             f'{where}: its student takes {channels} bands and the checkpoint records no '
             'sensor; pass --sensor NAME|YAML with the sensor it was trained for'
         )
+    if chosen is not None and chosen.num_bands != channels:
+        raise ExportError(
+            f'{where}: its student takes {channels} bands, sensor {chosen.name} has '
+            f'{chosen.num_bands}; pass --sensor with the sensor it was trained for'
+        )
     model = gfm_swin_b(
         None,
         embed_dim=arch['embed_dim'],
@@ -434,7 +439,6 @@ def _trace(
     module: Module, example: tuple[Tensor, ...], batch: int | None, path: Path
 ) -> torch.export.ExportedProgram:
     """The model traced by torch.export: batch dynamic unless fixed, tile fixed."""
-    module.float().eval().cpu()
     shapes = None
     if batch is None:
         dim = torch.export.Dim('batch', min=1)
@@ -478,6 +482,12 @@ def _write_onnx(
             f' ({type(error).__name__}: {first_line(error)}); try another --opset or '
             'write a .pt2 file'
         ) from None
+    written = onnx_program.model.opset_imports.get('')
+    if opset is not None and written != opset:  # the converter gave up: say so
+        raise ExportError(
+            f'--opset {opset}: the exporter cannot convert this model to it (it '
+            f'writes opset {written}); ask for {written} or newer, or leave --opset out'
+        )
     onnx_program.model.metadata_props[METADATA_KEY] = meta.to_json()
     onnx_program.save(tmp, external_data=False)
 
