@@ -5,8 +5,9 @@
 
 Each tiny module normalises raw values in its graph, as the exporter's do, and has the
 inputs and outputs of one kind (:data:`KINDS`); :func:`write_onnx` and :func:`write_pt2`
-export it with its :class:`~torchgeo_gfm.export.ExportMetadata`, and the other helpers
-change a written file the way a damaged, edited or hostile one would be.
+export it with its :class:`~torchgeo_gfm.export.ExportMetadata` (:func:`tiny_files`:
+each once per session, shared by the test modules), and the other helpers change a
+written file the way a damaged, edited or hostile one would be.
 """
 
 import io
@@ -18,12 +19,19 @@ from pathlib import Path
 from typing import Any
 
 import onnx
+import pytest
 import torch
 from torch import Tensor, nn
 
 from torchgeo_gfm.export.metadata import EXTRA_FILE, METADATA_KEY, ExportMetadata
+from torchgeo_gfm.sensors import get_sensor
 
 KINDS = ('segmentation', 'change', 'classification', 'super_resolution', 'backbone')
+
+#: a tiny module, its metadata and the file it was exported to
+Made = tuple[nn.Module, ExportMetadata, Path]
+#: the files written in this session, by folder and what they are
+_MADE: dict[tuple[Any, ...], Made] = {}
 
 
 class Tiny(nn.Module):
@@ -105,6 +113,11 @@ def example(meta: ExportMetadata, batch: int = 2, seed: int = 0) -> tuple[Tensor
     return tuple(torch.rand(shape, generator=generator) * 40 for _ in meta.inputs)
 
 
+def stacked(inputs: tuple[Tensor, ...]) -> Tensor:
+    """The engine's ``[B, T, C, H, W]`` batch of per-image inputs."""
+    return torch.stack(inputs, 1)
+
+
 def _dynamic(meta: ExportMetadata) -> tuple[tuple[dict[int, object], ...]] | None:
     """The dynamic batch of forward(*images); None for a fixed batch."""
     if meta.batch is not None:
@@ -140,6 +153,36 @@ def write_pt2(module: nn.Module, meta: ExportMetadata, path: Path) -> Path:
     program = torch.export.export(module, inputs, dynamic_shapes=_dynamic(meta))
     torch.export.save(program, path, extra_files={EXTRA_FILE: meta.to_json()})
     return path
+
+
+def tiny_files(factory: pytest.TempPathFactory) -> Callable[..., Made]:
+    """``make(kind, suffix, batch=None, sensor=None)``: a tiny exported file, once.
+
+    Each file is written once per session, whichever test module asks first.
+    """
+    root = factory.getbasetemp() / 'tiny-exported'
+    writers = {'.onnx': write_onnx, '.pt2': write_pt2}
+
+    def make(
+        kind: str = 'segmentation',
+        suffix: str = '.onnx',
+        batch: int | None = None,
+        sensor: str | None = None,
+    ) -> Made:
+        key = (root, kind, suffix, batch, sensor)
+        if key not in _MADE:
+            recorded = get_sensor(sensor).to_dict() if sensor else None
+            module, meta = tiny(kind, batch=batch, sensor=recorded)
+            folder = root / f'{kind}-{batch}-{sensor}'
+            folder.mkdir(parents=True, exist_ok=True)
+            _MADE[key] = (
+                module,
+                meta,
+                writers[suffix](module, meta, folder / f'model{suffix}'),
+            )
+        return _MADE[key]
+
+    return make
 
 
 def set_onnx_metadata(source: Path, path: Path, text: str | None) -> Path:
