@@ -17,7 +17,7 @@ from torch import Tensor
 
 from tests.export.conftest import OPTIONS, TILE, tiny_student
 from torchgeo_gfm.export.metadata import EXTRA_FILE, METADATA_KEY, ExportMetadata
-from torchgeo_gfm.export.modules import TaskModule
+from torchgeo_gfm.export.modules import TaskModule, task_module
 from torchgeo_gfm.export.writing import export_model
 from torchgeo_gfm.models.checkpoint import save_backbone
 from torchgeo_gfm.scene.backbone import Backbone, load_backbone_for_embedding
@@ -143,6 +143,9 @@ def test_exported_equals_eager(
     meta = read_metadata(path)
     assert meta.batch is None
     assert meta.tile == TILE
+    if suffix == '.pt2':  # named as the metadata says, as in ONNX
+        signature = torch.export.load(path).graph_signature
+        assert list(signature.user_inputs) == meta.inputs
     assert_close(run_file(path, meta), eager(name, source(name)), meta, (1, 3))
 
 
@@ -168,13 +171,17 @@ def test_shapes_follow_the_metadata(exported: Callable[[str, str], Path]) -> Non
 def test_task_module_is_the_predictor(name: str, source: Callable[[str], Path]) -> None:
     """Eager: the exported module computes exactly what Predictor.__call__ does."""
     predictor = load_predictor(source(name))
-    module = TaskModule(predictor)
+    module = task_module(predictor)
     gen = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (2, predictor.images, 3, 32, 32), generator=gen)
     with torch.no_grad():
         got = module(*images.float().unbind(1))
     assert torch.equal(got, predictor(images.float()))
     assert module.inputs == (['image1', 'image2'] if name == 'change' else ['image'])
+    if name != 'change':  # the class of another kind is refused
+        return
+    with pytest.raises(TypeError, match='use task_module'):
+        TaskModule(predictor)
 
 
 def test_input_of_another_tile_size_is_refused(

@@ -39,6 +39,10 @@ SWIN_MULTIPLE = 32
 class TaskModule(nn.Module):
     """A fine-tuned task on raw tiles: normalisation, then its ``predict_step``.
 
+    Change detection takes two tiles: :class:`ChangeModule` (:func:`task_module` picks
+    the class of a predictor's kind); each input is an argument of its own, so that both
+    formats name the inputs as the metadata does.
+
     .. versionadded:: 0.2
     """
 
@@ -52,9 +56,11 @@ class TaskModule(nn.Module):
             predictor: from :func:`~torchgeo_gfm.scene.load_predictor`.
         """
         super().__init__()
+        self.change = predictor.kind == 'change'
+        if self.change != isinstance(self, ChangeModule):
+            raise TypeError(f'a {predictor.kind} predictor: use task_module(predictor)')
         self.predictor = predictor
         self.task = predictor.task.eval()
-        self.change = predictor.kind == 'change'
         # [C, 1, 1]: the same broadcast, so the same float32 arithmetic, as the Predictor
         self.register_buffer('mean', _column(predictor.mean))
         self.register_buffer('std', _column(predictor.std))
@@ -70,22 +76,58 @@ class TaskModule(nn.Module):
         sr = self.predictor.kind == 'super_resolution'
         return ['values' if sr else 'probabilities']
 
-    def forward(self, *images: Tensor) -> Tensor:
+    def forward(self, image: Tensor) -> Tensor:
         """Probabilities (SR: values) of raw tiles.
 
         Args:
-            images: ``[B, C, T, T]`` raw values; two (before, after) for change
-                detection.
+            image: ``[B, C, T, T]`` raw values.
 
         Returns:
             ``[B, K, T * scale, T * scale]`` per pixel, or ``[B, K]`` per chip.
         """
-        x = (torch.stack(images, dim=1) - self.mean) / self.std
+        return self._predict(image[:, None])
+
+    def _predict(self, images: Tensor) -> Tensor:
+        """``Predictor.__call__`` of ``[B, T, C, H, W]``, without inference mode."""
+        x = (images - self.mean) / self.std
         batch = {'image': x if self.change else x[:, 0]}
         out = self.task.predict_step(batch, 0)  # type: ignore[operator]
         if isinstance(out, dict):  # SemanticSegmentation returns bounds too
             out = out['probabilities']
         return out.float()
+
+
+class ChangeModule(TaskModule):
+    """A change detection task on two raw tiles (see :class:`TaskModule`).
+
+    .. versionadded:: 0.2
+    """
+
+    def forward(self, image1: Tensor, image2: Tensor) -> Tensor:  # type: ignore[override]
+        """Change probabilities of raw tiles.
+
+        Args:
+            image1: ``[B, C, T, T]`` raw values, before.
+            image2: ``[B, C, T, T]`` raw values, after.
+
+        Returns:
+            ``[B, K, T, T]``.
+        """
+        return self._predict(torch.stack((image1, image2), dim=1))
+
+
+def task_module(predictor: Predictor) -> TaskModule:
+    """The module of *predictor*'s kind: a :class:`ChangeModule` or a :class:`TaskModule`.
+
+    Args:
+        predictor: from :func:`~torchgeo_gfm.scene.load_predictor`.
+
+    Returns:
+        The module, sharing the predictor's task.
+
+    .. versionadded:: 0.2
+    """
+    return (ChangeModule if predictor.kind == 'change' else TaskModule)(predictor)
 
 
 class BackboneModule(nn.Module):

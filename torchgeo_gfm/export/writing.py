@@ -36,7 +36,7 @@ from torch import Tensor
 from ..scene.errors import SceneError, first_line
 from ..scene.normalisation import SensorLike
 from .metadata import EXTRA_FILE, METADATA_KEY, ExportError, ExportMetadata
-from .modules import BackboneModule, TaskModule, metadata_for
+from .modules import BackboneModule, TaskModule, metadata_for, task_module
 
 #: the formats written, by suffix
 FORMATS = ('.onnx', '.pt2')
@@ -333,7 +333,7 @@ def _load(
         )
     from ..scene.predictor import load_predictor
 
-    return TaskModule(load_predictor(where, checkpoint=content, sensor=sensor))
+    return task_module(load_predictor(where, checkpoint=content, sensor=sensor))
 
 
 def _backbone_only(where: str, what: str | None, is_: str) -> None:
@@ -442,11 +442,7 @@ def _trace(
     shapes = None
     if batch is None:
         dim = torch.export.Dim('batch', min=1)
-        shapes = (
-            (tuple({0: dim} for _ in example),)
-            if isinstance(module, TaskModule)
-            else ({0: dim},)
-        )
+        shapes = tuple({0: dim} for _ in example)
     try:
         return torch.export.export(module, example, dynamic_shapes=shapes)
     except Exception as error:  # noqa: BLE001  (the exporter's error, with the file)
