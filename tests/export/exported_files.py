@@ -175,11 +175,8 @@ def tiny_files(factory: pytest.TempPathFactory) -> Callable[..., Made]:
             module, meta = tiny(kind, batch=batch, sensor=recorded)
             folder = root / f'{kind}-{batch}-{sensor}'
             folder.mkdir(parents=True, exist_ok=True)
-            _MADE[key] = (
-                module,
-                meta,
-                writers[suffix](module, meta, folder / f'model{suffix}'),
-            )
+            path = writers[suffix](module, meta, folder / f'model{suffix}')
+            _MADE[key] = module, meta, path
         return _MADE[key]
 
     return make

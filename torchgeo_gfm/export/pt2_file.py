@@ -184,7 +184,10 @@ def _read_archive(where: str) -> tuple[str, dict[str, bytes]]:
             if len(set(names)) != len(names) or 'models/model.json' not in names:
                 raise _refuse(where, 'holds no single program named model')
             # zipfile checks each entry's CRC as it reads it
-            entries = {name: archive.read(info) for name, info in zip(names, infos)}
+            entries = {
+                name: archive.read(info)
+                for name, info in zip(names, infos, strict=True)
+            }
     except ExportError:
         raise
     except Exception as error:  # noqa: BLE001  (zipfile's many errors for a bad file)

@@ -387,9 +387,8 @@ def load_exported(
     """
     where = _check_file(path)
     target = _device(device)
-    file: _ExportedFile = (OnnxFile if where.lower().endswith('.onnx') else Pt2File)(
-        where
-    )
+    reader = OnnxFile if where.lower().endswith('.onnx') else Pt2File
+    file: _ExportedFile = reader(where)  # what it says about itself, nothing else yet
     check_expect(file.meta, expect, where)
     inputs, outputs = file.read_graph()
     check_signature(file.meta, where, inputs, outputs)
