@@ -79,7 +79,8 @@ def export_model(
         tile: the tile size the file takes (default 512 for a task, 192 for a
             backbone): a multiple of the model's size multiple, at least 16; export
             again for more sizes.
-        batch: the batch size the file takes; None (default) for any.
+        batch: the only batch size the file takes (other sizes are refused by
+            onnxruntime and torch.export alike); None (default): any.
         stage: the Swin stage (1-4) whose features a backbone gives.
         opset: the ONNX opset (default: the exporter's).
         force: replace an existing *output*.
