@@ -95,6 +95,8 @@ def test_site_has_every_section() -> None:
         'user_guide/pretraining.html',
         'backbone.html',
         'scene.html',
+        'export.html',
+        'api/export.html',
         *TUTORIALS,
     ):
         assert expected in names
@@ -112,6 +114,7 @@ def test_site_has_every_section() -> None:
         'precision',
         'arp',
         'sensors',
+        'export',
     ],
 )
 def test_every_public_object_is_documented(package: str) -> None:

@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     'export': (
         'torchgeo_gfm.cli.export',
-        'export the student of a GFM training checkpoint as backbone weights',
+        'export backbone weights (.safetensors) or a portable model (.onnx, .pt2)',
     ),
     'naip-chips': (
         'torchgeo_gfm.cli.naip_chips',

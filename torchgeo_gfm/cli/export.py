@@ -156,11 +156,12 @@ def _output(args: argparse.Namespace) -> str | int:
 
 def _portable(args: argparse.Namespace, output: str) -> int:
     """Write an ONNX or .pt2 model and describe it."""
-    from ..export.writing import describe, export
+    from ..export.runtime import read_metadata
+    from ..export.writing import describe, export_model
     from ..models.checkpoint import sha256sum
 
     try:
-        out, meta = export(
+        out = export_model(
             args.checkpoint,
             output,
             what=args.what,
@@ -175,5 +176,5 @@ def _portable(args: argparse.Namespace, output: str) -> int:
         return report_error('export', e)
     size = out.stat().st_size / 2**20
     print(f'wrote {out} ({size:.1f} MiB, sha256 {sha256sum(out)})')
-    print(describe(meta))
+    print(describe(read_metadata(out)))
     return 0

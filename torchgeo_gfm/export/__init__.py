@@ -7,7 +7,10 @@
 :mod:`.modules` the PyTorch modules that are exported (normalisation inside),
 :mod:`.writing` writes ``.onnx`` and ``.pt2`` files (``torchgeo-gfm export``), and
 :mod:`.runtime` loads one for the scene engine (``predict model.onnx``, ``embed --weights
-model.onnx``) with onnxruntime or PyTorch alone: no Lightning, TorchGeo or timm.
+model.onnx``) with onnxruntime or PyTorch alone: no Lightning, TorchGeo or timm. The formats:
+:mod:`.onnx_file` (external data kept in the model's folder, the onnxruntime session) and
+:mod:`.pt2_file` (a ``.pt2`` archive read without unpickling or running its code), with the
+checks they share in :mod:`.checks`.
 
 Names are imported on first use, so that reading the metadata needs no PyTorch.
 
@@ -24,6 +27,7 @@ _NAMES = {
     'ExportedModel': 'runtime',
     'is_exported': 'runtime',
     'load_exported': 'runtime',
+    'read_metadata': 'runtime',
 }
 
 __all__ = tuple(_NAMES)

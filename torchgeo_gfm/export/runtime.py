@@ -395,6 +395,26 @@ def load_exported(
     return ExportedModel(file.meta, where, file.open(target))
 
 
+def read_metadata(path: str | os.PathLike[str]) -> ExportMetadata:
+    """What an exported file says about itself, read and checked without running it.
+
+    Args:
+        path: an ``.onnx`` or ``.pt2`` file written by
+            :func:`~torchgeo_gfm.export.export_model`.
+
+    Returns:
+        Its metadata.
+
+    Raises:
+        ExportError: as :func:`load_exported` for a missing, damaged or foreign file.
+
+    .. versionadded:: 0.2
+    """
+    where = _check_file(path)
+    reader = OnnxFile if where.lower().endswith('.onnx') else Pt2File
+    return reader(where).meta
+
+
 # --- the file and the device
 
 

@@ -99,52 +99,6 @@ def export_model(
 
     .. versionadded:: 0.2
     """
-    return export(
-        source,
-        output,
-        what=what,
-        tile=tile,
-        batch=batch,
-        stage=stage,
-        opset=opset,
-        force=force,
-        sensor=sensor,
-    )[0]
-
-
-def export(
-    source: Any,
-    output: str | os.PathLike[str],
-    *,
-    what: What | None = None,
-    tile: int | None = None,
-    batch: int | None = None,
-    stage: int = 4,
-    opset: int | None = None,
-    force: bool = False,
-    sensor: SensorLike | None = None,
-) -> tuple[Path, ExportMetadata]:
-    """:func:`export_model`, returning the metadata written as well.
-
-    Args:
-        source: see :func:`export_model`.
-        output: see :func:`export_model`.
-        what: see :func:`export_model`.
-        tile: see :func:`export_model`.
-        batch: see :func:`export_model`.
-        stage: see :func:`export_model`.
-        opset: see :func:`export_model`.
-        force: see :func:`export_model`.
-        sensor: see :func:`export_model`.
-
-    Returns:
-        The written path and its metadata.
-
-    Raises:
-        ExportError, SceneError, OutputError: see :func:`export_model`.
-
-    .. versionadded:: 0.2
-    """
     from ..models.checkpoint import prepare_output, sha256sum
     from ..outputs import atomic_output
 
@@ -171,7 +125,7 @@ def export(
         else:
             torch.export.save(program, tmp, extra_files={EXTRA_FILE: meta.to_json()})
         _verify(tmp, suffix, meta, example, expected, out)
-    return out, meta
+    return out
 
 
 def check_tile(tile: int, multiple: int) -> int:
