@@ -91,6 +91,20 @@ def test_runtime_missing(
         load_exported(path)
 
 
+def test_dependency_missing(
+    make: Callable[..., Made], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # onnx present but protobuf, which it imports, missing: the message names protobuf
+    _, _, path = make()
+
+    def broken(name: str, *args: object, **kwargs: object) -> object:
+        raise ModuleNotFoundError("No module named 'google.protobuf'", name='google')
+
+    monkeypatch.setattr('importlib.import_module', broken)
+    with pytest.raises(ExportError, match=r"needs onnx.*no module named 'google'"):
+        load_exported(path)
+
+
 def test_devices(make: Callable[..., Made], monkeypatch: pytest.MonkeyPatch) -> None:
     _, _, path = make()
     monkeypatch.setattr(

@@ -218,3 +218,16 @@ def test_pt2_guards_of_two_inputs_accepted(make: Callable[..., Made]) -> None:
         name = next(n for n in archive.namelist() if n.endswith('models/model.json'))
         assert json.loads(archive.read(name))['guards_code']
     assert load_exported(path).images == 2
+
+
+def test_pt2_dependency_missing(
+    make: Callable[..., Made], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, _, path = make(suffix='.pt2')
+
+    def missing(*args: object, **kwargs: object) -> object:
+        raise ModuleNotFoundError("No module named 'sympy'", name='sympy')
+
+    monkeypatch.setattr(torch.export, 'load', missing)
+    with pytest.raises(ExportError, match=r"needs 'sympy'.*pip install sympy"):
+        load_exported(path)

@@ -112,10 +112,11 @@ def _import(name: str, where: str) -> Any:
     """An optional runtime package, or an error saying how to install it."""
     try:
         return importlib.import_module(name)
-    except ImportError:
+    except ImportError as error:  # the package, or one it needs (onnx: protobuf)
+        missing = error.name or name
         raise ExportError(
-            f'{where}: running an .onnx file needs {name}, which is not installed: '
-            f'{INSTALL}'
+            f'{where}: running an .onnx file needs {name}, which cannot be imported '
+            f'(no module named {missing!r}): {INSTALL}'
         ) from None
 
 

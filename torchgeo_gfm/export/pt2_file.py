@@ -327,6 +327,12 @@ def _load(archive: io.BytesIO, where: str) -> Any:
     """The checked archive's program, loaded by torch.export."""
     try:
         return torch.export.load(archive)
+    except ImportError as error:  # e.g. sympy, which torch imports for shapes
+        missing = error.name or str(error)
+        raise ExportError(
+            f'{where}: loading a .pt2 file needs {missing!r}, which is not '
+            f'installed: pip install {missing}'
+        ) from None
     except Exception as error:  # noqa: BLE001  (the deserialiser's many errors)
         raise ExportError(
             f'{where}: PyTorch cannot load it ({type(error).__name__}: '

@@ -27,6 +27,7 @@ from typing import Any, Literal, TypeGuard
 
 import torch
 
+from ..export.checks import check_expect
 from ..export.metadata import ExportError
 from ..export.runtime import ExportedModel, is_exported, load_exported
 
@@ -139,7 +140,7 @@ def load_model(
     .. versionadded:: 0.2
     """
     if isinstance(model, ExportedModel):
-        _check_kind(model, expect)
+        check_expect(model.meta, expect, model.path)
     try:
         return _place(model, expect, target)
     except ExportError as error:
@@ -157,20 +158,6 @@ def _place(
     if isinstance(model, ExportedModel):
         return model.to(target)
     return load_exported(model, expect=expect, device=target)  # type: ignore[arg-type]
-
-
-def _check_kind(model: ExportedModel, expect: str) -> None:
-    """Refuse a loaded backbone where a task is expected, and the other way round."""
-    if expect == 'task' and model.kind == 'backbone':
-        raise ExportError(
-            f'{model.path}: is an exported backbone (features), not a fine-tuned task; '
-            'embed it (embed_scene weights=)'
-        )
-    if expect == 'backbone' and model.kind != 'backbone':
-        raise ExportError(
-            f'{model.path}: is an exported {model.kind} task, not a backbone; predict '
-            'with it (predict_scene)'
-        )
 
 
 def provenance(model: ExportedModel) -> dict[str, Any]:
