@@ -16,10 +16,10 @@ recorded sensor that does not fit the model.
 from ..sensors import Sensor, SensorError, get_sensor
 from .metadata import ExportError, ExportMetadata
 
-#: a graph's input or output shape: a dimension is None where it is dynamic (and the
-#: whole shape where the graph does not say)
+# a graph's input or output shape (a dimension is None where it is dynamic, the whole
+# shape where the graph does not say)
 Shape = tuple[int | None, ...] | None
-#: a graph's inputs or outputs: their names (None where the graph has none) and shapes
+# a graph's inputs or outputs, as names (None where the graph has none) and shapes
 Signature = list[tuple[str | None, Shape]]
 
 

@@ -6,15 +6,15 @@
 A ``.pt2`` file read by :func:`torch.export.load` alone is not data, in torch 2.14:
 
 * weights and constants of tensor subclasses are read with ``torch.load(...,
-  weights_only=False)``, opaque constants with :func:`pickle.loads` and TorchBind
+  weights_only=False)``, opaque constants with ``pickle.loads`` and TorchBind
   objects with TorchScript's unpickler;
 * the example inputs (and a legacy archive's weights) are read with ``weights_only=True``
   and, should that fail, again with ``weights_only=False``;
-* symbolic shapes are parsed by :func:`sympy.sympify`, which evaluates Python;
+* symbolic shapes are parsed by ``sympy.sympify``, which evaluates Python;
 * the program's ``guards_code`` strings are compiled and run by ``.module()``;
 * operators are resolved as attribute chains from ``torch``, ``math`` and ``operator``.
 
-So :class:`Pt2File` reads the archive itself first and refuses all of that: entries
+So ``Pt2File`` reads the archive itself first and refuses all of that: entries
 other than those ``torch.export.save`` writes for one program, compressed entries, any
 pickled payload, example inputs that do not load with ``weights_only=True``, guards and
 shape expressions outside small grammars (input sizes and integer arithmetic; SymPy's

@@ -187,7 +187,7 @@ class ExportedModel:
 
     @property
     def batch(self) -> int | None:
-        """The one batch size the graph takes (None: any; other sizes are padded/split)."""
+        """The one batch size the graph takes, or None for any (others are padded or split)."""
         return self.meta.batch
 
     @property
@@ -245,7 +245,7 @@ class ExportedModel:
                 detection), float32 raw values.
 
         Returns:
-            The outputs by name (:attr:`ExportMetadata.outputs`), float32 arrays.
+            The outputs by name (the metadata's ``outputs``), float32 arrays.
 
         Raises:
             ExportError: for another number of inputs or another shape.

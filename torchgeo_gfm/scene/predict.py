@@ -102,7 +102,7 @@ class PredictResult:
 
 
 def predict_scene(
-    checkpoint: 'str | os.PathLike[str] | Model',
+    checkpoint: 'str | os.PathLike[str] | Predictor | ExportedModel',
     inputs: Sequence[str | os.PathLike[str]],
     output: str | os.PathLike[str],
     bands: Sequence[int] | str | None = None,
