@@ -33,6 +33,16 @@ Made = tuple[nn.Module, ExportMetadata, Path]
 #: the files written in this session, by folder and what they are
 _MADE: dict[tuple[Any, ...], Made] = {}
 
+#: the training stack, which running an exported file must not import
+TRAINING_STACK = (
+    'lightning',
+    'torchgeo',
+    'timm',
+    'kornia',
+    'segmentation_models_pytorch',
+    'torchmetrics',
+)
+
 
 class Tiny(nn.Module):
     """Normalisation, a convolution and the head of one kind; float32 in and out."""

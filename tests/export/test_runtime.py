@@ -19,6 +19,7 @@ from torch import Tensor
 
 from tests.export.exported_files import (
     KINDS,
+    TRAINING_STACK,
     Made,
     edit_pt2,
     example,
@@ -30,14 +31,7 @@ from torchgeo_gfm.export import ExportedModel, is_exported, load_exported
 from torchgeo_gfm.export.metadata import EXTRA_FILE, ExportError
 from torchgeo_gfm.sensors import get_sensor
 
-FORBIDDEN = (
-    'lightning',
-    'torchgeo',
-    'timm',
-    'kornia',
-    'segmentation_models_pytorch',
-    'torchmetrics',
-)
+FORBIDDEN = TRAINING_STACK
 
 
 @pytest.fixture(scope='module')

@@ -22,6 +22,7 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
+from tests.export.exported_files import TRAINING_STACK
 from tests.scene.helpers import smooth_image, write_raster
 from torchgeo_gfm.scene import predict_scene
 
@@ -37,14 +38,7 @@ RUNTIME = {
     '.pt2': ('sympy', 'mpmath', 'filelock', 'networkx'),
 }
 #: what the runtime must not need: the training stack
-ABSENT = (
-    'lightning',
-    'torchgeo',
-    'timm',
-    'kornia',
-    'segmentation_models_pytorch',
-    'torchmetrics',
-)
+ABSENT = TRAINING_STACK
 ROOT = Path(__file__).resolve().parents[2]
 
 
