@@ -284,10 +284,11 @@ class ExportedModel:
             return
         m = self.multiple
         other = m * max(1, round(tile / m))
+        rule = f' (a multiple of {m})' if m > 1 else ''
         raise ExportError(
             f'{option} {tile}: {self.path} was exported for {self.tile} px tiles (the '
             f'tile size is fixed in an exported graph); pass {option} {self.tile}, or '
-            f'export the checkpoint again with --tile {other} (a multiple of {m})'
+            f'export the checkpoint again with --tile {other}{rule}'
         )
 
     def check_bands(self, count: int, where: str) -> None:
