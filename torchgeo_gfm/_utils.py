@@ -1,11 +1,13 @@
 # Copyright (c) torchgeo-gfm contributors.
 # Licensed under the MIT License.
 
-"""Small helpers the package shares: argument checks, plain data trees, tile grids.
+"""Small helpers the package shares: argument checks, plain data trees, tile grids, digests.
 
 .. versionadded:: 0.2
 """
 
+import hashlib
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -75,3 +77,18 @@ def tile_starts(
         return list(range(0, length - size + stride, stride)) if stride else [0]
     starts = list(range(0, length - size, stride))
     return [*starts, length - size]
+
+
+def sha256sum(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The hex digest.
+
+    .. versionadded:: 0.1
+    """
+    with open(path, 'rb') as f:
+        return hashlib.file_digest(f, 'sha256').hexdigest()

@@ -23,7 +23,6 @@ expected and what to do.
 """
 
 import contextlib
-import hashlib
 import json
 import os
 import pickle
@@ -39,7 +38,7 @@ import safetensors.torch
 import torch
 from torch import Tensor
 
-from .._utils import plain
+from .._utils import plain, sha256sum
 from ..outputs import OutputError, atomic_output, check_output
 
 if TYPE_CHECKING:
@@ -659,18 +658,3 @@ def _hub_blob_sha256(real: str) -> str | None:
     name = os.path.basename(real)
     in_hub_cache = os.path.basename(os.path.dirname(real)) == 'blobs'
     return name if in_hub_cache and _SHA256.fullmatch(name) else None
-
-
-def sha256sum(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file.
-
-    Args:
-        path: the file.
-
-    Returns:
-        The hex digest.
-
-    .. versionadded:: 0.1
-    """
-    with open(path, 'rb') as f:
-        return hashlib.file_digest(f, 'sha256').hexdigest()

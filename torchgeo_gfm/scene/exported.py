@@ -19,7 +19,6 @@ PyTorch sees (onnxruntime without its CUDA provider). The outputs record the fil
 .. versionadded:: 0.2
 """
 
-import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from typing import Any, Literal, TypeGuard
 
 import torch
 
+from .._utils import sha256sum
 from ..export.checks import check_expect
 from ..export.metadata import ExportError
 from ..export.runtime import ExportedModel, is_exported, load_exported
@@ -175,16 +175,7 @@ def provenance(model: ExportedModel) -> dict[str, Any]:
     return {
         'path': model.path,
         'backend': model.backend,
-        'sha256': _sha256(model.path),
+        'sha256': sha256sum(model.path),
         'source': model.meta.source,
         'source_sha256': model.meta.source_sha256,
     }
-
-
-def _sha256(path: str) -> str:
-    """The file's SHA-256 (a Swin-B graph, 350 MB, takes well under a second)."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()

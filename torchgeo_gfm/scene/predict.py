@@ -31,6 +31,7 @@ backend, sha256, the checkpoint it came from).
 .. versionadded:: 0.1
 """
 
+import functools
 import json
 import logging
 import os
@@ -247,15 +248,14 @@ def _check_bands(
     predictor: 'Model', inputs: Sequence[str | os.PathLike[str]], chosen: Any
 ) -> None:
     """The sensor's or exported model's band check, before the generic one's message."""
-    exported = isinstance(predictor, ExportedModel)
-    if not exported and predictor.sensor is None:
+    if isinstance(predictor, ExportedModel):
+        check = predictor.check_bands
+    elif predictor.sensor is not None:
+        check = functools.partial(check_sensor_bands, predictor.sensor)
+    else:
         return  # open_scene checks the count
     read = open_scene(inputs, chosen, None)
-    where = raster_bands(read.paths[0], read.bands, bool(chosen))
-    if isinstance(predictor, ExportedModel):
-        predictor.check_bands(len(read.bands), where)
-    elif predictor.sensor is not None:
-        check_sensor_bands(predictor.sensor, len(read.bands), where)
+    check(len(read.bands), raster_bands(read.paths[0], read.bands, bool(chosen)))
 
 
 def load_predictor(
